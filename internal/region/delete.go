@@ -1,0 +1,274 @@
+package region
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cxlregion/cxlregiond/internal/lock"
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
+)
+
+// deleteCall is one delete in flight for one generation; every request for
+// that generation waits on it (coalesce) and receives its result.
+type deleteCall struct {
+	done chan struct{}
+	err  error
+}
+
+// Delete deletes a region: unbind if bound, one delete_region write, then
+// the endpoint decoders' DPA is freed. Requests for a generation already
+// being deleted join that delete; a generation already gone is NotFound.
+func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
+	start := time.Now()
+	joined := false
+	defer func() {
+		e.hub.publish(Event{Kind: OperationDone, Operation: Operation{
+			Op: "delete", Target: req.Name, Result: resultOf(err), Duration: time.Since(start), Joined: joined, Err: err,
+		}})
+	}()
+	if !sysfs.ValidRegionName(req.Name) {
+		return fmt.Errorf("delete %q: region name must be region<N>: %w", req.Name, ErrInvalid)
+	}
+	ctx, cancel := e.withDefaultTimeout(ctx)
+	defer cancel()
+
+	call, leader, joinedGone, root, gen, err := e.coalesce(req)
+	if err != nil {
+		joined = joinedGone
+		return err
+	}
+	if !leader {
+		joined = true
+		select {
+		case <-call.done:
+			return call.err
+		case <-ctx.Done():
+			return fmt.Errorf("delete %s: %w", req.Name, ctxErr(ctx))
+		}
+	}
+	// The leader's cancellation must not abort a delete that others have
+	// joined; its deadline still bounds the wait for the region to settle.
+	opCtx := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		var c context.CancelFunc
+		opCtx, c = context.WithDeadline(opCtx, dl)
+		defer c()
+	}
+	call.err = e.runDelete(opCtx, root, req.Name, gen)
+	e.mu.Lock()
+	delete(e.deletes, genKey{req.Name, gen})
+	var evs []Event
+	if r, ok := e.regions[req.Name]; ok && r.gen == gen {
+		r.deleting = false
+		if call.err == nil {
+			evs = e.removeRegionLocked(r)
+		} else {
+			evs = append(evs, Event{Kind: RegionChanged, Region: e.regionInfoLocked(r)})
+		}
+	}
+	e.notifyLocked()
+	e.mu.Unlock()
+	e.hub.publish(evs...)
+	close(call.done)
+	return call.err
+}
+
+// coalesce finds or starts the delete of the generation a request names.
+func (e *Engine) coalesce(req DeleteRequest) (call *deleteCall, leader, joinedGone bool, root string, gen uint64, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.regions[req.Name]
+	gen = req.Generation
+	if gen == 0 {
+		if r == nil {
+			return nil, false, false, "", 0, fmt.Errorf("delete %s: %w", req.Name, ErrNotFound)
+		}
+		gen = r.gen
+	}
+	key := genKey{req.Name, gen}
+	if c := e.deletes[key]; c != nil {
+		return c, false, false, "", gen, nil
+	}
+	if r == nil || r.gen != gen {
+		return nil, false, e.gone[key], "", gen, fmt.Errorf("delete %s generation %d: %w", req.Name, gen, ErrNotFound)
+	}
+	call = &deleteCall{done: make(chan struct{})}
+	e.deletes[key] = call
+	r.deleting = true
+	return call, true, false, r.reg.RootDecoder, gen, nil
+}
+
+// runDelete waits for the region to settle, then deletes it under its root
+// decoder's writer. Settling may be undone between the wait and the turn
+// (a foreign bind), so the writer checks again and, if needed, waits anew.
+func (e *Engine) runDelete(ctx context.Context, root, name string, gen uint64) error {
+	w, err := e.writers.Writer(root)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	for {
+		if err := e.frozenErr(root); err != nil {
+			return fmt.Errorf("delete %s: %w", name, err)
+		}
+		if err := e.waitSettled(ctx, name, gen); err != nil {
+			return fmt.Errorf("delete %s: %w", name, err)
+		}
+		err := w.Do(ctx, func(ctx context.Context, tx *lock.Tx) error {
+			return e.deleteUnderWriter(tx, root, name, gen)
+		})
+		var ns errNotSettled
+		if errors.As(err, &ns) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("delete %s: %w", name, mapCtxErr(err))
+		}
+		return nil
+	}
+}
+
+// deleteUnderWriter runs with the writer held: nothing else writes this root
+// decoder's files until it returns.
+func (e *Engine) deleteUnderWriter(tx *lock.Tx, root, name string, gen uint64) error {
+	if err := e.checkRoot(root); err != nil {
+		return err
+	}
+	// Identity is re-read under the lock: a name reused by a newer region
+	// means the request's region is gone, and the new one is not touched.
+	r, err := e.refreshRegion(name)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if r.gen != gen || r.reg.RootDecoder != root {
+		e.mu.Unlock()
+		return fmt.Errorf("generation %d: %w", gen, ErrNotFound)
+	}
+	if why := e.settledLocked(r, time.Now()); why != nil {
+		e.mu.Unlock()
+		return why
+	}
+	reg := r.reg
+	e.mu.Unlock()
+	if reg.Locked != nil && *reg.Locked {
+		return fmt.Errorf("region is locked by the platform and may never be destroyed: %w", ErrInvalid)
+	}
+	if e.crash("delete:begin") {
+		return errCrashed
+	}
+	intent := &intent{Op: "delete", RootDecoder: root, Name: name, Generation: gen, UUID: reg.UUID,
+		Type: reg.Type, Targets: reg.Targets, Phase: "begin"}
+	if reg.Resource != nil {
+		intent.Resource = *reg.Resource
+	}
+	if err := e.journal.begin(intent); err != nil {
+		return err
+	}
+	if e.crash("delete:journaled") {
+		return errCrashed
+	}
+	if reg.Driver != "" {
+		if err := tx.Write(sysfs.RegionUnbindPath, name); err != nil {
+			_ = e.journal.done(intent)
+			return kernelErr("delete", "unbind", err)
+		}
+		if e.crash("delete:unbound") {
+			return errCrashed
+		}
+	}
+	if err := e.journal.advance(intent, "deleting"); err != nil {
+		return err
+	}
+	if e.crash("delete:before-write") {
+		return errCrashed
+	}
+	if err := e.writeDeleteRegion(tx, root, name, gen); err != nil {
+		_ = e.journal.done(intent)
+		return err
+	}
+	if e.crash("delete:written") {
+		return errCrashed
+	}
+	if err := e.journal.advance(intent, "written"); err != nil {
+		return err
+	}
+	e.freeDPA(tx, reg.Targets)
+	return e.journal.done(intent)
+}
+
+// writeDeleteRegion is the one place the engine writes delete_region. The
+// generation is marked gone before the write, so that whatever the write
+// returns, no second write for it can follow (guarantee 2).
+func (e *Engine) writeDeleteRegion(tx *lock.Tx, root, name string, gen uint64) error {
+	attr, err := sysfs.DeviceAttr(root, "delete_region")
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	key := genKey{name, gen}
+	if e.gone[key] {
+		e.mu.Unlock()
+		return fmt.Errorf("generation %d already deleted: %w", gen, ErrNotFound)
+	}
+	e.gone[key] = true
+	e.mu.Unlock()
+	if err := tx.Write(attr, name); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			// Someone bypassing the daemon deleted it first; it is gone,
+			// which is what was asked. Never retry.
+			e.log.Warn("delete_region found no such region: deleted behind the daemon's back", "region", name)
+			return nil
+		}
+		return kernelErr("delete", "delete_region", err)
+	}
+	return nil
+}
+
+// freeDPA returns the endpoint decoders' capacity, which delete_region does
+// not free, highest decoder first as the kernel requires.
+func (e *Engine) freeDPA(tx *lock.Tx, targets []string) {
+	decs := append([]string(nil), targets...)
+	sort.Slice(decs, func(i, j int) bool { return naturalLess(decs[j], decs[i]) })
+	for _, dec := range decs {
+		if dec == "" {
+			continue
+		}
+		ed, err := e.fs.ReadEndpointDecoder(dec)
+		if err != nil || ed.Region != "" || ed.DPASize == 0 {
+			continue
+		}
+		attr, err := sysfs.DeviceAttr(dec, "dpa_size")
+		if err != nil {
+			continue
+		}
+		if err := tx.Write(attr, "0"); err != nil {
+			e.log.Warn("could not free endpoint decoder capacity", "decoder", dec, "err", err)
+		}
+	}
+}
+
+// checkRoot confirms, under the writer, that the root decoder still exists;
+// if it is gone the writer freezes: its root is being torn down.
+func (e *Engine) checkRoot(root string) error {
+	if _, err := e.fs.ReadRootDecoder(root); err != nil {
+		if isNotExist(err) {
+			reason := fmt.Errorf("root decoder %s vanished from sysfs", root)
+			e.freeze(root, reason)
+			return &frozenError{root: root, reason: reason}
+		}
+		return err
+	}
+	return e.frozenErr(root)
+}
+
+func (e *Engine) withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, e.cfg.DefaultTimeout)
+}

@@ -1,0 +1,16 @@
+// Package region is cxlregiond's engine: it keeps a model of the host's CXL
+// regions (from sysfs scans and uevents) and performs every change to them
+// through the root decoder's single writer (internal/lock).
+//
+// The guarantees of DESIGN.md live here as named pieces:
+//
+//   - Generation: a region is a name plus a generation; a name the kernel
+//     reuses is a new generation, and a request for an older one is NotFound.
+//   - coalesce (delete.go): concurrent deletes of one generation join the one
+//     in flight; delete_region is written at most once per generation.
+//   - settled (settle.go): no delete into unfinished kernel work (auto-assembly,
+//     nd/dax registration after bind).
+//   - freeze (freeze.go): no write into a teardown of the root.
+//   - Create (create.go): all-or-nothing, rolled back in reverse, journalled
+//     (journal.go) so that a restarted daemon finishes what a crash interrupted.
+package region

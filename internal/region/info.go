@@ -1,0 +1,82 @@
+package region
+
+import "time"
+
+// Origin says who made a region.
+type Origin string
+
+const (
+	OriginDaemon  Origin = "daemon"  // created through this daemon
+	OriginKernel  Origin = "kernel"  // found committed at start: firmware or auto-assembly
+	OriginForeign Origin = "foreign" // made by another tool behind the daemon's back
+)
+
+// State is a region's lifecycle state as the daemon sees it.
+type State string
+
+const (
+	StateConfiguring State = "configuring" // created, not committed
+	StateCommitted   State = "committed"   // decoders committed, no driver
+	StateEnabled     State = "enabled"     // bound to cxl_region
+	StateDeleting    State = "deleting"    // a delete is in flight
+)
+
+// RegionInfo is a region as the engine knows it.
+type RegionInfo struct {
+	Name                  string
+	Generation            uint64 // changes whenever the kernel reuses Name
+	RootDecoder           string
+	Type                  string // pmem or ram
+	Size                  uint64
+	Resource              uint64 // 0 while no HPA is allocated
+	UUID                  string // "" for ram
+	InterleaveWays        int
+	InterleaveGranularity int
+	Targets               []string // endpoint decoders by position, "" where empty
+	Memdevs               []string // memdev behind each target, "" where empty
+	State                 State
+	Origin                Origin
+	// Settled reports that the kernel's asynchronous work around the region
+	// is finished, so that it may be deleted.
+	Settled bool
+	// FirstSeen is when this generation was first observed.
+	FirstSeen time.Time
+}
+
+// RootDecoderInfo is a root decoder (a CXL window) and its writer.
+type RootDecoderInfo struct {
+	Name                  string
+	Port                  string
+	CapPmem               bool
+	CapRAM                bool
+	Size                  uint64
+	FreeCapacity          uint64 // largest free HPA extent
+	InterleaveWays        int
+	InterleaveGranularity int
+	Targets               []string // host bridges
+	Frozen                bool
+	FrozenReason          string
+	QueueDepth            int
+}
+
+// CreateRequest describes a region to create. Zero values choose defaults:
+// Ways from len(Targets) or the root decoder's ways, Granularity from the
+// root decoder, Targets picked from free endpoint decoders, UUID generated
+// for pmem.
+type CreateRequest struct {
+	RootDecoder string
+	Type        string // pmem or ram
+	Size        uint64
+	Ways        int
+	Granularity int
+	Targets     []string // endpoint decoders, by position
+	UUID        string
+	NoBind      bool
+}
+
+// DeleteRequest names a region to delete. Generation 0 means the current
+// generation at the time the request is accepted.
+type DeleteRequest struct {
+	Name       string
+	Generation uint64
+}

@@ -1,0 +1,273 @@
+package region
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
+	"github.com/cxlregion/cxlregiond/internal/uevent"
+)
+
+// rescan reads the whole tree and reconciles the model with it: sysfs is the
+// source of truth. It takes no writer, so it never blocks writes for long.
+func (e *Engine) rescan(ctx context.Context, reason string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	topo, err := e.fs.Scan()
+	if err != nil {
+		return err
+	}
+	var evs []Event
+	e.mu.Lock()
+	startup := e.topo == nil
+	e.topo = topo
+	evs = append(evs, e.reconcileRootsLocked(topo)...)
+	seen := make(map[string]bool, len(topo.Regions))
+	for _, reg := range topo.Regions {
+		seen[reg.Name] = true
+		evs = append(evs, e.observeRegionLocked(reg, startup)...)
+	}
+	for name, r := range e.regions {
+		if !seen[name] && !e.creating[name] {
+			evs = append(evs, e.removeRegionLocked(r)...)
+		}
+	}
+	e.notifyLocked()
+	e.mu.Unlock()
+	evs = append(evs, Event{Kind: Rescanned, Reason: reason})
+	e.hub.publish(evs...)
+	return nil
+}
+
+// reconcileRootsLocked adds and removes root decoders and freezes or thaws
+// their writers: a writer thaws only when a scan finds its root again.
+func (e *Engine) reconcileRootsLocked(topo *sysfs.Topology) []Event {
+	var evs []Event
+	present := make(map[string]bool)
+	for _, rd := range topo.RootDecoders {
+		present[rd.Name] = true
+		rs, ok := e.roots[rd.Name]
+		if !ok {
+			rs = &rootState{info: rd}
+			e.roots[rd.Name] = rs
+			if w, err := e.writers.Writer(rd.Name); err == nil {
+				if frozen, _ := w.Frozen(); frozen {
+					w.Thaw()
+					e.log.Info("writer thawed: root decoder is back", "root_decoder", rd.Name)
+				}
+			}
+			evs = append(evs, Event{Kind: RootDecoderAdded, RootDecoder: e.rootInfoLocked(rs)})
+			continue
+		}
+		rs.info = rd
+		if w, err := e.writers.Writer(rd.Name); err == nil {
+			if frozen, _ := w.Frozen(); frozen {
+				w.Thaw()
+				e.log.Info("writer thawed: root decoder is back", "root_decoder", rd.Name)
+			}
+		}
+		evs = append(evs, Event{Kind: RootDecoderChanged, RootDecoder: e.rootInfoLocked(rs)})
+	}
+	for name, rs := range e.roots {
+		if present[name] {
+			continue
+		}
+		evs = append(evs, e.freezeLocked(name, errors.New("root decoder no longer in sysfs"))...)
+		info := e.rootInfoLocked(rs)
+		delete(e.roots, name)
+		evs = append(evs, Event{Kind: RootDecoderRemoved, RootDecoder: info})
+	}
+	return evs
+}
+
+// observeRegionLocked applies one reading of a region to the model and
+// decides whether it is the generation the model has or a new one.
+func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool) []Event {
+	now := time.Now()
+	r, ok := e.regions[reg.Name]
+	if ok && sameGeneration(r.reg, reg) {
+		if reflect.DeepEqual(r.reg, reg) {
+			return nil
+		}
+		r.reg = reg
+		r.changedAt = now
+		return []Event{{Kind: RegionChanged, Region: e.regionInfoLocked(r)}}
+	}
+	var evs []Event
+	if ok {
+		evs = append(evs, e.removeRegionLocked(r)...)
+	}
+	origin := OriginForeign
+	switch {
+	case e.creating[reg.Name]:
+		origin = OriginDaemon
+	case startup && reg.Committed:
+		origin = OriginKernel
+	case startup:
+		if j := e.journal.lookupCreate(reg.RootDecoder, reg.Name); j != nil {
+			origin = OriginDaemon
+		}
+	}
+	r = &regionState{reg: reg, gen: e.journal.nextGeneration(), origin: origin, firstSeen: now, changedAt: now}
+	e.regions[reg.Name] = r
+	return append(evs, Event{Kind: RegionAdded, Region: e.regionInfoLocked(r)})
+}
+
+// sameGeneration tells whether a new reading of a name is the region the
+// model knows, or a new one that reuses the name. Attributes only move from
+// unset to set within a generation; a different root decoder, uuid or
+// resource means the kernel made a new region.
+func sameGeneration(old, cur sysfs.Region) bool {
+	if old.RootDecoder != cur.RootDecoder || old.Type != cur.Type {
+		return false
+	}
+	if old.UUID != "" && old.UUID != cur.UUID {
+		return false
+	}
+	if old.Resource != nil && cur.Resource != nil && *old.Resource != *cur.Resource {
+		return false
+	}
+	return true
+}
+
+func (e *Engine) removeRegionLocked(r *regionState) []Event {
+	delete(e.regions, r.reg.Name)
+	e.gone[genKey{r.reg.Name, r.gen}] = true
+	info := e.regionInfoLocked(r)
+	return []Event{{Kind: RegionRemoved, Region: info}}
+}
+
+// refreshRegion re-reads one region from sysfs into the model. It returns
+// the model's view afterwards, or ErrNotFound when the region is gone.
+func (e *Engine) refreshRegion(name string) (*regionState, error) {
+	reg, err := e.fs.ReadRegion(name)
+	e.mu.Lock()
+	var evs []Event
+	defer func() {
+		e.notifyLocked()
+		e.mu.Unlock()
+		e.hub.publish(evs...)
+	}()
+	if err != nil {
+		if !isNotExist(err) {
+			return nil, err
+		}
+		if r, ok := e.regions[name]; ok && !e.creating[name] {
+			evs = e.removeRegionLocked(r)
+		}
+		return nil, fmt.Errorf("region %s: %w", name, ErrNotFound)
+	}
+	evs = e.observeRegionLocked(reg, false)
+	return e.regions[name], nil
+}
+
+// followUevents applies uevents to the model until ctx ends. Lost events
+// ask Run for a full rescan.
+func (e *Engine) followUevents(ctx context.Context, needRescan chan<- string) {
+	for {
+		ev, err := e.cfg.Events.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			reason := "error"
+			if errors.Is(err, uevent.ErrResync) {
+				reason = "overflow"
+				if strings.Contains(err.Error(), "SEQNUM") || strings.Contains(err.Error(), "gap") {
+					reason = "gap"
+				}
+			}
+			e.log.Warn("uevents lost, rescanning", "err", err)
+			select {
+			case needRescan <- reason:
+			default:
+			}
+			if reason == "error" {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			continue
+		}
+		e.applyUevent(ctx, ev, needRescan)
+	}
+}
+
+func (e *Engine) applyUevent(ctx context.Context, ev uevent.Event, needRescan chan<- string) {
+	e.hub.publish(Event{Kind: UeventReceived, Uevent: ev})
+	name := ev.Name()
+	switch {
+	case ev.Subsystem == "cxl" && ev.DevType == "cxl_region":
+		switch ev.Action {
+		case uevent.Remove:
+			e.mu.Lock()
+			var evs []Event
+			if r, ok := e.regions[name]; ok && !e.creating[name] {
+				evs = e.removeRegionLocked(r)
+			}
+			e.notifyLocked()
+			e.mu.Unlock()
+			e.hub.publish(evs...)
+		case uevent.Add:
+			e.mu.Lock()
+			// An add is always a new generation, even if the model missed
+			// the remove of the name's previous holder.
+			var evs []Event
+			if r, ok := e.regions[name]; ok && !e.creating[name] {
+				evs = e.removeRegionLocked(r)
+			}
+			e.mu.Unlock()
+			e.hub.publish(evs...)
+			e.refreshQuietly(name)
+		default:
+			e.refreshQuietly(name)
+		}
+	case ev.Subsystem == "cxl" && (ev.DevType == "cxl_pmem_region" || ev.DevType == "cxl_dax_region"):
+		e.refreshQuietly(parentName(ev.DevPath))
+	case ev.Subsystem == "nd" && ev.DevType == "nd_pmem":
+		// The nd region carries the CXL region's name (ND_REGION_CXL).
+		e.refreshQuietly(name)
+	case ev.Subsystem == "cxl" && ev.DevType == "cxl_decoder_root" && ev.Action == uevent.Remove:
+		e.freeze(name, fmt.Errorf("root decoder %s removed by the kernel", name))
+	case ev.Subsystem == "cxl" && ev.DevType == "cxl_port" && (ev.Action == uevent.Remove || ev.Action == uevent.Unbind):
+		e.freezeBelow(ev.DevPath, fmt.Errorf("port %s %s", name, ev.Action))
+	case ev.Subsystem == "platform" && (ev.Action == uevent.Unbind || ev.Action == uevent.Remove):
+		e.freezeBelow(ev.DevPath, fmt.Errorf("cxl_acpi %s %s", name, ev.Action))
+	case ev.Action == uevent.Add && ev.Subsystem == "cxl" && (ev.DevType == "cxl_decoder_root" || ev.DevType == "cxl_port"):
+		select {
+		case needRescan <- "thaw":
+		default:
+		}
+	case ev.Action == uevent.Bind && ev.Subsystem == "platform":
+		select {
+		case needRescan <- "thaw":
+		default:
+		}
+	}
+}
+
+func (e *Engine) refreshQuietly(name string) {
+	if !sysfs.ValidRegionName(name) {
+		return
+	}
+	if _, err := e.refreshRegion(name); err != nil && !errors.Is(err, ErrNotFound) {
+		e.log.Debug("refresh region", "region", name, "err", err)
+	}
+}
+
+func parentName(devpath string) string {
+	devpath = strings.TrimSuffix(devpath, "/")
+	i := strings.LastIndexByte(devpath, '/')
+	if i <= 0 {
+		return ""
+	}
+	parent := devpath[:i]
+	return parent[strings.LastIndexByte(parent, '/')+1:]
+}

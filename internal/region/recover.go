@@ -1,0 +1,148 @@
+package region
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cxlregion/cxlregiond/internal/lock"
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
+)
+
+// recover finishes or rolls back what a previous run left in the journal.
+// It runs after the first scan and under each root decoder's writer, so a
+// previous daemon's last write (whose flock the kernel released only when
+// that process was gone) has completed. It never repeats a delete blindly:
+// a delete is written again only when the region is still there with the
+// same identity, which proves the earlier write never took effect.
+func (e *Engine) recover(ctx context.Context) error {
+	var errs []error
+	for _, in := range e.journal.unfinished() {
+		w, err := e.writers.Writer(in.RootDecoder)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		err = w.Do(ctx, func(ctx context.Context, tx *lock.Tx) error {
+			switch in.Op {
+			case "delete":
+				return e.recoverDelete(ctx, tx, in)
+			case "create":
+				return e.recoverCreate(ctx, tx, in)
+			}
+			return fmt.Errorf("unknown journal op %q", in.Op)
+		})
+		if err != nil {
+			e.log.Error("could not recover journalled operation", "op", in.Op, "region", in.Name, "err", err)
+			errs = append(errs, fmt.Errorf("%s %s: %w", in.Op, in.Name, err))
+			continue
+		}
+		e.log.Info("recovered journalled operation", "op", in.Op, "region", in.Name, "phase", in.Phase)
+		if err := e.journal.done(in); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sameIdentity tells whether the region now in sysfs is the one an intent
+// was about.
+func sameIdentity(in *intent, reg sysfs.Region) bool {
+	if reg.RootDecoder != in.RootDecoder {
+		return false
+	}
+	if in.UUID != "" && reg.UUID != "" && reg.UUID != in.UUID {
+		return false
+	}
+	if in.Resource != 0 && reg.Resource != nil && *reg.Resource != in.Resource {
+		return false
+	}
+	return true
+}
+
+func (e *Engine) recoverDelete(ctx context.Context, tx *lock.Tx, in *intent) error {
+	r, err := e.refreshRegion(in.Name)
+	if err == nil && sameIdentity(in, r.reg) && in.Phase != "written" {
+		e.mu.Lock()
+		gen, reg := r.gen, r.reg
+		e.mu.Unlock()
+		if err := e.waitSettled(ctx, in.Name, gen); err != nil {
+			return err
+		}
+		if reg.Driver != "" {
+			if err := tx.Write(sysfs.RegionUnbindPath, in.Name); err != nil {
+				return kernelErr("delete", "unbind", err)
+			}
+		}
+		if err := e.writeDeleteRegion(tx, in.RootDecoder, in.Name, gen); err != nil {
+			return err
+		}
+		_, _ = e.refreshRegion(in.Name)
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	e.freeDPA(tx, in.Targets)
+	return nil
+}
+
+// recoverCreate rolls a half-made create back from what sysfs shows now.
+func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *intent) error {
+	r, err := e.refreshRegion(in.Name)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err == nil && in.Phase != "begin" && sameIdentity(in, r.reg) {
+		e.mu.Lock()
+		gen, reg := r.gen, r.reg
+		r.origin = OriginDaemon
+		e.mu.Unlock()
+		if reg.Driver != "" {
+			// Bound: wait for its devices before taking it down.
+			waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := e.waitSettled(waitCtx, in.Name, gen)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if err := tx.Write(sysfs.RegionUnbindPath, in.Name); err != nil {
+				return kernelErr("rollback", "unbind", err)
+			}
+		}
+		if reg.Committed {
+			if err := tx.Write(mustAttr(in.Name, "commit"), "0"); err != nil {
+				return kernelErr("rollback", "commit", err)
+			}
+		}
+		for pos, t := range slices.Backward(reg.Targets) {
+			if t == "" {
+				continue
+			}
+			step := "target" + strconv.Itoa(pos)
+			if err := tx.Write(mustAttr(in.Name, step), ""); err != nil {
+				return kernelErr("rollback", step, err)
+			}
+		}
+		if err := e.writeDeleteRegion(tx, in.RootDecoder, in.Name, gen); err != nil {
+			return err
+		}
+		_, _ = e.refreshRegion(in.Name)
+	}
+	// A crash in phase "begin" may have happened before or after the
+	// handshake write; a region of that name with no configuration may then
+	// be ours, but also another tool's. Leave it to its settle rule.
+	allocs := slices.Clone(in.Allocated)
+	slices.SortFunc(allocs, func(a, b allocation) int {
+		if naturalLess(b.Decoder, a.Decoder) {
+			return -1
+		}
+		return 1
+	})
+	var errs []error
+	for _, a := range allocs {
+		errs = append(errs, e.releaseAllocation(tx, a))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,84 @@
+package region
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// errNotSettled is the reason a region may not be deleted yet.
+type errNotSettled struct{ why string }
+
+func (e errNotSettled) Error() string { return "not settled: " + e.why }
+
+// settledLocked says whether the kernel's asynchronous work around a region
+// is finished (guarantee 4), and if not, why.
+//
+// A region the daemon did not make may still be auto-assembling or being
+// configured by another tool: it must be committed and bound, or unchanged
+// for the settle window. A bound region must have finished registering the
+// devices below it: deleting a pmem region whose nd region libnvdimm is
+// still registering oopses 6.1 and 6.12 (NULL pointer dereference in
+// kill_device ← nd_device_unregister ← unregister_region), even with every
+// delete serialized. The last change must also be boundQuiet old, because
+// the nd region's children appear after its bind.
+func (e *Engine) settledLocked(r *regionState, now time.Time) error {
+	quiet := now.Sub(r.changedAt)
+	if r.origin != OriginDaemon && !(r.reg.Committed && r.reg.Driver != "") && quiet < e.cfg.SettleWindow {
+		return errNotSettled{fmt.Sprintf("made by %s, changed %s ago (settle window %s)", r.origin, quiet.Round(time.Millisecond), e.cfg.SettleWindow)}
+	}
+	if r.reg.Driver == "" {
+		return nil
+	}
+	switch r.reg.Type {
+	case "ram":
+		// The ram probe creates no dax region when the range is already
+		// System RAM; then only time tells that it is done.
+		if !r.reg.DaxRegionBound && !(r.reg.DaxRegion == "" && quiet >= e.cfg.SettleWindow) {
+			return errNotSettled{"dax region not registered yet"}
+		}
+	default:
+		if !r.reg.NDRegionBound {
+			return errNotSettled{"nd region not registered yet"}
+		}
+	}
+	if quiet < e.cfg.BoundQuiet {
+		return errNotSettled{fmt.Sprintf("devices below the region changed %s ago", quiet.Round(time.Millisecond))}
+	}
+	return nil
+}
+
+// waitSettled re-reads a region until it has settled, its generation is
+// gone, or ctx ends (then ErrBusy, saying why).
+func (e *Engine) waitSettled(ctx context.Context, name string, gen uint64) error {
+	for {
+		changed := e.changedCh()
+		r, err := e.refreshRegion(name)
+		if err != nil {
+			return err
+		}
+		e.mu.Lock()
+		if r.gen != gen {
+			e.mu.Unlock()
+			return fmt.Errorf("region %s generation %d: %w", name, gen, ErrNotFound)
+		}
+		why := e.settledLocked(r, time.Now())
+		e.mu.Unlock()
+		if why == nil {
+			return nil
+		}
+		t := time.NewTimer(e.cfg.SettlePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("region %s: %w: %v", name, ErrBusy, why)
+			}
+			return ctx.Err()
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
