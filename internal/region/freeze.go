@@ -94,4 +94,3 @@ func (f *frozenError) Error() string {
 }
 
 func (f *frozenError) Unwrap() error { return ErrFrozen }
-

@@ -20,16 +20,16 @@ import (
 // of a create or delete, advanced at each point a crash must be told apart,
 // and removed when the operation has finished or been rolled back.
 type intent struct {
-	ID          uint64    `json:"id"`
-	Op          string    `json:"op"` // create or delete
-	RootDecoder string    `json:"root_decoder"`
-	Name        string    `json:"name,omitempty"` // the region name claimed or deleted
-	Generation  uint64    `json:"generation,omitempty"`
-	Type        string    `json:"type,omitempty"`
-	UUID        string    `json:"uuid,omitempty"`
-	Size        uint64    `json:"size,omitempty"`
-	Resource    uint64    `json:"resource,omitempty"`
-	Targets     []string  `json:"targets,omitempty"`
+	ID          uint64   `json:"id"`
+	Op          string   `json:"op"` // create or delete
+	RootDecoder string   `json:"root_decoder"`
+	Name        string   `json:"name,omitempty"` // the region name claimed or deleted
+	Generation  uint64   `json:"generation,omitempty"`
+	Type        string   `json:"type,omitempty"`
+	UUID        string   `json:"uuid,omitempty"`
+	Size        uint64   `json:"size,omitempty"`
+	Resource    uint64   `json:"resource,omitempty"`
+	Targets     []string `json:"targets,omitempty"`
 	// Allocated lists endpoint decoders whose DPA this operation set, with
 	// the mode they had before, so a rollback can restore them.
 	Allocated []allocation `json:"allocated,omitempty"`
