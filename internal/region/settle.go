@@ -82,3 +82,35 @@ func (e *Engine) waitSettled(ctx context.Context, name string, gen uint64) error
 		t.Stop()
 	}
 }
+
+// WaitRootSettled waits until every region of a root decoder has settled.
+// The guard calls it before letting another process open delete_region:
+// whatever that process deletes must not be mid-registration.
+func (e *Engine) WaitRootSettled(ctx context.Context, rootDecoder string) error {
+	for {
+		changed := e.changedCh()
+		var pending []string
+		e.mu.Lock()
+		for name, r := range e.regions {
+			if r.reg.RootDecoder == rootDecoder && e.settledLocked(r, time.Now()) != nil {
+				pending = append(pending, name)
+			}
+		}
+		e.mu.Unlock()
+		if len(pending) == 0 {
+			return nil
+		}
+		for _, name := range pending {
+			e.refreshQuietly(name)
+		}
+		t := time.NewTimer(e.cfg.SettlePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("root decoder %s: regions %v not settled: %w", rootDecoder, pending, ErrBusy)
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
