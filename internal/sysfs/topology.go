@@ -8,6 +8,7 @@ type Topology struct {
 	Ports            []Port            // portN: host bridges and switches
 	Endpoints        []Port            // endpointN
 	RootDecoders     []RootDecoder     // cxl_decoder_root
+	SwitchDecoders   []SwitchDecoder   // cxl_decoder_switch (host bridges, switches)
 	EndpointDecoders []EndpointDecoder // cxl_decoder_endpoint
 	Memdevs          []Memdev          // cxl_memdev
 	Regions          []Region          // cxl_region
@@ -32,6 +33,10 @@ type Port struct {
 	Driver string // bound driver (cxl_port) or "" // <port>/driver link
 	// DecodersCommitted is absent before v6.7.
 	DecodersCommitted *int // <port>/decoders_committed
+	// Uport is the device the port stands for: a host bridge's ACPI or PCI
+	// device (ACPI0016:00 on 6.1, pci0000:0c on 6.12), an endpoint's
+	// memdev (mem0). "" when the link is absent.
+	Uport string // basename of the <port>/uport link
 }
 
 // RootDecoder is a CXL fixed memory window (CFMWS): regions are created
@@ -61,6 +66,21 @@ type RootDecoder struct {
 	DeleteRegion bool // delete_region exists
 }
 
+// SwitchDecoder is a decoder of a host bridge or switch port. Regions
+// program them on commit; the daemon only reports them.
+type SwitchDecoder struct {
+	Name                  string  // decoderX.Y
+	Port                  string  // portX
+	Start                 *uint64 // start (0400: nil when unreadable)
+	Size                  uint64  // size
+	Locked                bool    // locked
+	InterleaveWays        int     // interleave_ways
+	InterleaveGranularity int     // interleave_granularity
+	TargetList            []int   // target_list: the port's dport ids
+	TargetType            string  // target_type: expander or accelerator
+	Region                string  // region ("" when free)
+}
+
 // EndpointDecoder is a memdev's HDM decoder; regions use one per target.
 type EndpointDecoder struct {
 	Name        string  // decoderM.K
@@ -69,7 +89,7 @@ type EndpointDecoder struct {
 	HostBridge  string  // the host bridge port above the endpoint (e.g. port1)
 	Mode        string  // mode: none, ram, pmem, mixed, dead
 	DPASize     uint64  // dpa_size (%pa, zero padded)
-	DPAResource uint64  // dpa_resource
+	DPAResource uint64  // dpa_resource (0xffffffffffffffff while no DPA is allocated)
 	Start       *uint64 // start (0400)
 	Size        uint64  // size
 	Locked      bool    // locked

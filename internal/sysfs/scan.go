@@ -1,0 +1,142 @@
+package sysfs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+const (
+	devtypePort   = "cxl_port"
+	devtypeMemdev = "cxl_memdev"
+)
+
+// Scan reads every device of the cxl bus into a Topology.
+//
+// sysfs changes while it is read: a device removed between the listing of
+// bus/cxl/devices and the reading of its attributes (ENOENT, or ENODEV
+// from a device being removed) is left out of the result. Anything else
+// that fails (an unreadable or malformed attribute, a required attribute
+// missing from a device that is still there) fails the whole scan; a
+// malformed value gives a *ParseError naming the file and the value.
+//
+// Devices of types Scan does not know (nvdimm bridges, cxl_nvdimm) are
+// skipped, so a newer kernel's additions do not break it. When the cxl bus
+// itself is absent the error wraps the backend's ENOENT.
+func (f *FS) Scan() (*Topology, error) {
+	names, err := f.b.ReadDir(devicesDir)
+	if err != nil {
+		return nil, fmt.Errorf("scan: list %s: %w", devicesDir, err)
+	}
+	var (
+		t          Topology
+		rootDports = make(map[string]map[int]string) // root name -> dport id -> resolved path
+		ports      []portInfo
+	)
+	for _, name := range names {
+		d, err := f.openDevice(name)
+		if err == nil {
+			err = f.scanDevice(d, &t, rootDports, &ports)
+		}
+		var gone *NoDeviceError
+		if errors.As(err, &gone) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("scan: %w", err)
+		}
+	}
+
+	for i := range t.Roots {
+		t.Roots[i].Dports = mapDports(t.Roots[i].Name, rootDports[t.Roots[i].Name], ports)
+	}
+	for i, rd := range t.RootDecoders {
+		for _, root := range t.Roots {
+			if root.Name == rd.Port {
+				t.RootDecoders[i].Targets = targetNames(rd.TargetList, root.Dports)
+			}
+		}
+	}
+	memdevOf := make(map[string]string, len(t.Endpoints)) // endpoint -> memdev
+	for _, ep := range t.Endpoints {
+		memdevOf[ep.Name] = ep.Uport
+	}
+	for i, ed := range t.EndpointDecoders {
+		t.EndpointDecoders[i].Memdev = memdevOf[ed.Port]
+	}
+	for i, m := range t.Memdevs {
+		for _, ep := range t.Endpoints {
+			if ep.Uport == m.Name {
+				t.Memdevs[i].Endpoint = ep.Name
+			}
+		}
+	}
+
+	sortByName(t.Roots, func(v Root) string { return v.Name })
+	sortByName(t.Ports, func(v Port) string { return v.Name })
+	sortByName(t.Endpoints, func(v Port) string { return v.Name })
+	sortByName(t.RootDecoders, func(v RootDecoder) string { return v.Name })
+	sortByName(t.SwitchDecoders, func(v SwitchDecoder) string { return v.Name })
+	sortByName(t.EndpointDecoders, func(v EndpointDecoder) string { return v.Name })
+	sortByName(t.Memdevs, func(v Memdev) string { return v.Name })
+	sortByName(t.Regions, func(v Region) string { return v.Name })
+	return &t, nil
+}
+
+// scanDevice reads one device into t according to its type.
+func (f *FS) scanDevice(d *device, t *Topology, rootDports map[string]map[int]string, ports *[]portInfo) error {
+	switch d.devtype {
+	case devtypePort:
+		switch {
+		case strings.HasPrefix(d.name, "root"):
+			root, dports, err := readRoot(d)
+			if err != nil {
+				return err
+			}
+			t.Roots = append(t.Roots, root)
+			rootDports[root.Name] = dports
+		default:
+			p, uport, err := readPort(d)
+			if err != nil {
+				return err
+			}
+			if strings.HasPrefix(d.name, "endpoint") {
+				t.Endpoints = append(t.Endpoints, p)
+			} else {
+				t.Ports = append(t.Ports, p)
+				*ports = append(*ports, portInfo{Port: p, uportPath: uport})
+			}
+		}
+	case devtypeRootDecoder:
+		rd, err := readRootDecoder(d)
+		if err != nil {
+			return err
+		}
+		t.RootDecoders = append(t.RootDecoders, rd)
+	case devtypeSwitchDecoder:
+		sd, err := readSwitchDecoder(d)
+		if err != nil {
+			return err
+		}
+		t.SwitchDecoders = append(t.SwitchDecoders, sd)
+	case devtypeEndpointDecoder:
+		ed, err := readEndpointDecoder(d)
+		if err != nil {
+			return err
+		}
+		t.EndpointDecoders = append(t.EndpointDecoders, ed)
+	case devtypeMemdev:
+		m, err := readMemdev(d)
+		if err != nil {
+			return err
+		}
+		t.Memdevs = append(t.Memdevs, m)
+	case devtypeRegion:
+		reg, err := f.readRegion(d)
+		if err != nil {
+			return err
+		}
+		t.Regions = append(t.Regions, reg)
+	}
+	return nil
+}
