@@ -1,0 +1,136 @@
+# Sourced by init (busybox sh). The scenarios and their reporting.
+# Names are globs for cxltest.only= (e.g. cxltest.only=raw-*,flock-*).
+
+LOCK_FILE=/run/lock/cxltest-decoder.lock
+
+warns() { dmesg | grep -c 'WARNING:'; }
+# An oops prints "BUG: ..." (NULL dereference) or "general protection fault".
+bugs() { dmesg | grep -cE 'BUG:|general protection fault|Kernel panic'; }
+
+wait_topology() {
+	i=0
+	while [ "$i" -lt $(($1 * 10)) ]; do
+		if ls /sys/bus/cxl/devices/decoder*/create_pmem_region >/dev/null 2>&1 &&
+			ls -d /sys/bus/cxl/devices/endpoint*/decoder* >/dev/null 2>&1; then
+			return 0
+		fi
+		usleep 100000
+		i=$((i + 1))
+	done
+	return 1
+}
+
+root_decoder() {
+	d=$(ls /sys/bus/cxl/devices/decoder*/create_pmem_region 2>/dev/null | head -1)
+	d=${d%/create_pmem_region}
+	echo "${d##*/}"
+}
+
+endpoint_decoder() {
+	d=$(ls -d /sys/bus/cxl/devices/endpoint*/decoder* 2>/dev/null | head -1)
+	echo "${d##*/}"
+}
+
+wanted() {
+	[ -z "$ONLY" ] && return 0
+	for w in $ONLY; do
+		# shellcheck disable=SC2254
+		case "$1" in $w) return 0 ;; esac
+	done
+	return 1
+}
+
+# The watchdog turns an oops into a clear OOPS line and a reset instead of a
+# hang: TAINT_DIE (bit 7) is set by every oops, and reading it costs nothing.
+start_oops_watchdog() {
+	(
+		while sleep 1; do
+			t=$(cat /proc/sys/kernel/tainted)
+			if [ $((t & 128)) -ne 0 ]; then
+				emit "OOPS $(cat /run/cxltest/current 2>/dev/null)"
+				dmesg | tail -c 200000 >/dev/ttyS2
+				reset_vm
+			fi
+		done
+	) &
+}
+
+field() { echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+# racer_scenario NAME EXPECT WRITES_FROM [racer race flags...]
+#   EXPECT: race (the unserialized baseline: WARNING must be > 0) or clean
+#   WRITES_FROM: ok (successful delete_region writes seen by the racer),
+#                metric (the daemon's delete_region ok counter), none
+racer_scenario() {
+	name=$1 expect=$2 writes_from=$3
+	shift 3
+	wanted "$name" || return 0
+	echo "$name" >/run/cxltest/current
+	emit "START $name"
+	[ "$writes_from" = metric ] && m0=$(metric_deletes)
+	w0=$(warns)
+	b0=$(bugs)
+	line=$(timeout $((CYCLES * 6 + 120)) racer race -cycles "$CYCLES" -settle "${SETTLE_MS}ms" "$@" 2>/tmp/racer.err | grep '^RACER ' | tail -1)
+	w1=$(warns)
+	b1=$(bugs)
+	if [ -z "$line" ]; then
+		emit "RESULT $name expect=$expect cycles=0/$CYCLES warn=$((w1 - w0)) bug=$((b1 - b0)) writes=- failures=1 check=- note=racer gave no result: $(tail -3 /tmp/racer.err | tr '\n' ' ')"
+		return
+	fi
+	case "$writes_from" in
+	ok) writes=$(field ok "$line") ;;
+	metric) writes=$(($(metric_deletes) - m0)) ;;
+	*) writes=- ;;
+	esac
+	emit "RESULT $name expect=$expect cycles=$(field cycles "$line") warn=$((w1 - w0)) bug=$((b1 - b0)) writes=$writes failures=$(field failures "$line") check=- outcomes=$(field outcomes "$line") pairs=$(field pairs "$line") note=$(echo "$line" | sed -n 's/.* note=//p')"
+}
+
+# check_scenario NAME: a scenario judged by its own shell function
+# scenario_NAME, which sets CHECK (pass|fail), NOTE, WRITES and CYCLES_RUN.
+check_scenario() {
+	name=$1 fn=$2
+	wanted "$name" || return 0
+	echo "$name" >/run/cxltest/current
+	emit "START $name"
+	w0=$(warns)
+	b0=$(bugs)
+	CHECK=pass NOTE= WRITES=- CYCLES_RUN=0 CYCLES_ASKED=0
+	$fn
+	w1=$(warns)
+	b1=$(bugs)
+	emit "RESULT $name expect=clean cycles=$CYCLES_RUN/$CYCLES_ASKED warn=$((w1 - w0)) bug=$((b1 - b0)) writes=$WRITES failures=0 check=$CHECK note=${NOTE:--}"
+}
+
+# fail_check records the first reason a check_scenario failed.
+fail_check() {
+	[ "$CHECK" = fail ] || NOTE="$*"
+	CHECK=fail
+}
+
+raw_and_flock() {
+	state=$1
+	racer_scenario "raw-$state" race ok -state "$state" -deleter raw
+	racer_scenario "flock-$state" clean ok -state "$state" -deleter flock -lock-file "$LOCK_FILE"
+}
+
+# ndctl's `cxl destroy-region -f` has no locking of its own (kernel-cxl.md §7).
+ndctl_scenarios() {
+	if ! command -v cxl >/dev/null; then
+		emit "SKIP ndctl-raw cxl (ndctl) not in the initramfs"
+		return
+	fi
+	racer_scenario ndctl-raw race none -state committed -deleter exec -exec "cxl destroy-region -f {}"
+	racer_scenario ndctl-flock clean none -state committed -deleter exec \
+		-exec "racer lock $LOCK_FILE -- cxl destroy-region -f {}"
+}
+
+run_all_scenarios() {
+	raw_and_flock uncommitted
+	raw_and_flock committed
+	ndctl_scenarios
+	daemon_scenarios
+	# Bound regions last: an oops there (a regression of the settle wait) ends
+	# the boot, and everything after it would be lost.
+	raw_and_flock bound
+	daemon_acpi_unbind_scenario
+}

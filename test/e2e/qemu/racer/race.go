@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// raceConfig is one scenario: how regions are made, how far, and who deletes.
+type raceConfig struct {
+	sys, root, endpoint string
+	state               regionState
+	cycles              int
+	settle              time.Duration
+	size                uint64
+	writers             int
+	deleter             string // raw | flock | exec
+	lockFile            string
+	execCmd             string // deleter command, {} = region name, {root} = root decoder
+	createCmd           string // empty: raw handshake; else a command that creates one region
+	execTimeout         time.Duration
+	expectDPAFreed      bool
+}
+
+// tally is what the writers saw, summed over the cycles run.
+type tally struct {
+	cycles   int
+	outcomes map[string]int // per write: OK, ENODEV, ..., exitN
+	pairs    map[string]int // per cycle: the sorted outcomes of all writers
+	multiOK  int            // cycles in which more than one writer succeeded
+	ok       int            // successful writes (or commands)
+	failures int            // broken expectations other than the race itself
+	notes    []string
+}
+
+func (t *tally) fail(format string, args ...any) {
+	t.failures++
+	if len(t.notes) < 5 {
+		t.notes = append(t.notes, fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintf(os.Stderr, "racer: cycle %d: %s\n", t.cycles+1, fmt.Sprintf(format, args...))
+}
+
+func runRace(args []string) error {
+	var c raceConfig
+	var state string
+	fs := flag.NewFlagSet("race", flag.ContinueOnError)
+	fs.StringVar(&c.sys, "sys", "/sys", "sysfs mount point")
+	fs.StringVar(&c.root, "root", "", "root decoder (default: the one with create_pmem_region)")
+	fs.StringVar(&c.endpoint, "endpoint", "", "endpoint decoder (default: first endpoint*/decoder*)")
+	fs.StringVar(&state, "state", "committed", "region state before the deletes: created|uncommitted|committed|bound")
+	fs.IntVar(&c.cycles, "cycles", 100, "regions to create and delete")
+	fs.DurationVar(&c.settle, "settle", 200*time.Millisecond, "extra wait after the nd side of a bound region settled")
+	fs.Uint64Var(&c.size, "size", 256<<20, "region size in bytes")
+	fs.IntVar(&c.writers, "writers", 2, "concurrent deleters per region")
+	fs.StringVar(&c.deleter, "deleter", "raw", "raw (open+write+close) | flock (same, under flock of -lock-file) | exec (-exec command)")
+	fs.StringVar(&c.lockFile, "lock-file", "/run/lock/cxltest-decoder.lock", "lock file of -deleter flock")
+	fs.StringVar(&c.execCmd, "exec", "", "deleter command for -deleter exec; {} is the region, {root} the root decoder")
+	fs.StringVar(&c.createCmd, "create", "", "command that creates one region (default: raw create handshake); {root} is the root decoder")
+	fs.DurationVar(&c.execTimeout, "exec-timeout", 60*time.Second, "limit for one -exec or -create command")
+	fs.BoolVar(&c.expectDPAFreed, "expect-dpa-freed", false, "count a failure when a delete leaves endpoint DPA allocated")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if c.state, err = parseState(state); err != nil {
+		return err
+	}
+	if c.deleter == "exec" && c.execCmd == "" {
+		return errors.New("-deleter exec needs -exec")
+	}
+	topo, err := discover(c.sys, c.root, c.endpoint)
+	if err != nil {
+		return err
+	}
+	t := &tally{outcomes: map[string]int{}, pairs: map[string]int{}}
+	runErr := raceCycles(c, topo, t)
+	printResult(c, topo, t, runErr)
+	return runErr
+}
+
+func raceCycles(c raceConfig, topo topology, t *tally) error {
+	if left := topo.regions(); len(left) > 0 {
+		return fmt.Errorf("regions left over before the first cycle: %v", left)
+	}
+	for t.cycles < c.cycles {
+		name, err := create(c, topo)
+		if err != nil {
+			return fmt.Errorf("cycle %d: %w", t.cycles+1, err)
+		}
+		outcomes := deleteConcurrently(c, topo, name)
+		t.record(outcomes)
+		if err := cleanUp(c, topo, name, t); err != nil {
+			return fmt.Errorf("cycle %d: %w", t.cycles+1, err)
+		}
+		t.cycles++
+	}
+	return nil
+}
+
+func create(c raceConfig, topo topology) (string, error) {
+	if c.createCmd == "" {
+		name, err := topo.createRaw()
+		if err != nil {
+			return "", err
+		}
+		return name, topo.bringTo(name, c.state, c.size, c.settle)
+	}
+	before := topo.regions()
+	out, err := runCmd(c.execTimeout, expand(c.createCmd, "", topo.root))
+	if err != nil {
+		return "", fmt.Errorf("create command: %w: %s", err, strings.TrimSpace(out))
+	}
+	name := ""
+	for _, r := range topo.regions() {
+		if !contains(before, r) {
+			name = r
+		}
+	}
+	if name == "" {
+		return "", fmt.Errorf("create command succeeded but no new region under %s: %s", topo.root, strings.TrimSpace(out))
+	}
+	if c.state == stateBound {
+		if err := topo.waitNDSettled(); err != nil {
+			return "", err
+		}
+		time.Sleep(c.settle)
+	}
+	return name, nil
+}
+
+// deleteConcurrently releases every deleter at the same instant: each runs on
+// its own OS thread and spins on a shared counter, so the writes overlap far
+// more tightly than processes started by a shell would.
+func deleteConcurrently(c raceConfig, topo topology, name string) []string {
+	outcomes := make([]string, c.writers)
+	var ready atomic.Int32
+	var wg sync.WaitGroup
+	for i := range c.writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			ready.Add(1)
+			for spins := 0; ready.Load() < int32(c.writers); spins++ {
+				if spins%(1<<20) == 0 && spins > 0 {
+					runtime.Gosched() // a writer without a CPU yet must get one
+				}
+			}
+			outcomes[i] = deleteOnce(c, topo, name)
+		}()
+	}
+	wg.Wait()
+	return outcomes
+}
+
+func deleteOnce(c raceConfig, topo topology, name string) string {
+	attr := topo.cxl(topo.root, "delete_region")
+	switch c.deleter {
+	case "raw":
+		return errnoName(writeAttr(attr, name))
+	case "flock":
+		f, err := os.OpenFile(c.lockFile, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return "lockerr"
+		}
+		defer f.Close() // closing the last fd of the open file description drops the lock
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			return "lockerr"
+		}
+		return errnoName(writeAttr(attr, name))
+	default:
+		out, err := runCmd(c.execTimeout, expand(c.execCmd, name, topo.root))
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return "OK"
+		case errors.As(err, &exit):
+			fmt.Fprintf(os.Stderr, "racer: deleter of %s: exit %d: %s\n", name, exit.ExitCode(), firstLine(out))
+			return fmt.Sprintf("exit%d", exit.ExitCode())
+		default:
+			fmt.Fprintf(os.Stderr, "racer: deleter of %s: %v\n", name, err)
+			return "execerr"
+		}
+	}
+}
+
+func errnoName(err error) string {
+	if err == nil {
+		return "OK"
+	}
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		if n := unix.ErrnoName(errno); n != "" {
+			return n
+		}
+		return fmt.Sprintf("errno%d", int(errno))
+	}
+	return "error"
+}
+
+func (t *tally) record(outcomes []string) {
+	ok := 0
+	for _, o := range outcomes {
+		t.outcomes[o]++
+		if o == "OK" {
+			ok++
+		}
+	}
+	t.ok += ok
+	if ok > 1 {
+		t.multiOK++
+	}
+	sorted := append([]string(nil), outcomes...)
+	sort.Strings(sorted)
+	t.pairs[strings.Join(sorted, "+")]++
+}
+
+// cleanUp makes sure the next cycle starts from an empty root decoder and a
+// free endpoint, and records where the deleters left something behind.
+func cleanUp(c raceConfig, topo topology, name string, t *tally) error {
+	gone := func() bool { return !exists(topo.cxl(name)) }
+	if err := waitFor(name+" removal", 10*time.Second, gone); err != nil {
+		t.fail("%s survived its deleters", name)
+		if err := writeAttr(topo.cxl(topo.root, "delete_region"), name); err != nil {
+			return fmt.Errorf("removing %s left by the deleters: %w", name, err)
+		}
+		if err := waitFor(name+" removal", 10*time.Second, gone); err != nil {
+			return err
+		}
+	}
+	dpa, err := topo.endpointDPA()
+	if err != nil {
+		return err
+	}
+	if dpa != 0 {
+		if c.expectDPAFreed {
+			t.fail("%s deleted but %s dpa_size is %#x", name, topo.endpoint, dpa)
+		}
+		if err := topo.freeDPA(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func expand(tmpl, region, root string) []string {
+	fields := strings.Fields(tmpl)
+	for i, f := range fields {
+		f = strings.ReplaceAll(f, "{root}", root)
+		fields[i] = strings.ReplaceAll(f, "{}", region)
+	}
+	return fields
+}
+
+func runCmd(limit time.Duration, argv []string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), fmt.Errorf("%v: %w", argv, ctx.Err())
+	}
+	return string(out), err
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// printResult prints the one line the guest script parses. Values hold no
+// spaces except note, which runs to the end of the line.
+func printResult(c raceConfig, topo topology, t *tally, runErr error) {
+	note := strings.Join(t.notes, "; ")
+	if runErr != nil {
+		note = strings.TrimLeft(note+"; error: "+runErr.Error(), "; ")
+	}
+	if note == "" {
+		note = "-"
+	}
+	fmt.Printf("RACER root=%s endpoint=%s state=%s deleter=%s writers=%d cycles=%d/%d ok=%d multi_ok=%d failures=%d outcomes=%s pairs=%s note=%s\n",
+		topo.root, topo.endpoint, c.state, c.deleter, c.writers, t.cycles, c.cycles, t.ok, t.multiOK, t.failures,
+		joinCounts(t.outcomes), joinCounts(t.pairs), strings.ReplaceAll(note, "\n", " "))
+}
+
+func joinCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}

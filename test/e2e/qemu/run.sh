@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# The real-kernel suite: boots Debian's unpatched kernels under QEMU (TCG, no
+# KVM needed) with an emulated CXL persistent-memory device and runs the
+# delete_region race scenarios of guest/ on each. See README.md.
+#
+#   test/e2e/qemu/run.sh                      # KERNELS="6.1 6.12" CYCLES=100
+#   KERNELS=6.12 CYCLES=1000 test/e2e/qemu/run.sh
+#   ONLY='raw-*,flock-*' test/e2e/qemu/run.sh # scenario globs
+#
+# Exits non-zero if any scenario failed; the last line is
+# "qemu: N passed, M failed".
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+KERNELS=${KERNELS:-"6.1 6.12"}
+CYCLES=${CYCLES:-100}
+SETTLE_MS=${SETTLE_MS:-200}
+ONLY=${ONLY:-}
+CACHE=${CACHE:-$HERE/.cache}
+OUT=${OUT:-$HERE/out}
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+# A hang limit only: a healthy boot ends by itself (see README.md for timings).
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-$((600 + CYCLES * 12))}
+
+# The kernels of the reference captures (shared/reference/real-kernel); when
+# the archive no longer has one, the newest of the same series is used and
+# the table says which.
+declare -A PINNED=(
+	[6.1]=linux-image-6.1.0-56-amd64-unsigned
+	[6.12]=linux-image-6.12.107+deb12-amd64-unsigned
+)
+MODULES="libnvdimm nd_pmem nd_btt dax_pmem device_dax cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl"
+
+log() { echo "e2e-qemu: $*" >&2; }
+
+ROWS=()   # "kernel|scenario|cycles|warn|bug|writes|result"
+PASSED=0
+FAILED=0
+
+row() {
+	local IFS='|'
+	ROWS+=("$*")
+	case "$7" in
+	pass*) PASSED=$((PASSED + 1)) ;;
+	FAIL*) FAILED=$((FAILED + 1)) ;;
+	esac
+}
+
+need_tools() {
+	local missing=()
+	for t in qemu-system-x86_64 busybox cpio depmod modprobe xz apt-get dpkg-deb ldd timeout; do
+		command -v "$t" >/dev/null || missing+=("$t")
+	done
+	[ -x "$GO" ] || missing+=(go)
+	# The guest has no libc of its own: busybox must be the static build.
+	local bb
+	bb=$(command -v busybox || true)
+	if [ -z "$bb" ] || ldd "$bb" >/dev/null 2>&1; then
+		missing+=(busybox-static)
+	fi
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "missing: ${missing[*]} (run test/e2e/qemu/deps.sh as root)"
+		exit 2
+	fi
+}
+
+# resolve_package SERIES prints the package to use, or nothing.
+resolve_package() {
+	local series=$1 pinned=${PINNED[$1]:-}
+	if [ -n "$pinned" ] && apt-cache show "$pinned" >/dev/null 2>&1; then
+		echo "$pinned"
+		return
+	fi
+	local re="^linux-image-${series//./\\.}\\.[0-9][^ ]*-amd64-unsigned "
+	apt-cache search --names-only "linux-image-$series" 2>/dev/null | grep -E "$re" |
+		grep -v -e '-cloud-' -e '-rt-' | awk '{print $1}' | sort -V | tail -1
+}
+
+# fetch_kernel PKG DIR: download (cached) and unpack the package into DIR.
+fetch_kernel() {
+	local pkg=$1 dir=$2 deb
+	mkdir -p "$CACHE/debs"
+	deb=$(ls "$CACHE/debs/${pkg}_"*.deb 2>/dev/null | sort -V | tail -1 || true)
+	if [ -z "$deb" ]; then
+		log "apt-get download $pkg"
+		(cd "$CACHE/debs" && apt-get download -q "$pkg" >&2)
+		deb=$(ls "$CACHE/debs/${pkg}_"*.deb | sort -V | tail -1)
+	fi
+	if [ ! -e "$dir/.unpacked" ] || [ "$(cat "$dir/.unpacked")" != "$(basename "$deb")" ]; then
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		dpkg-deb -x "$deb" "$dir"
+		basename "$deb" >"$dir/.unpacked"
+	fi
+	dpkg-deb -f "$deb" Version
+}
+
+# copy_elf ROOT FILE...: a dynamic binary and every library ldd names, at
+# the same paths, so the guest's loader finds them without ld.so.cache.
+copy_elf() {
+	local root=$1 f lib
+	shift
+	for f in "$@"; do
+		install -D -m 0755 "$f" "$root$f"
+		for lib in $(ldd "$f" | grep -oE '/[^ ]+' | sort -u); do
+			[ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
+		done
+	done
+}
+
+build_binaries() {
+	mkdir -p "$OUT/bin"
+	log "building racer"
+	(cd "$REPO" && CGO_ENABLED=0 "$GO" build -trimpath -o "$OUT/bin/racer" ./test/e2e/qemu/racer)
+	rm -f "$OUT/bin/cxlregiond" "$OUT/bin/cxlregionctl"
+	if (cd "$REPO" && CGO_ENABLED=0 "$GO" build -trimpath -o "$OUT/bin/" ./cmd/cxlregiond ./cmd/cxlregionctl) >"$OUT/daemon-build.log" 2>&1; then
+		DAEMON_NOTE="built"
+	else
+		rm -f "$OUT/bin/cxlregiond" "$OUT/bin/cxlregionctl"
+		DAEMON_NOTE="not built: $(grep -m1 -v '^#' "$OUT/daemon-build.log" || true)"
+	fi
+	log "daemon and CLI: $DAEMON_NOTE"
+}
+
+# build_initramfs KROOT UNAME DEST: busybox, the CXL modules with their
+# dependencies, the test binaries, dbus-daemon, ndctl's cxl and the scripts.
+build_initramfs() {
+	local kroot=$1 uname=$2 dest=$3 st ko name line
+	st=$(mktemp -d "$OUT/initramfs.XXXXXX")
+	mkdir -p "$st"/{bin,sbin,etc/cxltest,lib/cxltest,lib/modules,proc,sys,dev,run,tmp,var/lib,usr/bin}
+	install -m 0755 "$(command -v busybox)" "$st/bin/busybox"
+	for a in $(busybox --list); do
+		[ -e "$st/bin/$a" ] || ln -s busybox "$st/bin/$a"
+	done
+	# Debian's kernel packages ship no modules.dep.
+	depmod -b "$kroot" "$uname"
+	: >"$st/lib/modules/load.list"
+	for m in $MODULES; do
+		modprobe -C /dev/null -d "$kroot" -S "$uname" --show-depends "$m" 2>/dev/null || true
+	done | awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do
+		name=$(basename "${ko%.xz}")
+		case "$ko" in
+		*.xz) xz -dc "$ko" >"$st/lib/modules/$name" ;;
+		*) cp "$ko" "$st/lib/modules/$name" ;;
+		esac
+		echo "/lib/modules/$name" >>"$st/lib/modules/load.list"
+	done
+	install -m 0755 "$HERE/guest/init" "$st/init"
+	install -m 0644 "$HERE/guest/scenarios.sh" "$HERE/guest/daemon.sh" "$st/lib/cxltest/"
+	install -m 0644 "$HERE/guest/dbus-system.conf" "$st/etc/cxltest/"
+	install -m 0755 "$OUT/bin/"* "$st/bin/"
+	copy_elf "$st" "$(command -v dbus-daemon)"
+	command -v cxl >/dev/null && copy_elf "$st" "$(command -v cxl)"
+	printf 'root:x:0:0:root:/:/bin/sh\nmessagebus:x:100:100::/:/bin/false\n' >"$st/etc/passwd"
+	printf 'root:x:0:\nmessagebus:x:100:\n' >"$st/etc/group"
+	od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$st/etc/machine-id"
+	(cd "$st" && find . -print0 | cpio --null -o -H newc --quiet) >"$dest"
+	rm -rf "$st"
+}
+
+# boot KERNEL INITRAMFS WORKDIR: run the VM until it powers off, resets or
+# the hang limit ends it. The CXL topology is the reference captures' one.
+boot() {
+	local kernel=$1 initrd=$2 w=$3 rc=0
+	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,dmesg}.txt
+	truncate -s 256M "$w/cxltest.raw" "$w/lsa.raw"
+	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 \
+		-accel tcg -M q35,cxl=on -cpu max,hypervisor=off \
+		-m 2G,maxmem=8G,slots=4 -smp 2 \
+		-object memory-backend-file,id=cxl-mem1,share=on,mem-path="$w/cxltest.raw",size=256M \
+		-object memory-backend-file,id=cxl-lsa1,share=on,mem-path="$w/lsa.raw",size=256M \
+		-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
+		-device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2 \
+		-device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 \
+		-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G \
+		-nodefaults -display none -no-reboot \
+		-serial file:"$w/console.txt" -serial file:"$w/results.txt" -serial file:"$w/dmesg.txt" \
+		-kernel "$kernel" -initrd "$initrd" \
+		-append "console=ttyS0 loglevel=1 pci=nomsi log_buf_len=64M nokaslr panic=-1 rdinit=/init cxltest.cycles=$CYCLES cxltest.settle_ms=$SETTLE_MS${ONLY:+ cxltest.only=$ONLY}" \
+		</dev/null >"$w/qemu.log" 2>&1 || rc=$?
+	rm -f "$w"/{cxltest,lsa}.raw
+	return $rc
+}
+
+kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# judge KERNEL RESULT-LINE: one table row from one guest RESULT line.
+judge() {
+	local k=$1 line=$2 name expect cycles run asked warn bug writes failures check note verdict
+	name=$(awk '{print $2}' <<<"$line")
+	expect=$(kv expect "$line")
+	cycles=$(kv cycles "$line")
+	run=${cycles%/*} asked=${cycles#*/}
+	warn=$(kv warn "$line") bug=$(kv bug "$line") writes=$(kv writes "$line")
+	failures=$(kv failures "$line") check=$(kv check "$line")
+	note=$(sed -n 's/.* note=//p' <<<"$line")
+	verdict=pass
+	if [ "$bug" != 0 ]; then
+		verdict="FAIL: $bug BUG/oops line(s) in dmesg"
+	elif [ "$check" = fail ]; then
+		verdict="FAIL: $note"
+	elif [ "$run" != "$asked" ]; then
+		verdict="FAIL: ran $run of $asked cycles: $note"
+	elif [ "$expect" = race ] && [ "$warn" = 0 ]; then
+		verdict="FAIL: baseline shows no race: 0 WARNING in $run cycles (the test cannot see the race on this kernel)"
+	elif [ "$expect" = clean ] && [ "$warn" != 0 ]; then
+		verdict="FAIL: $warn WARNING with serialized writers"
+	elif [ "${failures:-0}" != 0 ]; then
+		verdict="FAIL: $note"
+	elif [ "$expect" = clean ] && [ "$check" = - ] && [ "$writes" != - ] && [ "$writes" != "$run" ]; then
+		verdict="FAIL: $writes delete_region writes for $run regions (want exactly one each)"
+	elif [ "$expect" = race ]; then
+		verdict="pass (race seen: $(kv pairs "$line"))"
+	elif [ "$note" != - ] && [ -n "$note" ]; then
+		verdict="pass ($note)"
+	fi
+	row "$k" "$name" "$run/$asked" "$warn" "$bug" "$writes" "$verdict"
+}
+
+# collect KERNEL WORKDIR QEMU-RC: rows from the results channel; a scenario
+# that started and never reported is an oops or a hang, never a pass.
+collect() {
+	local k=$1 w=$2 qrc=$3 res="$2/results.txt" line cur="" name
+	tr -d '\r' <"$res" >"$w/results.clean" 2>/dev/null || : >"$w/results.clean"
+	if ! grep -q '^BOOT ' "$w/results.clean"; then
+		row "$k" boot - - - - "FAIL: the guest never reported (qemu exit $qrc; see $w/console.txt)"
+		return
+	fi
+	while IFS= read -r line; do
+		case "$line" in
+		"START "*) cur=${line#START } ;;
+		"RESULT "*)
+			judge "$k" "$line"
+			cur=""
+			;;
+		"SKIP "*)
+			name=$(awk '{print $2}' <<<"$line")
+			row "$k" "$name" - - - - "SKIP (${line#SKIP "$name" })"
+			;;
+		"OOPS "*)
+			row "$k" "${line#OOPS }" - - 1 - "FAIL: kernel oops (VM reset; later scenarios not run; see $w/dmesg.txt)"
+			cur=""
+			;;
+		"FATAL "*) row "$k" boot - - - - "FAIL: ${line#FATAL }" ;;
+		"INFO "*) log "$k: ${line#INFO }" ;;
+		esac
+	done <"$w/results.clean"
+	if [ -n "$cur" ]; then
+		row "$k" "$cur" - - - - "FAIL: no result (hang or crash; qemu exit $qrc after hang limit ${BOOT_TIMEOUT}s?)"
+	elif ! grep -q '^DONE' "$w/results.clean" && ! grep -q '^OOPS ' "$w/results.clean"; then
+		row "$k" boot - - - - "FAIL: guest did not finish (qemu exit $qrc)"
+	fi
+}
+
+run_kernel() {
+	local series=$1 pkg version kroot uname w t0
+	pkg=$(resolve_package "$series")
+	if [ -z "$pkg" ]; then
+		log "SKIP kernel $series: no linux-image-$series*-amd64-unsigned reachable from apt (run deps.sh, check sources)"
+		row "$series" "(kernel)" - - - - "SKIP (no $series kernel package reachable from apt)"
+		return
+	fi
+	[ "$pkg" = "${PINNED[$series]:-}" ] || log "kernel $series: captured package ${PINNED[$series]:-?} not available, using $pkg"
+	kroot="$CACHE/kernel/$pkg"
+	version=$(fetch_kernel "$pkg" "$kroot")
+	uname=$(basename "$(ls -d "$kroot"/lib/modules/*/ | head -1)")
+	w="$OUT/$uname"
+	mkdir -p "$w"
+	build_initramfs "$kroot" "$uname" "$w/initramfs.cpio"
+	KERNEL_NOTES+=("$uname: $pkg $version")
+	log "booting $uname ($pkg $version), CYCLES=$CYCLES, hang limit ${BOOT_TIMEOUT}s"
+	t0=$(date +%s)
+	local qrc=0
+	boot "$kroot/boot/vmlinuz-$uname" "$w/initramfs.cpio" "$w" || qrc=$?
+	log "$uname: VM ended after $(($(date +%s) - t0))s (qemu exit $qrc)"
+	collect "$uname" "$w" "$qrc"
+}
+
+print_table() {
+	local r
+	echo
+	echo "| kernel | scenario | cycles | WARNING | BUG | delete writes | result |"
+	echo "|---|---|---|---|---|---|---|"
+	for r in "${ROWS[@]}"; do
+		echo "| ${r//|/ | } |"
+	done
+	echo
+	for r in "${KERNEL_NOTES[@]}"; do
+		echo "- $r"
+	done
+	echo "- daemon and CLI: $DAEMON_NOTE"
+}
+
+main() {
+	need_tools
+	mkdir -p "$OUT" "$CACHE"
+	KERNEL_NOTES=()
+	local start=$(date +%s)
+	build_binaries
+	for k in $KERNELS; do
+		run_kernel "$k"
+	done
+	print_table | tee "$OUT/results.md"
+	echo "- wall time: $(($(date +%s) - start))s, CYCLES=$CYCLES" | tee -a "$OUT/results.md"
+	echo "qemu: $PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
+
+main "$@"
