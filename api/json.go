@@ -1,0 +1,96 @@
+package api
+
+// The JSON shapes cxlregionctl prints. Field names follow `cxl list -R`
+// (ndctl) where the meaning is the same, so scripts written for cxl list
+// keep working; fields cxl list does not have are the daemon's own.
+
+// Region is one region (`cxlregionctl list --json`, `info --json`).
+type Region struct {
+	Region                string    `json:"region"`
+	Resource              uint64    `json:"resource,omitempty"` // absent while no HPA is allocated
+	Size                  uint64    `json:"size"`
+	Type                  string    `json:"type"` // pmem or ram
+	InterleaveWays        uint32    `json:"interleave_ways"`
+	InterleaveGranularity uint32    `json:"interleave_granularity"`
+	DecodeState           string    `json:"decode_state,omitempty"` // commit or reset; absent while deleting
+	UUID                  string    `json:"uuid,omitempty"`         // absent for ram
+	Mappings              []Mapping `json:"mappings"`
+
+	RootDecoder string `json:"root_decoder"`
+	Generation  uint64 `json:"generation"`
+	Origin      string `json:"origin"` // daemon, kernel or foreign
+	State       string `json:"state"`  // configuring, committed, enabled or deleting
+	Settled     bool   `json:"settled"`
+}
+
+// Mapping is one interleave position of a region, as in `cxl list -R -T`.
+type Mapping struct {
+	Position int    `json:"position"`
+	Memdev   string `json:"memdev"`
+	Decoder  string `json:"decoder"`
+}
+
+// RootDecoder is one root decoder (a CXL window) and its writer; names
+// follow `cxl list -D`.
+type RootDecoder struct {
+	Decoder               string   `json:"decoder"`
+	Port                  string   `json:"port"`
+	Size                  uint64   `json:"size"`
+	MaxAvailableExtent    uint64   `json:"max_available_extent"`
+	PmemCapable           bool     `json:"pmem_capable"`
+	VolatileCapable       bool     `json:"volatile_capable"`
+	InterleaveWays        uint32   `json:"interleave_ways"`
+	InterleaveGranularity uint32   `json:"interleave_granularity"`
+	Targets               []string `json:"targets"`
+	Frozen                bool     `json:"frozen"`
+	FrozenReason          string   `json:"frozen_reason,omitempty"`
+	QueueDepth            uint32   `json:"queue_depth"`
+}
+
+// Status is the daemon's state (`cxlregionctl status --json`).
+type Status struct {
+	Version        string        `json:"version"`
+	GuardActive    bool          `json:"guard_active"`
+	Simulated      bool          `json:"simulated"`
+	KernelFeatures []string      `json:"kernel_features"`
+	RootDecoders   []RootDecoder `json:"root_decoders"`
+	Regions        int           `json:"regions"`
+}
+
+// Job is a long operation followed through its Job object.
+type Job struct {
+	Operation string   `json:"operation"`
+	Objects   []string `json:"objects"`
+	Progress  float64  `json:"progress"`
+	Finished  bool     `json:"finished"`
+	Success   bool     `json:"success"`
+	ErrorName string   `json:"error_name,omitempty"`
+	Message   string   `json:"message,omitempty"`
+}
+
+// Event kinds of `cxlregionctl monitor`.
+const (
+	EventRegionAdded        = "region_added"
+	EventRegionChanged      = "region_changed"
+	EventRegionRemoved      = "region_removed"
+	EventRootDecoderAdded   = "root_decoder_added"
+	EventRootDecoderChanged = "root_decoder_changed"
+	EventRootDecoderRemoved = "root_decoder_removed"
+	EventJobAdded           = "job_added"
+	EventJobCompleted       = "job_completed"
+	EventJobRemoved         = "job_removed"
+	EventManagerChanged     = "manager_changed"
+)
+
+// Event is one line of `cxlregionctl monitor --json`. Exactly one of
+// Region, RootDecoder, Job is set for the kinds that concern one; Changed
+// lists the property names of a *_changed event.
+type Event struct {
+	Time        string       `json:"time"` // RFC 3339 with nanoseconds
+	Event       string       `json:"event"`
+	Object      string       `json:"object"` // D-Bus object path
+	Changed     []string     `json:"changed,omitempty"`
+	Region      *Region      `json:"region,omitempty"`
+	RootDecoder *RootDecoder `json:"root_decoder,omitempty"`
+	Job         *Job         `json:"job,omitempty"`
+}

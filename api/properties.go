@@ -1,0 +1,74 @@
+package api
+
+// Property names of the Manager interface.
+const (
+	PropVersion        = "Version"        // s
+	PropKernelFeatures = "KernelFeatures" // as
+	PropGuardActive    = "GuardActive"    // b
+	PropSimulated      = "Simulated"      // b
+)
+
+// Property names shared by RootDecoder and Region.
+const (
+	PropName                  = "Name"                  // s
+	PropSize                  = "Size"                  // t
+	PropInterleaveWays        = "InterleaveWays"        // u
+	PropInterleaveGranularity = "InterleaveGranularity" // u
+	PropTargets               = "Targets"               // as
+)
+
+// Property names of the RootDecoder interface.
+const (
+	PropPort         = "Port"         // s
+	PropPmemCapable  = "PmemCapable"  // b
+	PropRAMCapable   = "RamCapable"   // b
+	PropFreeCapacity = "FreeCapacity" // t
+	PropFrozen       = "Frozen"       // b
+	PropFrozenReason = "FrozenReason" // s
+	PropQueueDepth   = "QueueDepth"   // u
+)
+
+// Property names of the Region interface.
+const (
+	PropRootDecoder = "RootDecoder" // s
+	PropType        = "Type"        // s
+	PropResource    = "Resource"    // t
+	PropUUID        = "Uuid"        // s
+	PropMemdevs     = "Memdevs"     // as
+	PropState       = "State"       // s
+	PropGeneration  = "Generation"  // t
+	PropOrigin      = "Origin"      // s
+	PropSettled     = "Settled"     // b
+)
+
+// Property names of the Job interface.
+const (
+	PropOperation    = "Operation"    // s
+	PropObjects      = "Objects"      // ao
+	PropProgress     = "Progress"     // d
+	PropStartedByUID = "StartedByUID" // u
+	PropCancelable   = "Cancelable"   // b
+	PropFinished     = "Finished"     // b
+	PropSuccess      = "Success"      // b
+	PropErrorName    = "ErrorName"    // s
+	PropMessage      = "Message"      // s
+)
+
+// Region states (the State property).
+const (
+	StateConfiguring = "configuring"
+	StateCommitted   = "committed"
+	StateEnabled     = "enabled"
+	StateDeleting    = "deleting"
+)
+
+// Method and signal names.
+const (
+	MethodCreateRegion = "CreateRegion"
+	MethodDeleteRegion = "DeleteRegion"
+	MethodRefresh      = "Refresh"
+	MethodDelete       = "Delete"
+	MethodEnable       = "Enable"
+	MethodDisable      = "Disable"
+	SignalCompleted    = "Completed"
+)
