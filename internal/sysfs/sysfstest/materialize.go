@@ -169,6 +169,9 @@ func Build(root, captureFile string, opts ...Option) error {
 			}
 			continue
 		}
+		if path.Base(rest) == "driver" && !isDriverDir(path.Join(path.Dir(name), e.target)) {
+			return fmt.Errorf("%s:%d: driver link %s -> %s does not point to bus/<bus>/drivers/<driver>", captureFile, e.line, e.path, e.target)
+		}
 		if err := b.link(e.target, name); err != nil {
 			return err
 		}

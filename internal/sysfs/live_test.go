@@ -1,0 +1,204 @@
+package sysfs_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
+	"github.com/cxlregion/cxlregiond/internal/sysfs/sysfstest"
+)
+
+// liveBackend makes a fixture behave like sysfs while the kernel removes a
+// device: after a trigger access, the device's directory and bus link are
+// removed (later reads get ENOENT), or reads below it answer ENODEV as
+// kernfs does for a device being deleted.
+type liveBackend struct {
+	sysfs.Backend
+	root    string // fixture root on disk
+	trigger string // access (ReadDir or ReadFile name) after which dev vanishes
+	dev     string
+	enodev  bool // answer ENODEV below dev instead of removing it
+
+	mu    sync.Mutex
+	fired bool
+	reads []string
+}
+
+func (l *liveBackend) fire(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads = append(l.reads, name)
+	if l.fired || name != l.trigger {
+		return
+	}
+	l.fired = true
+	if l.enodev {
+		return
+	}
+	link := filepath.Join(l.root, "bus", "cxl", "devices", l.dev)
+	real, err := filepath.EvalSymlinks(link)
+	if err != nil {
+		panic(err)
+	}
+	if err := os.RemoveAll(real); err != nil {
+		panic(err)
+	}
+	if err := os.Remove(link); err != nil {
+		panic(err)
+	}
+}
+
+func (l *liveBackend) below(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.enodev && l.fired && strings.HasPrefix(name, "bus/cxl/devices/"+l.dev+"/")
+}
+
+func (l *liveBackend) ReadDir(name string) ([]string, error) {
+	if l.below(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: unix.ENODEV}
+	}
+	out, err := l.Backend.ReadDir(name)
+	l.fire(name)
+	return out, err
+}
+
+func (l *liveBackend) ReadFile(name string) ([]byte, error) {
+	if l.below(name) {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: unix.ENODEV}
+	}
+	out, err := l.Backend.ReadFile(name)
+	l.fire(name)
+	return out, err
+}
+
+func (l *liveBackend) ReadLink(name string) (string, error) {
+	if l.below(name) {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: unix.ENODEV}
+	}
+	out, err := l.Backend.ReadLink(name)
+	l.fire(name)
+	return out, err
+}
+
+func live(t *testing.T, capture, trigger, dev string, enodev bool) (*sysfs.FS, *liveBackend) {
+	fsys := sysfstest.Materialize(t, capture)
+	l := &liveBackend{Backend: fsys.Backend(), root: string(fsys.Backend().(sysfs.Dir)), trigger: trigger, dev: dev, enodev: enodev}
+	return sysfs.New(l), l
+}
+
+// TestScanDeviceVanishes removes a device at each point of its reading.
+// Scan must leave it out and report the rest. (Mutation: make Scan return
+// a *NoDeviceError instead of skipping, and every case goes red.)
+func TestScanDeviceVanishes(t *testing.T) {
+	capture := capturePath("6.12", "5-bound")
+	tests := []struct {
+		name, trigger, dev string
+		enodev             bool
+		alsoGone           string // a child removed with dev
+	}{
+		{"region removed after the bus listing", "bus/cxl/devices", "region0", false, ""},
+		{"region removed after its directory listing", "bus/cxl/devices/region0", "region0", false, ""},
+		{"region removed mid-attributes", "bus/cxl/devices/region0/interleave_ways", "region0", false, ""},
+		{"region attributes answer ENODEV", "bus/cxl/devices/region0/devtype", "region0", true, ""},
+		{"endpoint decoder removed after the bus listing", "bus/cxl/devices", "decoder2.0", false, ""},
+		{"endpoint decoder answers ENODEV", "bus/cxl/devices/decoder2.0/dpa_resource", "decoder2.0", true, ""},
+		{"memdev removed mid-attributes", "bus/cxl/devices/mem0/pmem/size", "mem0", false, ""},
+		// Removing decoder0.0's directory takes region0's with it; the
+		// region's bus link dangles, as during a cxl_acpi unbind.
+		{"root decoder removed mid-attributes", "bus/cxl/devices/decoder0.0/size", "decoder0.0", false, "region0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys, l := live(t, capture, tt.trigger, tt.dev, tt.enodev)
+			topo, err := fsys.Scan()
+			if err != nil {
+				t.Fatalf("Scan: %v", err)
+			}
+			if !l.fired {
+				t.Fatalf("trigger %s never read; reads: %v", tt.trigger, l.reads)
+			}
+			var names []string
+			for _, r := range topo.Regions {
+				names = append(names, r.Name)
+			}
+			for _, d := range topo.EndpointDecoders {
+				names = append(names, d.Name)
+			}
+			for _, d := range topo.RootDecoders {
+				names = append(names, d.Name)
+			}
+			for _, m := range topo.Memdevs {
+				names = append(names, m.Name)
+			}
+			all := []string{"region0", "decoder2.0", "decoder0.0", "mem0"}
+			for _, n := range all {
+				found := false
+				for _, got := range names {
+					found = found || got == n
+				}
+				gone := n == tt.dev || n == tt.alsoGone
+				if gone && found {
+					t.Errorf("vanished %s still reported", n)
+				}
+				if !gone && !found {
+					t.Errorf("%s missing from the result: %v", n, names)
+				}
+			}
+		})
+	}
+}
+
+// TestReadRegionVanishes: a region removed while ReadRegion reads it is
+// "not found", with both spellings, whatever errno the kernel gave.
+func TestReadRegionVanishes(t *testing.T) {
+	for _, enodev := range []bool{false, true} {
+		fsys, _ := live(t, capturePath("6.12", "5-bound"), "bus/cxl/devices/region0/size", "region0", enodev)
+		_, err := fsys.ReadRegion("region0")
+		var nodev *sysfs.NoDeviceError
+		if !errors.As(err, &nodev) || !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, unix.ENOENT) {
+			t.Errorf("enodev=%v: ReadRegion: %v; want a *NoDeviceError matching fs.ErrNotExist and unix.ENOENT", enodev, err)
+		}
+		if enodev && !errors.Is(err, unix.ENODEV) {
+			t.Errorf("ReadRegion: %v lost the kernel's ENODEV", err)
+		}
+	}
+}
+
+// TestScanUnbindRace: a driver link that disappears between the listing
+// and its readlink is an unbound device, not an error.
+func TestScanUnbindRace(t *testing.T) {
+	fsys := sysfstest.Materialize(t, capturePath("6.12", "5-bound"))
+	root := string(fsys.Backend().(sysfs.Dir))
+	l := &unlinkAfter{Backend: fsys.Backend(), trigger: "bus/cxl/devices/region0",
+		remove: filepath.Join(root, "bus", "cxl", "devices", "region0", "driver")}
+	topo, err := sysfs.New(l).Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topo.Regions[0].Driver != "" {
+		t.Errorf("region0 driver %q after unbind", topo.Regions[0].Driver)
+	}
+}
+
+type unlinkAfter struct {
+	sysfs.Backend
+	trigger, remove string
+}
+
+func (u *unlinkAfter) ReadDir(name string) ([]string, error) {
+	out, err := u.Backend.ReadDir(name)
+	if name == u.trigger {
+		if rerr := os.Remove(u.remove); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return out, err
+}
