@@ -1,0 +1,95 @@
+package metrics
+
+import (
+	"errors"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cxlregion/cxlregiond/internal/region"
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
+	"github.com/cxlregion/cxlregiond/internal/uevent"
+)
+
+// labelOther stands for every value outside a label's fixed set, so that a
+// new kernel, a bug or a hostile input can add one series at most.
+const labelOther = "other"
+
+var (
+	operations = []string{"create", "delete", "enable", "disable"}
+
+	results = []region.Result{
+		region.ResultOK, region.ResultNotFound, region.ResultBusy, region.ResultFrozen,
+		region.ResultInvalid, region.ResultTimeout, region.ResultKernelError,
+		region.ResultCanceled, region.ResultError,
+	}
+
+	// The attributes the daemon writes (reference/kernel-cxl.md §2-§4);
+	// targetN is folded into "target".
+	attributes = []string{
+		"create_pmem_region", "create_ram_region", "delete_region",
+		"uuid", "size", "interleave_ways", "interleave_granularity", "commit", "target",
+		"mode", "dpa_size", "bind", "unbind",
+	}
+
+	ueventActions = []uevent.Action{
+		uevent.Add, uevent.Remove, uevent.Change, uevent.Move,
+		uevent.Online, uevent.Offline, uevent.Bind, uevent.Unbind,
+	}
+
+	rescanReasons = []string{"startup", "overflow", "gap", "request", "periodic", "thaw"}
+	// Rescans whose reason says uevents were lost.
+	resyncReasons = []string{"overflow", "gap"}
+
+	regionStates = []region.State{region.StateConfiguring, region.StateCommitted, region.StateEnabled, region.StateDeleting}
+	regionTypes  = []string{"pmem", "ram"}
+
+	guardResults = []string{"allowed", "denied", "timeout", "canceled", "error"}
+)
+
+// oneOf returns v when it is in set, labelOther otherwise.
+func oneOf[T ~string](v T, set []T) string {
+	for _, s := range set {
+		if v == s {
+			return string(v)
+		}
+	}
+	return labelOther
+}
+
+// attributeLabel reduces a written path ("bus/cxl/devices/region3/target1",
+// "bus/cxl/drivers/cxl_region/bind") to the attribute's base name.
+func attributeLabel(attr string) string {
+	base := path.Base(attr)
+	if n, ok := strings.CutPrefix(base, "target"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		base = "target"
+	}
+	return oneOf(base, attributes)
+}
+
+// writeResultLabel is "ok", the errno's name ("EBUSY"), or "error" for a
+// failure that carries no errno. Errno names are a fixed table, so the label
+// stays bounded whatever the kernel returns.
+func writeResultLabel(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		if name := unix.ErrnoName(errno); name != "" {
+			return name
+		}
+	}
+	return "error"
+}
+
+// rootDecoderLabel passes a root decoder's name through: the set is the
+// host's CXL windows. A name that is not a decoder name cannot come from a
+// scan, and is folded rather than trusted.
+func rootDecoderLabel(name string) string {
+	if sysfs.ValidDecoderName(name) {
+		return name
+	}
+	return labelOther
+}

@@ -1,0 +1,84 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// snapshotCollector turns the engine's model into gauges at scrape time.
+// Reading the model when asked, instead of keeping gauges in step with
+// events, means a missed or reordered event can never leave a gauge wrong,
+// and a root decoder that goes away leaves no stale series.
+type snapshotCollector struct {
+	src        Source
+	regions    *prometheus.Desc
+	frozen     *prometheus.Desc
+	queueDepth *prometheus.Desc
+}
+
+func newSnapshotCollector(src Source) *snapshotCollector {
+	return &snapshotCollector{
+		src: src,
+		regions: prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, "", "regions"),
+			"Regions the engine knows, by root decoder, state and type.",
+			[]string{"root_decoder", "state", "type"}, nil),
+		frozen: prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, "writer", "frozen"),
+			"1 while the root decoder's writer is frozen (its root is being torn down), else 0.",
+			[]string{"root_decoder"}, nil),
+		queueDepth: prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, "writer", "queue_depth"),
+			"Requests waiting for the root decoder's writer.",
+			[]string{"root_decoder"}, nil),
+	}
+}
+
+func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.regions
+	ch <- c.frozen
+	ch <- c.queueDepth
+}
+
+type regionKey struct{ root, state, typ string }
+
+func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
+	roots := c.src.RootDecoders()
+	regions := c.src.Regions()
+
+	counts := make(map[regionKey]int)
+	// Every root decoder reports every known state and type, at zero if
+	// need be, so that a region leaving a state shows as a drop to 0
+	// rather than as a vanished series.
+	for _, rd := range roots {
+		root := rootDecoderLabel(rd.Name)
+		for _, st := range regionStates {
+			for _, typ := range regionTypes {
+				counts[regionKey{root, string(st), typ}] += 0
+			}
+		}
+	}
+	for _, r := range regions {
+		counts[regionKey{rootDecoderLabel(r.RootDecoder), oneOf(r.State, regionStates), oneOf(r.Type, regionTypes)}]++
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.regions, prometheus.GaugeValue, float64(n), k.root, k.state, k.typ)
+	}
+
+	// Two root decoders folded into "other" must not produce the same
+	// series twice, which the registry would reject as a scrape error.
+	frozen := make(map[string]float64)
+	depth := make(map[string]float64)
+	for _, rd := range roots {
+		root := rootDecoderLabel(rd.Name)
+		if rd.Frozen {
+			frozen[root] = 1
+		} else {
+			frozen[root] += 0
+		}
+		depth[root] += float64(rd.QueueDepth)
+	}
+	for root, v := range frozen {
+		ch <- prometheus.MustNewConstMetric(c.frozen, prometheus.GaugeValue, v, root)
+	}
+	for root, v := range depth {
+		ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, v, root)
+	}
+}
