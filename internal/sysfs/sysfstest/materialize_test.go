@@ -148,7 +148,7 @@ func TestBuildRejects(t *testing.T) {
 		{"garbage", "mem0\n", nil, "neither"},
 		{"dot-dot path", "mem0 -> ../../../devices/mem0\nmem0/../x\t0444\t1\n", nil, "clean"},
 		{"bad escape", "mem0 -> ../../../devices/mem0\nmem0/x\t0444\t\\q\n", nil, "escape"},
-		{"driver link astray", "mem0 -> ../../../devices/mem0\nmem0/driver -> ../../bus/cxl/drivers/cxl_mem\n", nil, "driver link"},
+		{"driver link astray", "mem0 -> ../../../devices/mem0\nmem0/driver -> ../bus/cxl/drivers/cxl_mem\n", nil, "driver link"},
 		{"bind missing device", "mem0 -> ../../../devices/mem0\n", []Option{WithBound("nd", "region0", "nd_region")}, "bind"},
 	}
 	for _, tt := range tests {
