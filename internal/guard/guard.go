@@ -1,0 +1,267 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Guard holds other processes' opens of the guarded files until the
+// writers they need are free. Create it with New, tell it the root
+// decoders with Update, stop it with Close.
+type Guard struct {
+	cfg  Config
+	log  *slog.Logger
+	grp  *group
+	proc procFS
+	self int
+
+	// ctx ends at Close: opens still waiting for writers give up.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the read loop, the holder check, every open being decided
+
+	queued atomic.Int64
+	active atomic.Bool
+
+	mu     sync.Mutex
+	marks  map[string]*mark // by path
+	byFile map[fileID]*mark
+	roots  []string // the current root decoders, sorted: the order writers are taken in
+	holds  map[string]*tenancy
+	opens  map[openKey]*openRec
+	closed bool
+}
+
+// mark is one marked file. pathFD (O_PATH) pins the file and lets the
+// mark be removed after the path is gone.
+type mark struct {
+	target Target
+	file   fileID
+	pathFD int
+}
+
+// New starts a guard. Nothing is marked until Update. The error wraps
+// ErrUnsupported when this host cannot run it.
+func New(cfg Config) (*Guard, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	grp, err := openGroup()
+	if err != nil {
+		return nil, err
+	}
+	if err := grp.probe(); err != nil {
+		grp.close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Guard{
+		cfg:    c,
+		log:    c.Logger,
+		grp:    grp,
+		proc:   procFS{root: "/proc"},
+		self:   os.Getpid(),
+		ctx:    ctx,
+		cancel: cancel,
+		marks:  make(map[string]*mark),
+		byFile: make(map[fileID]*mark),
+		holds:  make(map[string]*tenancy),
+		opens:  make(map[openKey]*openRec),
+	}
+	g.active.Store(true)
+	g.wg.Go(g.readLoop)
+	g.wg.Go(g.checkLoop)
+	return g, nil
+}
+
+// Active reports whether the guard is holding opens: true from New until
+// Close, or until the fanotify group failed.
+func (g *Guard) Active() bool { return g.active.Load() }
+
+// QueueDepth is the number of opens being held right now, waiting for
+// writers (or for regions to settle).
+func (g *Guard) QueueDepth() int { return int(g.queued.Load()) }
+
+// Update makes the marks follow the topology: it marks the guarded files
+// of the given root decoders and the driver files, and unmarks what is no
+// longer listed or no longer exists. A file whose path now leads to a
+// different file (a root decoder that went and came back) is re-marked.
+// Opens of the driver files need the writers of exactly these root
+// decoders. The error joins every file that could not be marked; the
+// others are marked regardless.
+func (g *Guard) Update(rootDecoders []string) error {
+	roots := slices.Clone(rootDecoders)
+	slices.Sort(roots)
+	roots = slices.Compact(roots)
+	want := make(map[string]Target)
+	for _, t := range g.cfg.Targets(roots) {
+		want[t.Path] = t
+	}
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return errors.New("guard: closed")
+	}
+	g.roots = roots
+	var errs []error
+	for path, m := range g.marks {
+		t, ok := want[path]
+		if id, err := pathID(path); ok && err == nil && id == m.file {
+			m.target = t
+			delete(want, path)
+			continue
+		}
+		g.unmarkLocked(m)
+	}
+	for path, t := range want {
+		m, err := g.markFile(t)
+		if errors.Is(err, unix.ENOENT) {
+			g.log.Debug("guard: file not present, not marked", "path", path)
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		g.marks[path] = m
+		g.byFile[m.file] = m
+	}
+	return errors.Join(errs...)
+}
+
+func (g *Guard) markFile(t Target) (*mark, error) {
+	fd, err := unix.Open(t.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("guard: mark %s: %w", t.Path, err)
+	}
+	id, err := fstatID(fd)
+	if err == nil {
+		err = g.grp.markFD(unix.FAN_MARK_ADD, fd)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("guard: mark %s: %w", t.Path, err)
+	}
+	g.log.Debug("guard: marked", "path", t.Path, "kind", t.Kind, "root_decoder", t.RootDecoder)
+	return &mark{target: t, file: id, pathFD: fd}, nil
+}
+
+func (g *Guard) unmarkLocked(m *mark) {
+	// The file may be gone with its mark already (the root decoder was
+	// torn down); the descriptor is what has to go.
+	_ = g.grp.markFD(unix.FAN_MARK_REMOVE, m.pathFD)
+	unix.Close(m.pathFD)
+	delete(g.marks, m.target.Path)
+	if g.byFile[m.file] == m {
+		delete(g.byFile, m.file)
+	}
+	g.log.Debug("guard: unmarked", "path", m.target.Path)
+}
+
+// Close stops the guard. Closing the fanotify group first makes the
+// kernel allow every open still held; then the waits are abandoned and
+// every writer held for another process is given back.
+func (g *Guard) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	g.mu.Unlock()
+
+	g.active.Store(false)
+	err := g.grp.close()
+	g.cancel()
+	g.wg.Wait()
+
+	g.mu.Lock()
+	var releases []func()
+	for _, t := range g.holds {
+		releases = append(releases, t.release)
+	}
+	clear(g.holds)
+	clear(g.opens)
+	for _, m := range g.marks {
+		unix.Close(m.pathFD)
+	}
+	clear(g.marks)
+	clear(g.byFile)
+	g.mu.Unlock()
+	for _, r := range releases {
+		r()
+	}
+	if err != nil && !errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("guard: close: %w", err)
+	}
+	return nil
+}
+
+// readLoop takes events off the group until it is closed.
+func (g *Guard) readLoop() {
+	buf := make([]byte, 4096*metadataLen)
+	for {
+		n, err := g.grp.read(buf)
+		if errors.Is(err, os.ErrClosed) {
+			return
+		}
+		if err != nil {
+			// The kernel failed to hand over one event (it could not open
+			// the file for us: EACCES, EMFILE) and answered it FAN_DENY.
+			g.log.Warn("guard: fanotify read failed; the kernel refused that open", "err", err)
+			continue
+		}
+		evs, err := parseEvents(buf[:n])
+		for _, ev := range evs {
+			g.dispatch(ev)
+		}
+		if err != nil {
+			// An ABI this code does not know: answering wrongly could
+			// wedge writers, so stop and let the kernel allow everything.
+			g.log.Error("guard: unreadable fanotify events; guard stops, opens are no longer held", "err", err)
+			g.active.Store(false)
+			g.grp.close()
+			return
+		}
+	}
+}
+
+// dispatch handles one event. Every permission event is answered exactly
+// once, and every event descriptor closed exactly once, by dispatch or by
+// the goroutine it hands the open to.
+func (g *Guard) dispatch(ev event) {
+	switch {
+	case ev.fd < 0:
+		if ev.mask&unix.FAN_Q_OVERFLOW != 0 {
+			g.log.Warn("guard: fanotify queue overflow; close events may be lost, holders are rechecked")
+		}
+	case ev.mask&unix.FAN_OPEN_PERM != 0:
+		g.onOpen(ev)
+	default:
+		if ev.mask&(unix.FAN_CLOSE_WRITE|unix.FAN_CLOSE_NOWRITE) != 0 && ev.pid != g.self {
+			if id, err := fstatID(int(ev.fd)); err == nil {
+				g.onClose(ev.pid, id)
+			}
+		}
+		unix.Close(int(ev.fd))
+	}
+}
+
+// answer sends the verdict for a permission event and closes its
+// descriptor.
+func (g *Guard) answer(ev event, allow bool) {
+	if err := g.grp.respond(ev.fd, allow); err != nil && !errors.Is(err, os.ErrClosed) {
+		g.log.Warn("guard: fanotify response failed", "pid", ev.pid, "allow", allow, "err", err)
+	}
+	unix.Close(int(ev.fd))
+}

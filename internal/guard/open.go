@@ -1,0 +1,171 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// onOpen decides a permission event: the daemon's own opens and opens of
+// files no longer marked pass at once; the rest are decided by a
+// goroutine of their own, so that a held open never stops the read loop
+// (whose close events are what frees the writers).
+func (g *Guard) onOpen(ev event) {
+	if ev.pid == g.self {
+		// The daemon opens a guarded file only from inside a writer's
+		// turn: holding it again would deadlock.
+		g.answer(ev, true)
+		return
+	}
+	id, err := fstatID(int(ev.fd))
+	g.mu.Lock()
+	m, ok := g.byFile[id]
+	var t Target
+	if ok {
+		t = m.target
+	}
+	g.mu.Unlock()
+	if err != nil || !ok {
+		// Unmarked meanwhile (its root decoder went away): nothing to guard.
+		g.answer(ev, true)
+		return
+	}
+	g.queued.Add(1)
+	g.wg.Go(func() {
+		start := time.Now()
+		result, err := g.admit(ev.pid, t, id)
+		g.queued.Add(-1)
+		g.answer(ev, result != ResultRefused)
+		if g.ctx.Err() != nil && result == ResultRefused {
+			return // the guard closed and the kernel let the open through: not a refusal
+		}
+		if result == ResultAllowed && time.Since(start) >= waitedAfter {
+			result = ResultWaited
+		}
+		g.cfg.Observer(t.Kind.String(), result)
+		if result == ResultRefused {
+			g.log.Warn("guard: open refused (EPERM)", "pid", ev.pid, "comm", g.proc.comm(ev.pid),
+				"file", t.Path, "waited", time.Since(start).Round(time.Millisecond), "reason", err,
+				"held_by", g.describeHolders(g.scope(t)))
+		} else {
+			g.log.Debug("guard: open allowed", "pid", ev.pid, "file", t.Path, "result", result,
+				"waited", time.Since(start))
+		}
+	})
+}
+
+// scope is the root decoders whose writers an open of t needs, sorted.
+func (g *Guard) scope(t Target) []string {
+	if t.Kind.perRoot() {
+		return []string{t.RootDecoder}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.roots
+}
+
+// admit gets the writers an open needs and records the open as their
+// holder. It returns ResultPassed when nothing had to be taken,
+// ResultAllowed when writers were taken, ResultRefused with the reason
+// otherwise.
+func (g *Guard) admit(pid int, t Target, file fileID) (string, error) {
+	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.QueueTimeout)
+	defer cancel()
+	lineage := g.proc.lineage(pid, g.self)
+	key := openKey{pid: pid, file: file}
+	for {
+		need := g.scope(t)
+		p := g.plan(key, lineage, need)
+		if p.reentrant {
+			return ResultPassed, nil
+		}
+		missing, err := g.notFlocked(lineage, p.missing)
+		if err != nil {
+			return ResultRefused, err
+		}
+		var acquired map[string]func()
+		if len(missing) > 0 {
+			acquired, err = g.acquire(ctx, missing, t.Kind.perRoot())
+			if err != nil {
+				return ResultRefused, err
+			}
+		}
+		if t.Kind == KindDelete && g.cfg.Settled != nil {
+			if err := g.cfg.Settled(ctx, t.RootDecoder); err != nil {
+				releaseAll(acquired)
+				return ResultRefused, fmt.Errorf("regions of %s not settled: %w", t.RootDecoder, err)
+			}
+		}
+		if len(p.joined) == 0 && len(acquired) == 0 {
+			return ResultPassed, nil // every writer is held by the opener's `cxlregionctl lock`
+		}
+		switch g.commit(key, t, p.joined, acquired) {
+		case committed:
+			if len(acquired) == 0 {
+				return ResultPassed, nil
+			}
+			return ResultAllowed, nil
+		case guardClosed:
+			releaseAll(acquired)
+			return ResultRefused, context.Canceled
+		}
+		// A holder the opener was joining let go meanwhile: start over.
+		releaseAll(acquired)
+	}
+}
+
+// notFlocked drops the root decoders whose lock file the opener's process
+// tree holds: `cxlregionctl lock DECODER -- CMD` already holds that
+// writer for CMD and its children, and waiting for it would deadlock.
+func (g *Guard) notFlocked(lineage []int, rds []string) ([]string, error) {
+	if len(rds) == 0 || len(lineage) == 0 {
+		return rds, nil
+	}
+	locks, err := g.proc.flocks()
+	if err != nil {
+		// Without /proc/locks nobody can be recognized: take the writers
+		// (a `lock` child then waits until QueueTimeout and is refused,
+		// which is loud, instead of being let through concurrently).
+		g.log.Warn("guard: cannot read /proc/locks", "err", err)
+		return rds, nil
+	}
+	var out []string
+	for _, rd := range rds {
+		p, err := g.cfg.Writers.LockPath(rd)
+		if err != nil {
+			return nil, err
+		}
+		if id, err := pathID(p); err == nil && holdsFlock(locks, lineage, id) {
+			continue
+		}
+		out = append(out, rd)
+	}
+	return out, nil
+}
+
+// acquire takes the writers in name order (rds is sorted), so that two
+// openers needing several writers cannot deadlock. For a file of one root
+// decoder a frozen writer refuses the open; for a driver file a frozen
+// writer is skipped: its root is already going or gone.
+func (g *Guard) acquire(ctx context.Context, rds []string, perRoot bool) (map[string]func(), error) {
+	got := make(map[string]func(), len(rds))
+	for _, rd := range rds {
+		release, err := g.cfg.Writers.Acquire(ctx, rd)
+		if errors.Is(err, ErrWriterFrozen) && !perRoot {
+			continue
+		}
+		if err != nil {
+			releaseAll(got)
+			return nil, fmt.Errorf("writer of %s: %w", rd, err)
+		}
+		got[rd] = release
+	}
+	return got, nil
+}
+
+func releaseAll(rs map[string]func()) {
+	for _, r := range rs {
+		r()
+	}
+}

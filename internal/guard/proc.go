@@ -1,0 +1,219 @@
+package guard
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// fileID is a file's identity: what fstat says of an event's descriptor,
+// of a marked file, of a lock file, and of a process's open descriptors.
+type fileID struct {
+	dev uint64
+	ino uint64
+}
+
+func (f fileID) String() string {
+	return fmt.Sprintf("%d:%d:%d", unix.Major(f.dev), unix.Minor(f.dev), f.ino)
+}
+
+func statID(st *unix.Stat_t) fileID { return fileID{dev: uint64(st.Dev), ino: st.Ino} }
+
+func fstatID(fd int) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileID{}, err
+	}
+	return statID(&st), nil
+}
+
+func pathID(path string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileID{}, err
+	}
+	return statID(&st), nil
+}
+
+// maxLineage bounds the parent walk: a loop in a corrupt or racing /proc
+// must not spin.
+const maxLineage = 64
+
+// procFS reads the few /proc files the guard needs. root is "/proc" on a
+// host, a fixture tree in tests.
+type procFS struct{ root string }
+
+// lineage returns pid and its ancestors, nearest first. It stops before
+// stop (the daemon: a flock the daemon holds is its own writer's, not a
+// `cxlregionctl lock` that the opener runs under) and after pid 1.
+func (p procFS) lineage(pid, stop int) []int {
+	var out []int
+	for len(out) < maxLineage && pid > 0 && pid != stop {
+		out = append(out, pid)
+		if pid == 1 {
+			break
+		}
+		ppid, err := p.ppid(pid)
+		if err != nil {
+			break // the process or a parent exited meanwhile: what we have is all there is
+		}
+		pid = ppid
+	}
+	return out
+}
+
+func (p procFS) ppid(pid int) (int, error) {
+	b, err := os.ReadFile(filepath.Join(p.root, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatPPID(b)
+}
+
+// parseStatPPID takes the parent pid from a /proc/<pid>/stat line. The
+// command name in parentheses may hold spaces and parentheses itself, so
+// the fields are counted from the last ')'.
+func parseStatPPID(b []byte) (int, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("proc stat: no command name in %q", b)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("proc stat: too few fields after command name in %q", b)
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0, fmt.Errorf("proc stat: parent pid %q: %w", f[1], err)
+	}
+	return ppid, nil
+}
+
+// comm is the command name of pid for log lines; "?" once it has exited.
+func (p procFS) comm(pid int) string {
+	b, err := os.ReadFile(filepath.Join(p.root, strconv.Itoa(pid), "comm"))
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// flock is one granted flock(2) lock from /proc/locks.
+type flock struct {
+	pid          int
+	major, minor uint32
+	ino          uint64
+}
+
+func (f flock) on(id fileID) bool {
+	return f.ino == id.ino && f.major == unix.Major(id.dev) && f.minor == unix.Minor(id.dev)
+}
+
+func (p procFS) flocks() ([]flock, error) {
+	b, err := os.ReadFile(filepath.Join(p.root, "locks"))
+	if err != nil {
+		return nil, err
+	}
+	return parseFlocks(b)
+}
+
+// parseFlocks returns the granted FLOCK locks of /proc/locks:
+//
+//	1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF
+//
+// Waiters ("1: -> FLOCK ...") hold nothing and are skipped, as are POSIX
+// and OFD locks: the lock package uses flock(2). The device is major:minor
+// in hex, the inode decimal.
+func parseFlocks(b []byte) ([]flock, error) {
+	var out []flock
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 6 || f[1] != "FLOCK" {
+			continue
+		}
+		pid, err := strconv.Atoi(f[4])
+		if err != nil {
+			return nil, fmt.Errorf("proc locks: pid in %q: %w", sc.Text(), err)
+		}
+		dev := strings.Split(f[5], ":")
+		if len(dev) != 3 {
+			return nil, fmt.Errorf("proc locks: device:inode in %q", sc.Text())
+		}
+		major, err1 := strconv.ParseUint(dev[0], 16, 32)
+		minor, err2 := strconv.ParseUint(dev[1], 16, 32)
+		ino, err3 := strconv.ParseUint(dev[2], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return nil, fmt.Errorf("proc locks: device:inode in %q", sc.Text())
+		}
+		out = append(out, flock{pid: pid, major: uint32(major), minor: uint32(minor), ino: ino})
+	}
+	return out, sc.Err()
+}
+
+// holdsFlock reports whether one of the pids holds a flock on the file.
+func holdsFlock(locks []flock, pids []int, id fileID) bool {
+	for _, l := range locks {
+		if !l.on(id) {
+			continue
+		}
+		for _, pid := range pids {
+			if l.pid == pid {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasOpen reports whether pid has the file open. A process that has
+// exited, or whose descriptors cannot be read, has nothing open.
+func (p procFS) hasOpen(pid int, id fileID) bool {
+	dir := filepath.Join(p.root, strconv.Itoa(pid), "fd")
+	names, err := readDirNames(dir)
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		if got, err := pathID(filepath.Join(dir, n)); err == nil && got == id {
+			return true
+		}
+	}
+	return false
+}
+
+// openedByAny reports whether any process but skip (the daemon, whose
+// event descriptors point at the same file) has the file open. It reads
+// every process's descriptors, so it runs only when the holder's own
+// descriptors no longer explain a hold.
+func (p procFS) openedByAny(id fileID, skip int) bool {
+	names, err := readDirNames(p.root)
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil || pid == skip {
+			continue
+		}
+		if p.hasOpen(pid, id) {
+			return true
+		}
+	}
+	return false
+}
+
+func readDirNames(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
+}

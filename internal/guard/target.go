@@ -1,0 +1,101 @@
+package guard
+
+import (
+	"path/filepath"
+
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
+)
+
+// Kind is what a guarded file does, and so which writers an open of it
+// needs. Its String is the bounded metrics label.
+type Kind int
+
+const (
+	// KindDelete is a root decoder's delete_region. Besides the writer it
+	// waits until the root decoder's regions have settled: deleting a pmem
+	// region whose nd side is still registering oopses 6.1 and 6.12.
+	KindDelete Kind = iota + 1
+	// KindCreate is a root decoder's create_pmem_region or
+	// create_ram_region.
+	KindCreate
+	// KindRegionDriver is the cxl_region driver's bind or unbind: which
+	// root decoder the written region belongs to is unknown at open time,
+	// so the open needs every writer.
+	KindRegionDriver
+	// KindACPIDriver is the cxl_acpi platform driver's bind or unbind:
+	// it brings up or tears down whole roots, so it needs every writer.
+	KindACPIDriver
+	// KindPortDriver is the cxl_port driver's unbind: it tears down the
+	// windows below the port, so it needs every writer.
+	KindPortDriver
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindDelete:
+		return "delete_region"
+	case KindCreate:
+		return "create_region"
+	case KindRegionDriver:
+		return "cxl_region_driver"
+	case KindACPIDriver:
+		return "cxl_acpi_driver"
+	case KindPortDriver:
+		return "cxl_port_driver"
+	}
+	return "unknown"
+}
+
+// perRoot reports whether a file of this kind belongs to one root
+// decoder; the others affect every root decoder.
+func (k Kind) perRoot() bool { return k == KindDelete || k == KindCreate }
+
+// Target is one file the guard marks.
+type Target struct {
+	Path string // absolute path; symlinks are followed, the mark is on the file
+	Kind Kind
+	// RootDecoder owns a KindDelete or KindCreate file; empty for the
+	// driver files, whose opens need every root decoder's writer.
+	RootDecoder string
+}
+
+// SysfsTargets lists the guarded files of a sysfs tree rooted at root
+// ("/sys") for the given root decoders: each one's delete_region,
+// create_pmem_region and create_ram_region, and the driver files. Files
+// this kernel lacks (create_ram_region on 6.1, the cxl_acpi driver while
+// its module is not loaded) are listed anyway; Update skips what does not
+// exist.
+func SysfsTargets(root string) func(rootDecoders []string) []Target {
+	return func(rootDecoders []string) []Target {
+		var ts []Target
+		for _, rd := range rootDecoders {
+			for _, f := range []struct {
+				attr string
+				kind Kind
+			}{
+				{"delete_region", KindDelete},
+				{"create_pmem_region", KindCreate},
+				{"create_ram_region", KindCreate},
+			} {
+				p, err := sysfs.DeviceAttr(rd, f.attr)
+				if err != nil {
+					continue // not a device name: nothing of ours to mark
+				}
+				ts = append(ts, Target{Path: filepath.Join(root, p), Kind: f.kind, RootDecoder: rd})
+			}
+		}
+		for _, f := range []struct {
+			path string
+			kind Kind
+		}{
+			{sysfs.RegionBindPath, KindRegionDriver},
+			{sysfs.RegionUnbindPath, KindRegionDriver},
+			{sysfs.ACPIBindPath, KindACPIDriver},
+			{sysfs.ACPIUnbindPath, KindACPIDriver},
+			{sysfs.PortUnbindPath, KindPortDriver},
+		} {
+			ts = append(ts, Target{Path: filepath.Join(root, f.path), Kind: f.kind})
+		}
+		return ts
+	}
+}
