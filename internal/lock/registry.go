@@ -1,0 +1,120 @@
+// Package lock gives each CXL root decoder a single writer: a strict FIFO
+// turn inside the daemon plus an exclusive flock(2) on a file named after
+// the root decoder, so that cooperating tools (`cxlregionctl lock`) are
+// serialized with the daemon too.
+//
+// The kernel's delete_region races (6.0..7.0) need two overlapping writes
+// under one root decoder; with every write going through that root
+// decoder's Writer they cannot overlap. Root decoders are independent in
+// the kernel, so their writers run in parallel.
+package lock
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
+)
+
+// rootDecoderName is the kernel's name for a root decoder: decoder<port>.<n>.
+// The name becomes a file name under the lock directory, so nothing else may
+// pass.
+var rootDecoderName = regexp.MustCompile(`^decoder[0-9]+\.[0-9]+$`)
+
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Registry) {
+		if l != nil {
+			r.log = l
+		}
+	}
+}
+
+// WithWriteObserver registers a function called after every Tx.Write with the
+// attribute, the write's duration and its error (nil on success). It runs on
+// the writer's turn, so it must be quick; metrics use it.
+func WithWriteObserver(f func(attr string, d time.Duration, err error)) Option {
+	return func(r *Registry) { r.observe = f }
+}
+
+// Registry hands out the one Writer of each root decoder.
+type Registry struct {
+	fs      *sysfs.FS
+	dir     string
+	log     *slog.Logger
+	observe func(attr string, d time.Duration, err error)
+
+	mu      sync.Mutex
+	writers map[string]*Writer
+}
+
+// NewRegistry returns a registry whose writers write through fs and keep
+// their lock files (<rootdecoder>.lock) in dir, which is created (0755) if
+// missing.
+func NewRegistry(fs *sysfs.FS, dir string, opts ...Option) (*Registry, error) {
+	if fs == nil {
+		return nil, fmt.Errorf("lock registry: nil sysfs")
+	}
+	if dir == "" {
+		return nil, fmt.Errorf("lock registry: empty lock directory")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lock registry: %w", err)
+	}
+	r := &Registry{
+		fs:      fs,
+		dir:     dir,
+		log:     slog.New(slog.DiscardHandler),
+		writers: make(map[string]*Writer),
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
+}
+
+// Writer returns the root decoder's writer, creating it on first use.
+func (r *Registry) Writer(rootDecoder string) (*Writer, error) {
+	p, err := LockPath(r.dir, rootDecoder)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if w, ok := r.writers[rootDecoder]; ok {
+		return w, nil
+	}
+	w := newWriter(r, rootDecoder, p)
+	r.writers[rootDecoder] = w
+	return w, nil
+}
+
+// Writers returns every writer created so far, sorted by name.
+func (r *Registry) Writers() []*Writer {
+	r.mu.Lock()
+	ws := make([]*Writer, 0, len(r.writers))
+	for _, w := range r.writers {
+		ws = append(ws, w)
+	}
+	r.mu.Unlock()
+	sort.Slice(ws, func(i, j int) bool { return ws[i].name < ws[j].name })
+	return ws
+}
+
+// LockPath is the lock file of rootDecoder in dir. It refuses anything that is
+// not a root decoder name, so the result never leaves dir.
+func LockPath(dir, rootDecoder string) (string, error) {
+	if !rootDecoderName.MatchString(rootDecoder) {
+		return "", fmt.Errorf("lock: %q is not a root decoder name (want decoderX.Y)", rootDecoder)
+	}
+	return filepath.Join(dir, rootDecoder+".lock"), nil
+}
