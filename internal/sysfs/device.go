@@ -125,8 +125,10 @@ func (r *attrReader) readErr(file string, err error) error {
 	return fmt.Errorf("read %s: %w", file, err)
 }
 
+// deviceGone lists the device directory through its bus link: gone when
+// either the link or the directory behind it is.
 func (r *attrReader) deviceGone() bool {
-	_, err := r.b.ReadLink(r.dir)
+	_, err := r.b.ReadDir(r.dir)
 	return err != nil && isGone(err)
 }
 
@@ -164,17 +166,6 @@ func (r *attrReader) u64(attr string) uint64 {
 		r.parseFail(attr, s, err)
 	}
 	return v
-}
-
-func (r *attrReader) optU64(attr string) *uint64 {
-	if !r.has(attr) {
-		return nil
-	}
-	v := r.u64(attr)
-	if r.err != nil {
-		return nil
-	}
-	return &v
 }
 
 // adminU64 reads a 0400 attribute (a decoder's start): nil when absent or

@@ -183,22 +183,29 @@ func TestScanUnbindRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(topo.Regions) != 1 {
+		t.Fatalf("regions %+v; the unbound region0 must stay", topo.Regions)
+	}
 	if topo.Regions[0].Driver != "" {
 		t.Errorf("region0 driver %q after unbind", topo.Regions[0].Driver)
 	}
 }
 
+// unlinkAfter removes one file right after the first listing of trigger.
 type unlinkAfter struct {
 	sysfs.Backend
 	trigger, remove string
+	once            sync.Once
 }
 
 func (u *unlinkAfter) ReadDir(name string) ([]string, error) {
 	out, err := u.Backend.ReadDir(name)
 	if name == u.trigger {
-		if rerr := os.Remove(u.remove); rerr != nil {
-			return nil, rerr
-		}
+		u.once.Do(func() {
+			if rerr := os.Remove(u.remove); rerr != nil {
+				panic(rerr)
+			}
+		})
 	}
 	return out, err
 }

@@ -20,6 +20,33 @@ const (
 // missing from a device that is still there) fails the whole scan; a
 // malformed value gives a *ParseError naming the file and the value.
 //
+// Scan reads, relative to the sysfs root (D is a device, "if listed"
+// means only when the ReadDir of D shows the name):
+//
+//	ReadDir  bus/cxl/devices
+//	ReadLink bus/cxl/devices/D                      every device
+//	ReadDir  bus/cxl/devices/D                      every device
+//	ReadFile D/devtype, or D/uevent without one     every device (memdevs have no devtype)
+//	ReadLink D/driver                               ports, endpoints, memdevs, regions, if listed
+//	ReadLink root*/dport<N>                         each listed dportN
+//	ReadFile port*|endpoint*/decoders_committed     if listed
+//	ReadLink port*|endpoint*/uport                  if listed
+//	ReadFile root decoder: start (if listed; EACCES gives nil), size, locked,
+//	         interleave_ways, interleave_granularity, cap_pmem, cap_ram,
+//	         cap_type2, cap_type3, target_list, qos_class (if listed);
+//	         create_pmem_region, create_ram_region, delete_region: presence only
+//	ReadFile switch decoder: start, size, locked, interleave_ways,
+//	         interleave_granularity, target_list, target_type, region
+//	ReadFile endpoint decoder: mode, dpa_size, dpa_resource, start, size, locked, region
+//	ReadFile memdev: pmem/size, ram/size, serial, numa_node
+//	ReadFile region: size, interleave_ways, interleave_granularity, commit,
+//	         resource, target0..target<ways-1>, mode, uuid, locked (last three if listed)
+//	ReadLink bus/cxl/devices/dax_region<N>/driver  for a listed dax_regionN in the region's directory
+//	ReadLink bus/nd/devices/region<N>, bus/nd/devices/region<N>/driver   every region
+//
+// and, only after a read failed with ENOENT, ReadDir bus/cxl/devices/D again
+// to tell a vanished device from a missing attribute.
+//
 // Devices of types Scan does not know (nvdimm bridges, cxl_nvdimm) are
 // skipped, so a newer kernel's additions do not break it. When the cxl bus
 // itself is absent the error wraps the backend's ENOENT.

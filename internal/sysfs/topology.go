@@ -22,8 +22,9 @@ type Root struct {
 	Host string // from the link bus/cxl/devices/root0 -> ../../../devices/platform/ACPI0017:00/root0
 	// Dports maps a dport id (the numbers in a root decoder's target_list)
 	// to the host bridge port name that sits behind it (root0/dport12 ->
-	// pci0000:0c, which is portN's uport).
-	Dports map[int]string
+	// pci0000:0c, which is portN's uport); "" while no port below the
+	// root has that uport.
+	Dports map[int]string // root0/dportN links, portN/uport links
 }
 
 // Port is a host bridge, switch or endpoint port.
