@@ -289,16 +289,7 @@ func (c *createRun) rollback() error {
 		errs = append(errs, c.write("rollback "+step, c.regionAttr(step), ""))
 	}
 	if c.intent != nil {
-		allocs := slices.Clone(c.intent.Allocated)
-		slices.SortFunc(allocs, func(a, b allocation) int {
-			if naturalLess(b.Decoder, a.Decoder) {
-				return -1
-			}
-			return 1
-		})
-		for _, a := range allocs {
-			errs = append(errs, c.e.releaseAllocation(c.tx, a))
-		}
+		errs = append(errs, c.e.releaseAllocations(c.tx, c.intent.Allocated))
 	}
 	if c.sized {
 		errs = append(errs, c.write("rollback size", c.regionAttr("size"), "0"))
@@ -308,6 +299,18 @@ func (c *createRun) rollback() error {
 		errs = append(errs, c.e.writeDeleteRegion(c.tx, c.plan.root.Name, c.name, gen))
 		c.e.markCreating(c.name, false)
 		_, _ = c.e.refreshRegion(c.name)
+	}
+	return errors.Join(errs...)
+}
+
+// releaseAllocations frees the DPA an operation allocated, highest decoder
+// first as the kernel requires.
+func (e *Engine) releaseAllocations(tx *lock.Tx, allocs []allocation) error {
+	allocs = slices.Clone(allocs)
+	slices.SortFunc(allocs, func(a, b allocation) int { return sysfs.CompareNames(b.Decoder, a.Decoder) })
+	var errs []error
+	for _, a := range allocs {
+		errs = append(errs, e.releaseAllocation(tx, a))
 	}
 	return errors.Join(errs...)
 }

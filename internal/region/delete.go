@@ -233,7 +233,7 @@ func (e *Engine) writeDeleteRegion(tx *lock.Tx, root, name string, gen uint64) e
 // not free, highest decoder first as the kernel requires.
 func (e *Engine) freeDPA(tx *lock.Tx, targets []string) {
 	decs := append([]string(nil), targets...)
-	sort.Slice(decs, func(i, j int) bool { return naturalLess(decs[j], decs[i]) })
+	sort.Slice(decs, func(i, j int) bool { return sysfs.CompareNames(decs[j], decs[i]) < 0 })
 	for _, dec := range decs {
 		if dec == "" {
 			continue

@@ -210,7 +210,7 @@ func (e *Engine) Regions() []RegionInfo {
 	for _, r := range e.regions {
 		out = append(out, e.regionInfoLocked(r))
 	}
-	sort.Slice(out, func(i, j int) bool { return naturalLess(out[i].Name, out[j].Name) })
+	sort.Slice(out, func(i, j int) bool { return sysfs.CompareNames(out[i].Name, out[j].Name) < 0 })
 	return out
 }
 
@@ -233,7 +233,7 @@ func (e *Engine) RootDecoders() []RootDecoderInfo {
 	for _, rs := range e.roots {
 		out = append(out, e.rootInfoLocked(rs))
 	}
-	sort.Slice(out, func(i, j int) bool { return naturalLess(out[i].Name, out[j].Name) })
+	sort.Slice(out, func(i, j int) bool { return sysfs.CompareNames(out[i].Name, out[j].Name) < 0 })
 	return out
 }
 

@@ -197,7 +197,7 @@ func unusable(ed sysfs.EndpointDecoder, hostBridge, typ string, perWay uint64, u
 		if other.Mode == typ {
 			allocated += other.DPASize
 		}
-		if naturalLess(other.Name, ed.Name) && other.DPASize == 0 {
+		if sysfs.CompareNames(other.Name, ed.Name) < 0 && other.DPASize == 0 {
 			return "a lower decoder on " + ed.Port + " is unallocated (" + other.Name + "): the kernel allocates in order"
 		}
 	}

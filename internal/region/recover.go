@@ -133,16 +133,5 @@ func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *intent) err
 	// A crash in phase "begin" may have happened before or after the
 	// handshake write; a region of that name with no configuration may then
 	// be ours, but also another tool's. Leave it to its settle rule.
-	allocs := slices.Clone(in.Allocated)
-	slices.SortFunc(allocs, func(a, b allocation) int {
-		if naturalLess(b.Decoder, a.Decoder) {
-			return -1
-		}
-		return 1
-	})
-	var errs []error
-	for _, a := range allocs {
-		errs = append(errs, e.releaseAllocation(tx, a))
-	}
-	return errors.Join(errs...)
+	return e.releaseAllocations(tx, in.Allocated)
 }

@@ -5,9 +5,9 @@ import (
 	"slices"
 )
 
-// naturalCompare orders device names as people do: region2 before
+// CompareNames orders device names as people do: region2 before
 // region10, decoder2.0 before decoder10.0.
-func naturalCompare(a, b string) int {
+func CompareNames(a, b string) int {
 	for a != "" && b != "" {
 		if isDigit(a[0]) && isDigit(b[0]) {
 			na, ra := leadingDigits(a)
@@ -46,5 +46,5 @@ func leadingDigits(s string) (digits, rest string) {
 
 // sortByName sorts devices by name in natural order.
 func sortByName[T any](s []T, name func(T) string) {
-	slices.SortFunc(s, func(a, b T) int { return naturalCompare(name(a), name(b)) })
+	slices.SortFunc(s, func(a, b T) int { return CompareNames(name(a), name(b)) })
 }

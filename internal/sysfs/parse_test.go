@@ -145,8 +145,8 @@ func TestNaturalCompare(t *testing.T) {
 		{"region99999999999999999999", "region100000000000000000000", -1}, // beyond uint64
 	}
 	for _, tt := range tests {
-		if got := naturalCompare(tt.a, tt.b); got != tt.want {
-			t.Errorf("naturalCompare(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		if got := CompareNames(tt.a, tt.b); got != tt.want {
+			t.Errorf("CompareNames(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
 	}
 }
