@@ -76,7 +76,7 @@ func BenchmarkOpen(b *testing.B) {
 
 	run := func(b *testing.B, files ...string) []float64 {
 		cmd := exec.Command(os.Args[0], append([]string{strconv.Itoa(b.N)}, files...)...)
-		cmd.Env = append(os.Environ(), helperEnv+"=openloop")
+		cmd.Env = helperEnviron("openloop")
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {

@@ -47,6 +47,13 @@ func TestMain(m *testing.M) {
 	}
 }
 
+// helperEnviron is the environment of a helper process in mode. Race
+// detector binaries sleep a second at exit unless told otherwise, and a
+// helper's exit is what the next writer waits for.
+func helperEnviron(mode string) []string {
+	return append(os.Environ(), helperEnv+"="+mode, "GORACE=atexit_sleep_ms=0")
+}
+
 // monoNow is CLOCK_MONOTONIC in ns: unlike Go's monotonic readings it is
 // comparable between processes.
 func monoNow() int64 {
@@ -121,7 +128,7 @@ func helperLockRun(args []string) int {
 		return 1
 	}
 	child := exec.Command(os.Args[0], args[1:]...)
-	child.Env = append(os.Environ(), helperEnv+"=open")
+	child.Env = helperEnviron("open")
 	child.Stderr = os.Stderr
 	if err := child.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -291,7 +298,7 @@ type proc struct {
 func startHelper(t *testing.T, mode string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(os.Args[0], args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	p.cmd.Env = helperEnviron(mode)
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

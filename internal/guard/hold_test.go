@@ -1,0 +1,154 @@
+package guard
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitOpened waits until tag's open() has returned.
+func (r *rig) waitOpened(tag string) entry {
+	r.t.Helper()
+	var e entry
+	waitFor(r.t, tag+" to open", func() bool {
+		var ok bool
+		e, ok = find(readLog(r.t, r.log), tag, "open")
+		return ok
+	})
+	return e
+}
+
+// assertNotOpened checks, after giving it time, that tag is still held.
+func (r *rig) assertNotOpened(tag string, wait time.Duration) {
+	r.t.Helper()
+	time.Sleep(wait)
+	es := readLog(r.t, r.log)
+	for _, what := range []string{"open", "refused"} {
+		if e, ok := find(es, tag, what); ok {
+			r.t.Fatalf("%s got past the guard (%s %s) while the writer was held", tag, e.what, e.extra)
+		}
+	}
+}
+
+// TestKilledHolderReleases: a writer killed while it holds the file frees
+// the writer for the next one (the kernel closes its descriptors, the
+// guard sees the close).
+//
+// Mutation: make onClose ignore events (return at once) and B stays held
+// until the holder check drops the dead holder; with CheckInterval at its
+// 1 s default here the "B opened promptly" bound fails.
+func TestKilledHolderReleases(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0"}, nil)
+	file := r.path("decoder0.0", "delete_region")
+	a := r.startWriter(file, "A", time.Minute, 1)
+	r.waitOpened("A")
+	b := r.startWriter(file, "B", 10*time.Millisecond, 1)
+	waitFor(t, "B to be held", func() bool { return r.g.QueueDepth() == 1 })
+	r.assertNotOpened("B", 100*time.Millisecond)
+
+	killed := monoNow()
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	b.wait(t, 5*time.Second)
+	got, ok := find(readLog(t, r.log), "B", "open")
+	if !ok {
+		t.Fatal("B never opened")
+	}
+	if got.at < killed {
+		t.Fatalf("B opened %v before A was killed", time.Duration(killed-got.at))
+	}
+	if d := time.Duration(got.at - killed); d > 500*time.Millisecond {
+		t.Fatalf("B opened %v after A was killed: the kill did not release the writer", d)
+	}
+}
+
+// TestCloseReleasesWaiters: when the guard closes (the daemon exits) every
+// held open goes through at once, even while a holder keeps its file.
+//
+// Mutation: in Close, cancel the waits (g.cancel) and let them answer
+// before closing the fanotify group: the waiters are refused (EPERM)
+// instead of let through.
+func TestCloseReleasesWaiters(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0"}, nil)
+	file := r.path("decoder0.0", "delete_region")
+	r.startWriter(file, "A", time.Minute, 1)
+	r.waitOpened("A")
+	b := r.startWriter(file, "B", time.Millisecond, 1)
+	c := r.startWriter(file, "C", time.Millisecond, 1)
+	waitFor(t, "B and C to be held", func() bool { return r.g.QueueDepth() == 2 })
+	r.assertNotOpened("B", 50*time.Millisecond)
+	r.assertNotOpened("C", 0)
+
+	if !r.g.Active() {
+		t.Fatal("guard not active before Close")
+	}
+	if err := r.g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r.g.Active() {
+		t.Error("guard still active after Close")
+	}
+	b.wait(t, 3*time.Second)
+	c.wait(t, 3*time.Second)
+	es := readLog(t, r.log)
+	for _, tag := range []string{"B", "C"} {
+		if _, ok := find(es, tag, "open"); !ok {
+			t.Errorf("%s was not let through on Close: %v", tag, es)
+		}
+	}
+	if _, ok := find(es, "A", "close"); ok {
+		t.Fatal("A closed: the test did not show waiters released while a holder holds")
+	}
+}
+
+// TestRefusedAfterQueueTimeout: an opener queued behind a process that
+// keeps the file open is refused with EPERM after QueueTimeout, never let
+// through alongside it; the holder is logged past HoldWarn with its pid and
+// command name.
+//
+// Mutation: answer a refused open with allow (g.answer(ev, true) in
+// onOpen's goroutine) and B logs "open" while A still holds the file.
+func TestRefusedAfterQueueTimeout(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) {
+		c.QueueTimeout = 300 * time.Millisecond
+		c.HoldWarn = 100 * time.Millisecond
+		c.CheckInterval = 20 * time.Millisecond
+	})
+	file := r.path("decoder0.0", "delete_region")
+	a := r.startWriter(file, "A", 1500*time.Millisecond, 1)
+	r.waitOpened("A")
+	start := monoNow()
+	b := r.startWriter(file, "B", time.Millisecond, 1)
+	b.wait(t, 3*time.Second)
+
+	es := readLog(t, r.log)
+	got, ok := find(es, "B", "refused")
+	if !ok {
+		t.Fatalf("B was not refused: %v", es)
+	}
+	if got.extra != "EPERM" {
+		t.Errorf("B refused with %s, want EPERM", got.extra)
+	}
+	if d := time.Duration(got.at - start); d < 300*time.Millisecond {
+		t.Errorf("B refused after %v, before QueueTimeout", d)
+	}
+	if _, ok := find(es, "A", "close"); ok {
+		t.Fatal("A closed before B was refused: the test did not hold A long enough")
+	}
+	if n := r.obs.count("delete_region", ResultRefused); n != 1 {
+		t.Errorf("observer saw %d refusals, want 1 (%s)", n, r.obs)
+	}
+	logs := r.logs.String()
+	for _, want := range []string{
+		"open refused (EPERM)",
+		fmt.Sprintf("held_by=\"%d (guard.test) on decoder0.0\"", a.cmd.Process.Pid),
+		fmt.Sprintf("keeps a guarded file open, holding its writers\" pid=%d comm=guard.test", a.cmd.Process.Pid),
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}

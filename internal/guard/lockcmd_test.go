@@ -1,0 +1,93 @@
+package guard
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLockCommandChildPasses: a process started under `cxlregionctl lock
+// decoder0.0 -- CMD` already holds the writer through the flock, so its
+// open passes at once. The daemon's own operation is queued on the writer
+// at the same time, holding the in-process turn while it waits for that
+// flock: had the guard waited for the writer on the child's behalf, the
+// child would wait for the daemon, the daemon for the lock process, and
+// the lock process for its child.
+//
+// Mutation: drop the notFlocked step in admit and the child waits until
+// QueueTimeout and is refused: the test fails on "refused" and on the
+// observer count.
+func TestLockCommandChildPasses(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) { c.QueueTimeout = 2 * time.Second })
+	file := r.path("decoder0.0", "delete_region")
+	lockPath := r.writer("decoder0.0").LockPath()
+
+	cmd := exec.Command(os.Args[0], lockPath, file, r.log, "child", "20ms", "2")
+	cmd.Env = helperEnviron("lockrun")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
+		t.Fatalf("lock helper said %q, %v: %s", line, err, stderr.String())
+	}
+
+	daemonDone := make(chan error, 1)
+	go func() { daemonDone <- r.daemonWrite("decoder0.0", "delete_region", "daemon", time.Millisecond) }()
+	w := r.writer("decoder0.0")
+	waitFor(t, "the daemon's operation to hold the turn", func() bool { return w.QueueDepth() == 1 })
+
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		if waitErr != nil {
+			t.Fatalf("lock helper: %v: %s", waitErr, stderr.String())
+		}
+	case <-time.After(1500 * time.Millisecond):
+		t.Fatalf("the lock command's child is stuck behind the writer its parent holds: %v", readLog(t, r.log))
+	}
+	if err := <-daemonDone; err != nil {
+		t.Fatal(err)
+	}
+
+	es := readLog(t, r.log)
+	for _, e := range es {
+		if e.what == "refused" {
+			t.Fatalf("%s refused", e.tag)
+		}
+	}
+	iv := intervals(t, es)
+	if len(iv) != 3 {
+		t.Fatalf("intervals %v, want the child's two and the daemon's", iv)
+	}
+	if ov := overlaps(iv); len(ov) > 0 {
+		t.Fatalf("the daemon ran while the lock command held the writer: %s", ov[0])
+	}
+	if n := r.obs.count("delete_region", ResultPassed); n != 2 {
+		t.Errorf("observer saw %d passed opens, want 2 (%s)", n, r.obs)
+	}
+}
