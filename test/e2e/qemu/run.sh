@@ -166,7 +166,7 @@ boot() {
 	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,dmesg}.txt
 	truncate -s 256M "$w/cxltest.raw" "$w/lsa.raw"
 	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 \
-		-accel tcg -M q35,cxl=on -cpu max,hypervisor=off \
+		-accel tcg,thread=multi -M q35,cxl=on -cpu max,hypervisor=off \
 		-m 2G,maxmem=8G,slots=4 -smp 2 \
 		-object memory-backend-file,id=cxl-mem1,share=on,mem-path="$w/cxltest.raw",size=256M \
 		-object memory-backend-file,id=cxl-lsa1,share=on,mem-path="$w/lsa.raw",size=256M \

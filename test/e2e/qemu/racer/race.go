@@ -141,8 +141,11 @@ func create(c raceConfig, topo topology) (string, error) {
 }
 
 // deleteConcurrently releases every deleter at the same instant: each runs on
-// its own OS thread and spins on a shared counter, so the writes overlap far
-// more tightly than processes started by a shell would.
+// its own OS thread pinned to its own CPU and spins on a shared counter.
+// Raw and flock writers open delete_region before the barrier and write after
+// it: the window of the race is a few microseconds (from one writer's lookup
+// of the region to the other's device_del), and path lookups of unequal
+// length before the write would let the writers drift apart by more.
 func deleteConcurrently(c raceConfig, topo topology, name string) []string {
 	outcomes := make([]string, c.writers)
 	var ready atomic.Int32
@@ -151,49 +154,83 @@ func deleteConcurrently(c raceConfig, topo topology, name string) []string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// No UnlockOSThread: the pinned thread exits with the goroutine.
 			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
+			pinToCPU(i)
+			del := prepareDelete(c, topo, name)
 			ready.Add(1)
 			for spins := 0; ready.Load() < int32(c.writers); spins++ {
 				if spins%(1<<20) == 0 && spins > 0 {
 					runtime.Gosched() // a writer without a CPU yet must get one
 				}
 			}
-			outcomes[i] = deleteOnce(c, topo, name)
+			outcomes[i] = del()
 		}()
 	}
 	wg.Wait()
 	return outcomes
 }
 
-func deleteOnce(c raceConfig, topo topology, name string) string {
+// pinToCPU keeps writer i on its own CPU: two writer threads left to the
+// scheduler often share one vCPU and then take turns instead of overlapping.
+func pinToCPU(i int) {
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil || all.Count() < 2 {
+		return
+	}
+	cpus := make([]int, 0, all.Count())
+	for c := range 1024 {
+		if all.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	var one unix.CPUSet
+	one.Set(cpus[i%len(cpus)])
+	_ = unix.SchedSetaffinity(0, &one) // best effort: the race still runs unpinned
+}
+
+// prepareDelete does what can be done before the barrier and returns the
+// delete itself, which reports the writer's outcome.
+func prepareDelete(c raceConfig, topo topology, name string) func() string {
+	if c.deleter == "exec" {
+		return func() string { return execDelete(c, topo, name) }
+	}
 	attr := topo.cxl(topo.root, "delete_region")
-	switch c.deleter {
-	case "raw":
-		return errnoName(writeAttr(attr, name))
-	case "flock":
-		f, err := os.OpenFile(c.lockFile, os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
-			return "lockerr"
+	fd, err := unix.Open(attr, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return func() string { return "open:" + errnoName(err) }
+	}
+	return func() string {
+		defer unix.Close(fd)
+		if c.deleter == "flock" {
+			// A lock file per writer open: flock conflicts between open file
+			// descriptions, so two goroutines exclude each other like two processes.
+			f, err := os.OpenFile(c.lockFile, os.O_RDWR|os.O_CREATE, 0o644)
+			if err != nil {
+				return "lockerr"
+			}
+			defer f.Close() // drops the lock after the write
+			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+				return "lockerr"
+			}
 		}
-		defer f.Close() // closing the last fd of the open file description drops the lock
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-			return "lockerr"
-		}
-		return errnoName(writeAttr(attr, name))
+		_, err := unix.Write(fd, []byte(name+"\n"))
+		return errnoName(err)
+	}
+}
+
+func execDelete(c raceConfig, topo topology, name string) string {
+	out, err := runCmd(c.execTimeout, expand(c.execCmd, name, topo.root))
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return "OK"
+	case errors.As(err, &exit):
+		fmt.Fprintf(os.Stderr, "racer: deleter of %s: exit %d: %s\n", name, exit.ExitCode(), firstLine(out))
+		return fmt.Sprintf("exit%d", exit.ExitCode())
 	default:
-		out, err := runCmd(c.execTimeout, expand(c.execCmd, name, topo.root))
-		var exit *exec.ExitError
-		switch {
-		case err == nil:
-			return "OK"
-		case errors.As(err, &exit):
-			fmt.Fprintf(os.Stderr, "racer: deleter of %s: exit %d: %s\n", name, exit.ExitCode(), firstLine(out))
-			return fmt.Sprintf("exit%d", exit.ExitCode())
-		default:
-			fmt.Fprintf(os.Stderr, "racer: deleter of %s: %v\n", name, err)
-			return "execerr"
-		}
+		fmt.Fprintf(os.Stderr, "racer: deleter of %s: %v\n", name, err)
+		return "execerr"
 	}
 }
 
