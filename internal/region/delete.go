@@ -259,7 +259,7 @@ func (e *Engine) checkRoot(root string) error {
 		if isNotExist(err) {
 			reason := fmt.Errorf("root decoder %s vanished from sysfs", root)
 			e.freeze(root, reason)
-			return &frozenError{root: root, reason: reason}
+			return &lock.FrozenError{Writer: root, Reason: reason}
 		}
 		return err
 	}

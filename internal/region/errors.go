@@ -75,8 +75,7 @@ func (e *Engine) crash(point string) bool {
 // kernelErr turns a failed write into a KernelError that names the step,
 // the attribute and the errno, with what the errno means there.
 func kernelErr(op, step string, err error) error {
-	var fe *frozenError
-	if errors.As(err, &fe) || errors.Is(err, ErrFrozen) {
+	if errors.Is(err, ErrFrozen) {
 		return fmt.Errorf("%s: step %s: %w", op, step, err)
 	}
 	ke := &KernelError{Op: op, Step: step, Errno: errnoOf(err), Err: err}

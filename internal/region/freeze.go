@@ -4,6 +4,7 @@ import (
 	"path"
 	"slices"
 
+	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
@@ -79,18 +80,7 @@ func (e *Engine) frozenErr(rootDecoder string) error {
 		return err
 	}
 	if frozen, reason := w.Frozen(); frozen {
-		return &frozenError{root: rootDecoder, reason: reason}
+		return &lock.FrozenError{Writer: rootDecoder, Reason: reason}
 	}
 	return nil
 }
-
-type frozenError struct {
-	root   string
-	reason error
-}
-
-func (f *frozenError) Error() string {
-	return "root decoder " + f.root + ": writer frozen: " + f.reason.Error()
-}
-
-func (f *frozenError) Unwrap() error { return ErrFrozen }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strings"
 
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
@@ -146,13 +147,18 @@ func pickTargets(names []string, p *createPlan, topo *sysfs.Topology) ([]sysfs.E
 			out = append(out, ed)
 			continue
 		}
+		var reasons []string
 		found := false
 		for _, ed := range topo.EndpointDecoders {
-			if unusable(ed, hb, p.typ, perWay, usedMem, topo) == "" {
+			why := unusable(ed, hb, p.typ, perWay, usedMem, topo)
+			if why == "" {
 				usedMem[ed.Memdev] = true
 				out = append(out, ed)
 				found = true
 				break
+			}
+			if len(reasons) < 4 {
+				reasons = append(reasons, ed.Name+": "+why)
 			}
 		}
 		if !found {
@@ -160,8 +166,8 @@ func pickTargets(names []string, p *createPlan, topo *sysfs.Topology) ([]sysfs.E
 			if hb != "" {
 				where = "host bridge " + hb
 			}
-			return nil, fmt.Errorf("target%d: no free endpoint decoder below %s with %d bytes of %s capacity on an unused memdev: %w",
-				pos, where, perWay, p.typ, ErrInvalid)
+			return nil, fmt.Errorf("target%d: no free endpoint decoder below %s for %d bytes of %s (%s): %w",
+				pos, where, perWay, p.typ, strings.Join(reasons, "; "), ErrInvalid)
 		}
 	}
 	return out, nil
