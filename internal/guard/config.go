@@ -71,8 +71,10 @@ const (
 	ResultRefused = "refused"
 )
 
-// waitedAfter separates ResultAllowed from ResultWaited. Taking a free
-// writer costs microseconds; anything slower had to wait for somebody.
+// waitedAfter separates ResultAllowed from ResultWaited: how long taking
+// the writers (and waiting for settle) took. Taking a free writer costs
+// microseconds; anything slower had to wait for somebody. It is a metric
+// label only; nothing depends on it.
 const waitedAfter = time.Millisecond
 
 func (c *Config) withDefaults() (Config, error) {

@@ -40,9 +40,6 @@ func (g *Guard) onOpen(ev event) {
 		if g.ctx.Err() != nil && result == ResultRefused {
 			return // the guard closed and the kernel let the open through: not a refusal
 		}
-		if result == ResultAllowed && time.Since(start) >= waitedAfter {
-			result = ResultWaited
-		}
 		g.cfg.Observer(t.Kind.String(), result)
 		if result == ResultRefused {
 			g.log.Warn("guard: open refused (EPERM)", "pid", ev.pid, "comm", g.proc.comm(ev.pid),
@@ -67,8 +64,8 @@ func (g *Guard) scope(t Target) []string {
 
 // admit gets the writers an open needs and records the open as their
 // holder. It returns ResultPassed when nothing had to be taken,
-// ResultAllowed when writers were taken, ResultRefused with the reason
-// otherwise.
+// ResultAllowed or ResultWaited when writers were taken, ResultRefused
+// with the reason otherwise.
 func (g *Guard) admit(pid int, t Target, file fileID) (string, error) {
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.QueueTimeout)
 	defer cancel()
@@ -85,6 +82,7 @@ func (g *Guard) admit(pid int, t Target, file fileID) (string, error) {
 			return ResultRefused, err
 		}
 		var acquired map[string]func()
+		waitStart := time.Now()
 		if len(missing) > 0 {
 			acquired, err = g.acquire(ctx, missing, t.Kind.perRoot())
 			if err != nil {
@@ -102,8 +100,11 @@ func (g *Guard) admit(pid int, t Target, file fileID) (string, error) {
 		}
 		switch g.commit(key, t, p.joined, acquired) {
 		case committed:
-			if len(acquired) == 0 {
+			switch {
+			case len(acquired) == 0:
 				return ResultPassed, nil
+			case time.Since(waitStart) >= waitedAfter:
+				return ResultWaited, nil
 			}
 			return ResultAllowed, nil
 		case guardClosed:

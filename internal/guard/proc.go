@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,8 +61,8 @@ func (p procFS) lineage(pid, stop int) []int {
 			break
 		}
 		ppid, err := p.ppid(pid)
-		if err != nil {
-			break // the process or a parent exited meanwhile: what we have is all there is
+		if err != nil || slices.Contains(out, ppid) {
+			break // exited meanwhile, or a loop in a racing /proc: what we have is all there is
 		}
 		pid = ppid
 	}
@@ -128,14 +129,15 @@ func (p procFS) flocks() ([]flock, error) {
 //	1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF
 //
 // Waiters ("1: -> FLOCK ...") hold nothing and are skipped, as are POSIX
-// and OFD locks: the lock package uses flock(2). The device is major:minor
-// in hex, the inode decimal.
+// and OFD locks (the lock package uses flock(2)) and shared flocks (which
+// do not exclude a second shared holder, so they serialize nothing). The
+// device is major:minor in hex, the inode decimal.
 func parseFlocks(b []byte) ([]flock, error) {
 	var out []flock
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) < 6 || f[1] != "FLOCK" {
+		if len(f) < 6 || f[1] != "FLOCK" || f[3] != "WRITE" {
 			continue
 		}
 		pid, err := strconv.Atoi(f[4])

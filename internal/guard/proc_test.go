@@ -1,0 +1,142 @@
+package guard
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseStatPPID(t *testing.T) {
+	tests := []struct {
+		name, stat string
+		want       int
+		wantErr    bool
+	}{
+		{"plain", "4242 (sh) S 17 4242 17 0 -1 4194304 0 0", 17, false},
+		{"spaces and parens in comm", "300 (my (odd) cmd) R 200 300 100 0", 200, false},
+		{"comm is a paren", "5 ()) S 4 5 5", 4, false},
+		{"no comm", "300 my cmd R 200", 0, true},
+		{"truncated", "300 (sh) R", 0, true},
+		{"ppid not a number", "300 (sh) R x 1", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatPPID([]byte(tt.stat))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("parseStatPPID(%q) = %d, %v; want %d, error %v", tt.stat, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLineage(t *testing.T) {
+	p := procFS{root: "testdata/proc"}
+	tests := []struct {
+		name      string
+		pid, stop int
+		want      []int
+	}{
+		{"up to init", 300, -1, []int{300, 200, 100, 1}},
+		{"stops before the daemon", 300, 100, []int{300, 200}},
+		{"the daemon itself", 100, 100, nil},
+		{"exited process", 999, -1, []int{999}},
+		{"parent loop", 400, -1, []int{400}},
+		{"no pid", 0, -1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := p.lineage(tt.pid, tt.stop); !slices.Equal(got, tt.want) {
+				t.Fatalf("lineage(%d, stop %d) = %v, want %v", tt.pid, tt.stop, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestComm(t *testing.T) {
+	p := procFS{root: "testdata/proc"}
+	if got := p.comm(200); got != "cxlregionctl" {
+		t.Errorf("comm(200) = %q", got)
+	}
+	if got := p.comm(999); got != "?" {
+		t.Errorf("comm of an exited process = %q, want ?", got)
+	}
+}
+
+// TestFlocks reads a /proc/locks captured with a POSIX lock, an exclusive
+// flock with a waiter, a shared flock, an OFD lock and flocks on other
+// devices: only granted exclusive flocks are holders.
+func TestFlocks(t *testing.T) {
+	locks, err := procFS{root: "testdata/proc"}.flocks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := func(major, minor uint32) uint64 { return unix.Mkdev(major, minor) }
+	tests := []struct {
+		name string
+		pids []int
+		file fileID
+		want bool
+	}{
+		{"exclusive flock holder", []int{7011}, fileID{dev(0xfe, 0), 9978977}, true},
+		{"holder among ancestors", []int{300, 200, 100}, fileID{dev(0, 0x2a), 1234}, true},
+		{"waiter holds nothing", []int{7018}, fileID{dev(0xfe, 0), 9978977}, false},
+		{"shared flock", []int{7013}, fileID{dev(0xfe, 0), 9978993}, false},
+		{"POSIX lock", []int{7019}, fileID{dev(0xfe, 0), 9979009}, false},
+		{"same inode, other device", []int{200}, fileID{dev(0xfe, 0), 1234}, false},
+		{"three-digit hex major", []int{4242}, fileID{dev(0x103, 2), 77}, true},
+		{"other process", []int{7012}, fileID{dev(0xfe, 0), 9978977}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := holdsFlock(locks, tt.pids, tt.file); got != tt.want {
+				t.Fatalf("holdsFlock(%v, %v) = %v, want %v (locks %v)", tt.pids, tt.file, got, tt.want, locks)
+			}
+		})
+	}
+}
+
+func TestParseFlocksRejectsGarbage(t *testing.T) {
+	for _, line := range []string{
+		"1: FLOCK  ADVISORY  WRITE x fe:00:1 0 EOF",
+		"1: FLOCK  ADVISORY  WRITE 1 fe:00 0 EOF",
+		"1: FLOCK  ADVISORY  WRITE 1 zz:00:1 0 EOF",
+	} {
+		if _, err := parseFlocks([]byte(line)); err == nil {
+			t.Errorf("parseFlocks(%q) accepted it", line)
+		}
+	}
+}
+
+// TestHasOpen checks the descriptor scan against this process's own /proc.
+func TestHasOpen(t *testing.T) {
+	p := procFS{root: "/proc"}
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, err := pathID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := os.Getpid()
+	if p.hasOpen(self, id) {
+		t.Fatal("hasOpen before the open")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.hasOpen(self, id) {
+		t.Error("hasOpen misses an open descriptor")
+	}
+	if p.openedByAny(id, self) {
+		t.Error("openedByAny counts the skipped process")
+	}
+	f.Close()
+	if p.hasOpen(self, id) {
+		t.Error("hasOpen after the close")
+	}
+}
