@@ -1,0 +1,68 @@
+package dbus
+
+import (
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/cxlregion/cxlregiond/api"
+)
+
+// startJob runs an operation in the background as a Job object: added
+// before the caller gets its path, Completed and its outcome properties
+// when done, removed JobGrace later (at once on shutdown). done is called
+// when the operation has finished.
+func (s *Service) startJob(op operation, uid uint32, done func()) godbus.ObjectPath {
+	s.mu.Lock()
+	s.nextJob++
+	path := api.JobPath(s.nextJob)
+	s.mu.Unlock()
+	objects := append([]godbus.ObjectPath{}, op.objects...)
+	s.tree.update(func(tx *treeTx) {
+		tx.set(path, object{api.JobInterface: {
+			api.PropOperation:    godbus.MakeVariant(op.kind),
+			api.PropObjects:      godbus.MakeVariant(objects),
+			api.PropProgress:     godbus.MakeVariant(0.0),
+			api.PropStartedByUID: godbus.MakeVariant(uid),
+			api.PropCancelable:   godbus.MakeVariant(false),
+			api.PropFinished:     godbus.MakeVariant(false),
+			api.PropSuccess:      godbus.MakeVariant(false),
+			api.PropErrorName:    godbus.MakeVariant(""),
+			api.PropMessage:      godbus.MakeVariant(""),
+		}})
+	})
+	go func() {
+		defer done()
+		result, err := s.run(op, uid)
+		changes := props{
+			api.PropProgress: godbus.MakeVariant(1.0),
+			api.PropFinished: godbus.MakeVariant(true),
+			api.PropSuccess:  godbus.MakeVariant(err == nil),
+		}
+		message := ""
+		if err != nil {
+			changes[api.PropErrorName] = godbus.MakeVariant(err.Name)
+			changes[api.PropMessage] = godbus.MakeVariant(err.Error())
+			message = errorText(err)
+		} else if result != "" && result != api.NoJob {
+			changes[api.PropObjects] = godbus.MakeVariant([]godbus.ObjectPath{result})
+		}
+		s.tree.update(func(tx *treeTx) {
+			tx.patch(path, api.JobInterface, changes)
+			tx.signal(path, api.JobInterface+"."+api.SignalCompleted, err == nil, message)
+		})
+		// Added before done: shutdown waits for done before graceWG.
+		s.graceWG.Add(1)
+		go func() {
+			defer s.graceWG.Done()
+			t := time.NewTimer(s.cfg.JobGrace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-s.opsCtx.Done():
+			}
+			s.tree.update(func(tx *treeTx) { tx.remove(path) })
+		}()
+	}()
+	return path
+}

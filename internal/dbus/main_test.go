@@ -1,0 +1,256 @@
+package dbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/dbus/dbustest"
+)
+
+// clientEnv makes the test binary act as a D-Bus client (see clientMain):
+// the tests re-run it under setpriv to call the service as another user.
+const clientEnv = "CXLREGION_DBUS_TEST_CLIENT"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(clientEnv) != "" {
+		os.Exit(clientMain())
+	}
+	os.Exit(m.Run())
+}
+
+// mutatingCall is one call that changes the host.
+type mutatingCall struct {
+	name   string
+	path   godbus.ObjectPath
+	method string
+	args   []any
+}
+
+var noOpts = map[string]godbus.Variant{}
+
+// mutatingCalls are every mutating method of the API, on region0 (which the
+// tests create) and decoder0.0.
+var mutatingCalls = []mutatingCall{
+	{"Manager.CreateRegion", api.ManagerPath, api.ManagerInterface + ".CreateRegion",
+		[]any{"decoder0.0", map[string]godbus.Variant{api.OptSize: godbus.MakeVariant(uint64(256 << 20))}}},
+	{"Manager.DeleteRegion", api.ManagerPath, api.ManagerInterface + ".DeleteRegion", []any{"region0", noOpts}},
+	{"Manager.Refresh", api.ManagerPath, api.ManagerInterface + ".Refresh", nil},
+	{"RootDecoder.CreateRegion", api.RootDecodersPath + "/decoder0_0", api.RootDecoderInterface + ".CreateRegion",
+		[]any{map[string]godbus.Variant{api.OptSize: godbus.MakeVariant(uint64(256 << 20))}}},
+	{"Region.Delete", api.RegionsPath + "/region0", api.RegionInterface + ".Delete", []any{noOpts}},
+	{"Region.Enable", api.RegionsPath + "/region0", api.RegionInterface + ".Enable", []any{noOpts}},
+	{"Region.Disable", api.RegionsPath + "/region0", api.RegionInterface + ".Disable", []any{noOpts}},
+	{"Region.Delete no_wait", api.RegionsPath + "/region0", api.RegionInterface + ".Delete",
+		[]any{map[string]godbus.Variant{api.OptNoWait: godbus.MakeVariant(true)}}},
+}
+
+// clientMain calls every mutating method and prints "name<TAB>error name"
+// per call ("ok" on success); first it reads the managed objects, which
+// anyone may.
+func clientMain() int {
+	conn, err := godbus.ConnectSystemBus()
+	if err != nil {
+		fmt.Println("connect\t" + err.Error())
+		return 1
+	}
+	defer conn.Close()
+	var objs api.ManagedObjects
+	if err := conn.Object(api.BusName, api.RootPath).Call(api.ObjectManagerInterface+".GetManagedObjects", 0).Store(&objs); err != nil {
+		fmt.Println("GetManagedObjects\t" + errName(err))
+	} else {
+		fmt.Printf("GetManagedObjects\tok %d\n", len(objs))
+	}
+	for _, c := range mutatingCalls {
+		call := conn.Object(api.BusName, c.path).Call(c.method, 0, c.args...)
+		fmt.Println(c.name + "\t" + errName(call.Err))
+	}
+	return 0
+}
+
+func errName(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var de godbus.Error
+	if errors.As(err, &de) {
+		return de.Name
+	}
+	var dep *godbus.Error
+	if errors.As(err, &dep) {
+		return dep.Name
+	}
+	return err.Error()
+}
+
+// runAsNobody runs clientMain as uid/gid 65534 and returns its lines.
+func runAsNobody(t *testing.T) map[string]string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to uid 65534")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not found")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The go test binary lives in a 0700 directory; nobody needs a copy.
+	dir, err := os.MkdirTemp("", "dbus-client-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "client")
+	copyFile(t, self, bin)
+	cmd := exec.Command(setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", bin)
+	cmd.Env = append(os.Environ(), clientEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client as nobody: %v\n%s", err, out)
+	}
+	res := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, result, _ := strings.Cut(line, "\t")
+		res[name] = result
+	}
+	return res
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// harness is a service on a private bus with a client connection.
+type harness struct {
+	eng    *fakeEngine
+	svc    *Service
+	client *godbus.Conn
+	cancel context.CancelFunc
+	served chan error
+}
+
+func startService(t *testing.T, eng *fakeEngine, tweak func(*Config)) *harness {
+	t.Helper()
+	dbustest.Start(t)
+	cfg := Config{Engine: eng, Version: "test", Simulated: true, JobGrace: 200 * time.Millisecond,
+		SyncInterval: 50 * time.Millisecond, ShutdownGrace: 5 * time.Second}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	svc, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := godbus.ConnectSystemBus(godbus.WithHandler(svc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{eng: eng, svc: svc, cancel: cancel, served: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() { h.served <- svc.Serve(ctx, conn, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-h.served:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("service not ready within 10s")
+	}
+	h.client, err = godbus.ConnectSystemBus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.stop(t)
+		_ = h.client.Close()
+		_ = conn.Close()
+	})
+	return h
+}
+
+func (h *harness) stop(t *testing.T) {
+	h.cancel()
+	select {
+	case err := <-h.served:
+		if err != nil {
+			t.Errorf("Serve returned %v", err)
+		}
+		h.served <- nil
+	case <-time.After(10 * time.Second):
+		t.Error("Serve did not return within 10s of cancel")
+	}
+}
+
+func (h *harness) call(path godbus.ObjectPath, method string, args ...any) *godbus.Call {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return h.client.Object(api.BusName, path).CallWithContext(ctx, method, 0, args...)
+}
+
+func (h *harness) managed(t *testing.T) api.ManagedObjects {
+	t.Helper()
+	var objs api.ManagedObjects
+	if err := h.call(api.RootPath, api.ObjectManagerInterface+".GetManagedObjects").Store(&objs); err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// signals subscribes to every signal the service emits.
+func (h *harness) signals(t *testing.T) <-chan *godbus.Signal {
+	t.Helper()
+	if err := h.client.AddMatchSignal(godbus.WithMatchSender(api.BusName)); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *godbus.Signal, 256)
+	h.client.Signal(ch)
+	return ch
+}
+
+// waitSignal returns the first signal matching name (and path, if set).
+func waitSignal(t *testing.T, ch <-chan *godbus.Signal, name string, path godbus.ObjectPath) *godbus.Signal {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-ch:
+			if s.Name == name && (path == "" || s.Path == path) {
+				return s
+			}
+		case <-timeout:
+			t.Fatalf("no %s signal on %s within 10s", name, path)
+			return nil
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package dbus
+
+import (
+	"context"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/region"
+)
+
+func (s *Service) managerCreateRegion(req *request) ([]any, *godbus.Error) {
+	root := req.args[0].(string)
+	o, err := parseOptions(api.MethodCreateRegion, req.args[1].(map[string]godbus.Variant), api.CreateOptions)
+	if err != nil {
+		return nil, err
+	}
+	return s.createRegion(req, root, o)
+}
+
+func (s *Service) rootDecoderCreateRegion(req *request) ([]any, *godbus.Error) {
+	root, _ := api.RootDecoderName(req.path)
+	o, err := parseOptions(api.MethodCreateRegion, req.args[0].(map[string]godbus.Variant), api.CreateOptions)
+	if err != nil {
+		return nil, err
+	}
+	return s.createRegion(req, root, o)
+}
+
+func (s *Service) createRegion(req *request, root string, o options) ([]any, *godbus.Error) {
+	creq, err := createRequest(root, o)
+	if err != nil {
+		return nil, err
+	}
+	rootPath, _ := api.RootDecoderPath(root)
+	return s.execute(req, operation{
+		kind: "create", what: "create region in " + root, objects: []godbus.ObjectPath{rootPath}, opts: o,
+		run: func(ctx context.Context) (godbus.ObjectPath, error) {
+			info, err := s.engine.Create(ctx, creq)
+			if err != nil {
+				return "", err
+			}
+			s.sync()
+			p, _ := api.RegionPath(info.Name)
+			return p, nil
+		},
+	})
+}
+
+func (s *Service) managerDeleteRegion(req *request) ([]any, *godbus.Error) {
+	name := req.args[0].(string)
+	if err := validRegionName(name); err != nil {
+		return nil, err
+	}
+	o, err := parseOptions(api.MethodDeleteRegion, req.args[1].(map[string]godbus.Variant), api.DeleteOptions)
+	if err != nil {
+		return nil, err
+	}
+	return s.deleteRegion(req, name, o, false)
+}
+
+func (s *Service) regionDelete(req *request) ([]any, *godbus.Error) {
+	name, _ := api.RegionName(req.path)
+	o, err := parseOptions(api.MethodDelete, req.args[0].(map[string]godbus.Variant), api.DeleteOptions)
+	if err != nil {
+		return nil, err
+	}
+	return s.deleteRegion(req, name, o, true)
+}
+
+// deleteRegion deletes a region. Called on a Region object without the
+// generation option, it pins the generation that object shows, so a
+// request can never hit a newer region that took the name meanwhile.
+func (s *Service) deleteRegion(req *request, name string, o options, pinObject bool) ([]any, *godbus.Error) {
+	dreq := region.DeleteRequest{Name: name, Generation: o.generation}
+	p, _ := api.RegionPath(name)
+	return s.execute(req, operation{
+		kind: "delete", what: "delete " + name, objects: []godbus.ObjectPath{p}, opts: o,
+		check: func() *godbus.Error {
+			if pinObject && dreq.Generation == 0 {
+				gen, err := s.regionGeneration(name)
+				if err != nil {
+					return err
+				}
+				dreq.Generation = gen
+			}
+			return nil
+		},
+		run: func(ctx context.Context) (godbus.ObjectPath, error) {
+			err := s.engine.Delete(ctx, dreq)
+			s.sync()
+			return api.NoJob, err
+		},
+	})
+}
+
+func (s *Service) regionEnable(req *request) ([]any, *godbus.Error) {
+	return s.bindRegion(req, api.MethodEnable, "enable", s.engine.Enable)
+}
+
+func (s *Service) regionDisable(req *request) ([]any, *godbus.Error) {
+	return s.bindRegion(req, api.MethodDisable, "disable", s.engine.Disable)
+}
+
+func (s *Service) bindRegion(req *request, methodName, kind string, do func(context.Context, string) error) ([]any, *godbus.Error) {
+	name, _ := api.RegionName(req.path)
+	o, err := parseOptions(methodName, req.args[0].(map[string]godbus.Variant), api.BindOptions)
+	if err != nil {
+		return nil, err
+	}
+	return s.execute(req, operation{
+		kind: kind, what: kind + " " + name, objects: []godbus.ObjectPath{req.path}, opts: o,
+		check: func() *godbus.Error {
+			_, err := s.regionGeneration(name)
+			return err
+		},
+		run: func(ctx context.Context) (godbus.ObjectPath, error) {
+			err := do(ctx, name)
+			s.sync()
+			return api.NoJob, err
+		},
+	})
+}
+
+func (s *Service) managerRefresh(req *request) ([]any, *godbus.Error) {
+	return s.execute(req, operation{
+		kind: "refresh", what: "refresh", opts: options{timeout: refreshTimeout}, noResult: true,
+		run: func(ctx context.Context) (godbus.ObjectPath, error) {
+			err := s.engine.Rescan(ctx)
+			s.sync()
+			return "", err
+		},
+	})
+}

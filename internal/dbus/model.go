@@ -1,0 +1,144 @@
+package dbus
+
+import (
+	"strings"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/region"
+)
+
+// sync re-reads the engine's model and brings the exported objects in line
+// with it: one batch, signals only for what changed. A region whose
+// generation changed is removed and added again: it is another region that
+// reuses the name.
+func (s *Service) sync() {
+	s.tree.updateMu.Lock()
+	defer s.tree.updateMu.Unlock()
+	regions := s.engine.Regions()
+	roots := s.engine.RootDecoders()
+	manager := s.managerProps()
+	s.tree.applyAndEmit(func(tx *treeTx) {
+		wantRegions := map[godbus.ObjectPath]props{}
+		for _, r := range regions {
+			if p, ok := api.RegionPath(r.Name); ok {
+				wantRegions[p] = regionProps(r)
+			}
+		}
+		wantRoots := map[godbus.ObjectPath]props{}
+		for _, rd := range roots {
+			if p, ok := api.RootDecoderPath(rd.Name); ok {
+				wantRoots[p] = rootDecoderProps(rd)
+			}
+		}
+		// Removals first, regions before their root decoders; additions
+		// after, root decoders before their regions.
+		for _, p := range tx.paths(api.RegionsPath + "/") {
+			want, ok := wantRegions[p]
+			if !ok {
+				tx.remove(p)
+				continue
+			}
+			if gen, ok := tx.property(p, api.RegionInterface, api.PropGeneration); ok && !sameVariant(gen, want[api.PropGeneration]) {
+				tx.remove(p)
+			}
+		}
+		for _, p := range tx.paths(api.RootDecodersPath + "/") {
+			if _, ok := wantRoots[p]; !ok {
+				tx.remove(p)
+			}
+		}
+		for _, p := range sortedPaths(wantRoots) {
+			tx.set(p, object{api.RootDecoderInterface: wantRoots[p]})
+		}
+		for _, p := range sortedPaths(wantRegions) {
+			tx.set(p, object{api.RegionInterface: wantRegions[p]})
+		}
+		tx.set(api.ManagerPath, object{api.ManagerInterface: manager})
+	})
+}
+
+func sortedPaths(m map[godbus.ObjectPath]props) []godbus.ObjectPath {
+	out := make([]godbus.ObjectPath, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && api.NaturalLess(string(out[j]), string(out[j-1])); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func (s *Service) managerProps() props {
+	features := s.engine.KernelFeatures()
+	if features == nil {
+		features = []string{}
+	}
+	guard := false
+	if s.cfg.GuardActive != nil {
+		guard = s.cfg.GuardActive()
+	}
+	return props{
+		api.PropVersion:        godbus.MakeVariant(s.cfg.Version),
+		api.PropKernelFeatures: godbus.MakeVariant(features),
+		api.PropGuardActive:    godbus.MakeVariant(guard),
+		api.PropSimulated:      godbus.MakeVariant(s.cfg.Simulated),
+	}
+}
+
+func regionProps(r region.RegionInfo) props {
+	return props{
+		api.PropName:                  godbus.MakeVariant(r.Name),
+		api.PropRootDecoder:           godbus.MakeVariant(r.RootDecoder),
+		api.PropType:                  godbus.MakeVariant(r.Type),
+		api.PropSize:                  godbus.MakeVariant(r.Size),
+		api.PropResource:              godbus.MakeVariant(r.Resource),
+		api.PropUUID:                  godbus.MakeVariant(r.UUID),
+		api.PropInterleaveWays:        godbus.MakeVariant(nonNegative(r.InterleaveWays)),
+		api.PropInterleaveGranularity: godbus.MakeVariant(nonNegative(r.InterleaveGranularity)),
+		api.PropTargets:               godbus.MakeVariant(nonNil(r.Targets)),
+		api.PropMemdevs:               godbus.MakeVariant(nonNil(r.Memdevs)),
+		api.PropState:                 godbus.MakeVariant(string(r.State)),
+		api.PropGeneration:            godbus.MakeVariant(r.Generation),
+		api.PropOrigin:                godbus.MakeVariant(string(r.Origin)),
+		api.PropSettled:               godbus.MakeVariant(r.Settled),
+	}
+}
+
+func rootDecoderProps(rd region.RootDecoderInfo) props {
+	return props{
+		api.PropName:                  godbus.MakeVariant(rd.Name),
+		api.PropPort:                  godbus.MakeVariant(rd.Port),
+		api.PropPmemCapable:           godbus.MakeVariant(rd.CapPmem),
+		api.PropRAMCapable:            godbus.MakeVariant(rd.CapRAM),
+		api.PropSize:                  godbus.MakeVariant(rd.Size),
+		api.PropFreeCapacity:          godbus.MakeVariant(rd.FreeCapacity),
+		api.PropInterleaveWays:        godbus.MakeVariant(nonNegative(rd.InterleaveWays)),
+		api.PropInterleaveGranularity: godbus.MakeVariant(nonNegative(rd.InterleaveGranularity)),
+		api.PropTargets:               godbus.MakeVariant(nonNil(rd.Targets)),
+		api.PropFrozen:                godbus.MakeVariant(rd.Frozen),
+		api.PropFrozenReason:          godbus.MakeVariant(oneLine(rd.FrozenReason)),
+		api.PropQueueDepth:            godbus.MakeVariant(nonNegative(rd.QueueDepth)),
+	}
+}
+
+func nonNegative(n int) uint32 {
+	if n < 0 {
+		return 0
+	}
+	return uint32(n)
+}
+
+// nonNil keeps an empty list an empty "as" rather than a nil the encoder
+// would still send, but DeepEqual would tell apart from []string{}.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return append([]string(nil), s...)
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

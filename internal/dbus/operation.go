@@ -1,0 +1,99 @@
+package dbus
+
+import (
+	"context"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/cxlregion/cxlregiond/api"
+)
+
+// refreshTimeout bounds Manager.Refresh, which takes no options.
+const refreshTimeout = time.Minute
+
+// operation is one mutating request whose arguments have been validated.
+type operation struct {
+	kind    string // create, delete, enable, disable, refresh
+	what    string // "delete region3", for messages and logs
+	objects []godbus.ObjectPath
+	opts    options
+	// check runs after authorization, before the operation starts: a
+	// precondition read from the exported model (the region exists).
+	check func() *godbus.Error
+	// run does the work; it returns the object the caller gets back.
+	run func(ctx context.Context) (godbus.ObjectPath, error)
+	// noResult marks a method that returns nothing (Refresh).
+	noResult bool
+}
+
+// execute admits, authorizes and runs an operation, waiting for it or, with
+// no_wait, returning a Job at once. Authorization comes after validation
+// and before anything else: a refused caller changes nothing.
+func (s *Service) execute(req *request, op operation) ([]any, *godbus.Error) {
+	done, berr := s.begin(op.what)
+	if berr != nil {
+		return nil, berr
+	}
+	uid, aerr := s.authorize(s.opsCtx, req.sender, !op.opts.noUserInteraction, op.what)
+	if aerr != nil {
+		done()
+		s.log.Info("refused", "operation", op.kind, "what", op.what, "sender", req.sender, "uid", uid, "reason", aerr.Error())
+		return nil, aerr
+	}
+	if op.check != nil {
+		if err := op.check(); err != nil {
+			done()
+			return nil, err
+		}
+	}
+	if op.opts.noWait {
+		return []any{s.startJob(op, uid, done)}, nil
+	}
+	defer done()
+	result, err := s.run(op, uid)
+	if err != nil {
+		return nil, err
+	}
+	if op.noResult {
+		return []any{}, nil
+	}
+	return []any{result}, nil
+}
+
+// run runs an operation under its timeout and logs its outcome.
+func (s *Service) run(op operation, uid uint32) (godbus.ObjectPath, *godbus.Error) {
+	ctx, cancel := s.opContext(op.opts.timeout)
+	defer cancel()
+	start := time.Now()
+	result, err := op.run(ctx)
+	if err != nil {
+		derr := errorFor(err)
+		s.log.Info("operation failed", "operation", op.kind, "what", op.what, "uid", uid,
+			"error", derr.Name, "reason", err, "duration", time.Since(start))
+		return "", derr
+	}
+	s.log.Info("operation done", "operation", op.kind, "what", op.what, "uid", uid, "duration", time.Since(start))
+	return result, nil
+}
+
+// opContext is an operation's context: it outlives the method call (a
+// job runs on), and a timeout option bounds it; without one the engine's
+// default applies.
+func (s *Service) opContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeout(s.opsCtx, timeout)
+	}
+	return context.WithCancel(s.opsCtx)
+}
+
+// regionGeneration reads the generation the exported region object shows.
+func (s *Service) regionGeneration(name string) (uint64, *godbus.Error) {
+	p, _ := api.RegionPath(name)
+	ps, ok := s.tree.get(p, api.RegionInterface)
+	if !ok {
+		return 0, notFound("region %s does not exist", name)
+	}
+	gen, _ := ps[api.PropGeneration].Value().(uint64)
+	return gen, nil
+}

@@ -1,0 +1,224 @@
+package dbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/region"
+)
+
+// Engine is what the service needs of *region.Engine.
+type Engine interface {
+	Ready() <-chan struct{}
+	Subscribe(ctx context.Context) (<-chan region.Event, func())
+	Regions() []region.RegionInfo
+	RootDecoders() []region.RootDecoderInfo
+	KernelFeatures() []string
+	Create(ctx context.Context, req region.CreateRequest) (region.RegionInfo, error)
+	Delete(ctx context.Context, req region.DeleteRequest) error
+	Enable(ctx context.Context, name string) error
+	Disable(ctx context.Context, name string) error
+	Rescan(ctx context.Context) error
+}
+
+// Config wires a Service.
+type Config struct {
+	Engine  Engine
+	Version string
+	// Simulated is reported as Manager.Simulated.
+	Simulated bool
+	// GuardActive reports whether the fanotify guard runs; nil means it
+	// does not.
+	GuardActive func() bool
+	// JobGrace is how long a finished Job object stays for clients to read
+	// its outcome.
+	JobGrace time.Duration
+	// SyncInterval is how often the exported model is re-read even without
+	// an engine event: Settled and QueueDepth change with time alone.
+	SyncInterval time.Duration
+	// ShutdownGrace is how long Serve lets in-flight operations finish
+	// after its context ends before canceling them (which makes a create
+	// roll back).
+	ShutdownGrace time.Duration
+	Logger        *slog.Logger
+}
+
+// ErrNameTaken is returned by Serve when another process owns the bus name.
+var ErrNameTaken = errors.New("the bus name " + api.BusName + " is already owned by another process (is another cxlregiond running?)")
+
+// Service exports the engine on D-Bus.
+type Service struct {
+	cfg    Config
+	engine Engine
+	log    *slog.Logger
+	xml    *api.Interfaces
+	tree   *objectTree
+	conn   atomic.Pointer[godbus.Conn]
+
+	// opsCtx is the context of every operation; it outlives a method call
+	// (a no_wait job runs on) and is canceled only ShutdownGrace after
+	// shutdown began.
+	opsCtx    context.Context
+	cancelOps context.CancelFunc
+
+	mu      sync.Mutex
+	closing bool
+	ops     sync.WaitGroup // in-flight mutating calls and jobs
+	nextJob uint64
+
+	graceWG sync.WaitGroup // job objects waiting to be removed
+	stopped chan struct{}  // closed when Serve returns
+}
+
+// New returns a service; pass it to godbus.WithHandler when connecting,
+// then call Serve.
+func New(cfg Config) (*Service, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("dbus service: Engine is required")
+	}
+	if cfg.JobGrace == 0 {
+		cfg.JobGrace = 30 * time.Second
+	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = time.Second
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	xml, err := api.ParseInterfaces()
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, xml: xml, stopped: make(chan struct{})}
+	s.opsCtx, s.cancelOps = context.WithCancel(context.Background())
+	s.tree = newObjectTree(api.RootPath, s.emit)
+	s.tree.update(func(tx *treeTx) { tx.set(api.ManagerPath, object{api.ManagerInterface: s.managerProps()}) })
+	return s, nil
+}
+
+// Serve waits for the engine's first scan, exports the model, requests the
+// bus name and calls ready; then it follows the engine until ctx ends.
+// On shutdown it refuses new mutating calls (Busy), lets in-flight ones
+// finish for ShutdownGrace, cancels the rest (a create rolls back) and
+// waits for them. conn must have been made with godbus.WithHandler(s).
+func (s *Service) Serve(ctx context.Context, conn *godbus.Conn, ready func()) error {
+	defer close(s.stopped)
+	s.conn.Store(conn)
+	events, unsubscribe := s.engine.Subscribe(ctx)
+	defer unsubscribe()
+	select {
+	case <-s.engine.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	s.sync()
+	reply, err := conn.RequestName(api.BusName, godbus.NameFlagDoNotQueue)
+	if err != nil {
+		return fmt.Errorf("request bus name %s: %w", api.BusName, err)
+	}
+	if reply != godbus.RequestNameReplyPrimaryOwner && reply != godbus.RequestNameReplyAlreadyOwner {
+		return ErrNameTaken
+	}
+	s.log.Info("serving on the bus", "name", api.BusName)
+	if ready != nil {
+		ready()
+	}
+	s.follow(ctx, events)
+	s.shutdown()
+	if _, err := conn.ReleaseName(api.BusName); err != nil {
+		s.log.Debug("release bus name", "err", err)
+	}
+	return nil
+}
+
+// follow re-reads the model after each batch of engine events and on every
+// tick, until ctx ends.
+func (s *Service) follow(ctx context.Context, events <-chan region.Event) {
+	tick := time.NewTicker(s.cfg.SyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if !drain(events, ev) {
+				continue
+			}
+		}
+		s.sync()
+	}
+}
+
+// drain takes every event already queued, so a burst costs one re-read. It
+// reports whether any of them may have changed the exported model.
+func drain(events <-chan region.Event, first region.Event) bool {
+	relevant := first.Kind != region.UeventReceived
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return relevant
+			}
+			relevant = relevant || ev.Kind != region.UeventReceived
+		default:
+			return relevant
+		}
+	}
+}
+
+// begin admits a mutating call, or refuses it while shutting down.
+func (s *Service) begin(what string) (done func(), err *godbus.Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, busy("%s: cxlregiond is shutting down", what)
+	}
+	s.ops.Add(1)
+	return s.ops.Done, nil
+}
+
+func (s *Service) shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	finished := make(chan struct{})
+	go func() {
+		s.ops.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.log.Warn("operations still running after the shutdown grace period; canceling them", "grace", s.cfg.ShutdownGrace)
+		s.cancelOps()
+		<-finished
+	}
+	s.cancelOps()
+	s.graceWG.Wait()
+	s.sync()
+}
+
+func (s *Service) emit(sig signal) {
+	conn := s.conn.Load()
+	if conn == nil {
+		return
+	}
+	if err := conn.Emit(sig.path, sig.name, sig.args...); err != nil {
+		s.log.Warn("emit signal", "path", sig.path, "signal", sig.name, "err", err)
+	}
+}
