@@ -6,6 +6,7 @@
 #   test/e2e/qemu/run.sh                      # KERNELS="6.1 6.12" CYCLES=100
 #   KERNELS=6.12 CYCLES=1000 test/e2e/qemu/run.sh
 #   ONLY='raw-*,flock-*' test/e2e/qemu/run.sh # scenario globs
+#   FAKE_DAEMON=1 test/e2e/qemu/run.sh        # self-check of the daemon scenarios
 #
 # Exits non-zero if any scenario failed; the last line is
 # "qemu: N passed, M failed".
@@ -19,7 +20,7 @@ SETTLE_MS=${SETTLE_MS:-200}
 ONLY=${ONLY:-}
 CACHE=${CACHE:-$HERE/.cache}
 OUT=${OUT:-$HERE/out}
-GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+GO=$(command -v "${GO:-go}" || echo /usr/local/go/bin/go)
 # A hang limit only: a healthy boot ends by itself (see README.md for timings).
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-$((600 + CYCLES * 12))}
 
@@ -114,7 +115,11 @@ build_binaries() {
 	log "building racer"
 	(cd "$REPO" && CGO_ENABLED=0 "$GO" build -trimpath -o "$OUT/bin/racer" ./test/e2e/qemu/racer)
 	rm -f "$OUT/bin/cxlregiond" "$OUT/bin/cxlregionctl"
-	if (cd "$REPO" && CGO_ENABLED=0 "$GO" build -trimpath -o "$OUT/bin/" ./cmd/cxlregiond ./cmd/cxlregionctl) >"$OUT/daemon-build.log" 2>&1; then
+	if [ "${FAKE_DAEMON:-0}" = 1 ]; then
+		# Harness self-check only: shell stand-ins that exercise guest/daemon.sh.
+		install -m 0755 "$HERE/fake/cxlregiond" "$HERE/fake/cxlregionctl" "$OUT/bin/"
+		DAEMON_NOTE="FAKE_DAEMON=1: shell stand-ins from fake/, NOT the project's daemon"
+	elif (cd "$REPO" && CGO_ENABLED=0 "$GO" build -trimpath -o "$OUT/bin/" ./cmd/cxlregiond ./cmd/cxlregionctl) >"$OUT/daemon-build.log" 2>&1; then
 		DAEMON_NOTE="built"
 	else
 		rm -f "$OUT/bin/cxlregiond" "$OUT/bin/cxlregionctl"
