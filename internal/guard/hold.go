@@ -19,8 +19,12 @@ type openKey struct {
 type openRec struct {
 	key    openKey
 	target Target
-	comm   string
 	since  time.Time
+	// opens counts the opens let through for this process and file, less
+	// its close events. At zero the hold ends without reading /proc; as
+	// the kernel may merge two close events of one process into one, a
+	// count above zero is checked against /proc instead.
+	opens  int
 	roots  []string // the writers this open relies on
 	warned bool     // logged past HoldWarn
 }
@@ -50,15 +54,29 @@ type plan struct {
 	missing   []string            // writers to take, sorted
 }
 
-func (g *Guard) plan(key openKey, lineage []int, need []string) plan {
+func (g *Guard) plan(key openKey, lin *lineage, need []string) plan {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if _, ok := g.opens[key]; ok {
+	rec, reentrant := g.opens[key]
+	if reentrant {
+		rec.opens++
+	}
+	anyHeld := false
+	for _, rd := range need {
+		anyHeld = anyHeld || g.holds[rd] != nil
+	}
+	g.mu.Unlock()
+	if reentrant {
 		return plan{reentrant: true}
 	}
+	var tree []int
+	if anyHeld {
+		tree = lin.get() // read /proc outside the lock
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	p := plan{joined: make(map[string]*tenancy)}
 	for _, rd := range need {
-		if t, ok := g.holds[rd]; ok && t.heldBy(lineage) {
+		if t, ok := g.holds[rd]; ok && t.heldBy(tree) {
 			p.joined[rd] = t
 		} else {
 			p.missing = append(p.missing, rd)
@@ -79,7 +97,6 @@ const (
 // those it acquired. It fails if a joined tenancy ended meanwhile: that
 // writer is no longer the opener's.
 func (g *Guard) commit(key openKey, t Target, joined map[string]*tenancy, acquired map[string]func()) commitResult {
-	comm := g.proc.comm(key.pid)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -90,12 +107,13 @@ func (g *Guard) commit(key openKey, t Target, joined map[string]*tenancy, acquir
 			return joinLost
 		}
 	}
-	rec := &openRec{key: key, target: t, comm: comm, since: time.Now()}
+	rec := &openRec{key: key, target: t, since: time.Now()}
 	if old, ok := g.opens[key]; ok {
 		// The same process opened the file again while this open waited;
 		// one hold covers both.
 		rec = old
 	}
+	rec.opens++
 	for rd, ten := range joined {
 		ten.opens[rec] = struct{}{}
 		rec.roots = append(rec.roots, rd)
@@ -146,19 +164,26 @@ func (g *Guard) drop(rec *openRec, why string) {
 }
 
 // onClose handles a close of a guarded file by pid. The event says which
-// file, not which open, so each hold of that file is checked against
-// /proc: it ends when its process has no descriptor of the file left. A
-// close by another process (a child that inherited the descriptor and
-// closed it last) ends a hold only once no process has the file open.
+// file, not which open: a close by the holder itself ends its hold when it
+// was the last of the opens let through (or, if the count says otherwise,
+// when /proc shows no descriptor of the file left). A close by another
+// process (a child that inherited the descriptor and closed it last) ends
+// a hold only once no process has the file open.
 func (g *Guard) onClose(pid int, file fileID) {
 	for _, rec := range g.holdsOf(file) {
-		if g.proc.hasOpen(rec.key.pid, file) {
+		if rec.key.pid == pid {
+			g.mu.Lock()
+			rec.opens--
+			last := rec.opens <= 0
+			g.mu.Unlock()
+			if last || !g.proc.hasOpen(pid, file) {
+				g.drop(rec, "closed")
+			}
 			continue
 		}
-		if rec.key.pid != pid && g.proc.openedByAny(file, g.self) {
-			continue
+		if !g.proc.hasOpen(rec.key.pid, file) && !g.proc.openedByAny(file, g.self) {
+			g.drop(rec, "closed by another process")
 		}
-		g.drop(rec, "closed")
 	}
 }
 
@@ -216,27 +241,33 @@ func (g *Guard) check(now time.Time) {
 		g.mu.Unlock()
 		if warn {
 			g.log.Warn("guard: a process keeps a guarded file open, holding its writers",
-				"pid", rec.key.pid, "comm", rec.comm, "file", rec.target.Path,
+				"pid", rec.key.pid, "comm", g.proc.comm(rec.key.pid), "file", rec.target.Path,
 				"root_decoders", rec.roots, "held", age.Round(time.Second), "queued", g.QueueDepth())
 		}
 	}
 }
 
 // describeHolders names the processes holding any of the writers, for the
-// log line of a refused open: "1234 (cxl)". The daemon's own operations
-// are not listed; "" if only they (or nobody) held the writers.
+// log line of a refused open: "1234 (cxl) on decoder0.0". The daemon's own
+// operations are not listed; "" if only they (or nobody) held the writers.
 func (g *Guard) describeHolders(rds []string) string {
+	type holder struct {
+		pid int
+		rd  string
+	}
+	var hs []holder
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	var names []string
 	for _, rd := range rds {
-		t := g.holds[rd]
-		if t == nil {
-			continue
+		if t := g.holds[rd]; t != nil {
+			for rec := range t.opens {
+				hs = append(hs, holder{rec.key.pid, rd})
+			}
 		}
-		for rec := range t.opens {
-			names = append(names, fmt.Sprintf("%d (%s) on %s", rec.key.pid, rec.comm, rd))
-		}
+	}
+	g.mu.Unlock()
+	var names []string
+	for _, h := range hs {
+		names = append(names, fmt.Sprintf("%d (%s) on %s", h.pid, g.proc.comm(h.pid), h.rd))
 	}
 	slices.Sort(names)
 	return strings.Join(slices.Compact(names), ", ")

@@ -152,3 +152,53 @@ func TestRefusedAfterQueueTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestSameProcessOpensTwice: a process that opens a guarded file a second
+// time while holding it passes at once (waiting for the writer its first
+// open holds would deadlock), and keeps the writer until its last
+// descriptor is closed.
+//
+// Mutation: drop the rec.opens++ of a re-entrant open in plan and the
+// first close ends the hold: B opens while A still has the file.
+func TestSameProcessOpensTwice(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) { c.QueueTimeout = 3 * time.Second })
+	file := r.path("decoder0.0", "delete_region")
+	a := startHelper(t, "opentwice", file, r.log, "A", "200ms")
+	r.waitOpened("A")
+	b := r.startWriter(file, "B", time.Millisecond, 1)
+	a.wait(t, 3*time.Second)
+	b.wait(t, 3*time.Second)
+	iv := intervals(t, readLog(t, r.log))
+	if ov := overlaps(iv); len(ov) > 0 {
+		t.Fatalf("B got the file while A still had it: %s", ov[0])
+	}
+	if n := r.obs.count("delete_region", ResultPassed); n != 1 {
+		t.Errorf("observer saw %d passed opens, want A's second (%s)", n, r.obs)
+	}
+}
+
+// TestInheritedDescriptorKeepsTheHold: when the opener hands its
+// descriptor to a child and exits, the file is still open, so the writer
+// stays held until the child closes it, although the holder is gone and
+// the close comes from a process the guard never saw open.
+//
+// Mutation: make check drop a hold as soon as its own process has no
+// descriptor left (skip openedByAny) and B opens right after A exits.
+func TestInheritedDescriptorKeepsTheHold(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) {
+		c.CheckInterval = 20 * time.Millisecond
+		c.QueueTimeout = 3 * time.Second
+	})
+	file := r.path("decoder0.0", "delete_region")
+	startHelper(t, "inherit", file, r.log, "A", "400ms").wait(t, 3*time.Second)
+	opened, _ := find(readLog(t, r.log), "A", "open")
+	b := r.startWriter(file, "B", time.Millisecond, 1)
+	b.wait(t, 3*time.Second)
+	got, ok := find(readLog(t, r.log), "B", "open")
+	if !ok {
+		t.Fatal("B never opened")
+	}
+	if d := time.Duration(got.at - opened.at); d < 350*time.Millisecond {
+		t.Fatalf("B opened %v after A, while A's child still had the file", d)
+	}
+}

@@ -35,6 +35,10 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "open":
 		os.Exit(helperOpen(os.Args[1:]))
+	case "opentwice":
+		os.Exit(helperOpenTwice(os.Args[1:]))
+	case "inherit":
+		os.Exit(helperInherit(os.Args[1:]))
 	case "lockrun":
 		os.Exit(helperLockRun(os.Args[1:]))
 	case "openloop":
@@ -110,6 +114,60 @@ func helperOpen(args []string) int {
 		appendLog(logPath, tag, "close")
 		unix.Close(fd)
 	}
+	return 0
+}
+
+// helperOpenTwice opens FILE twice (the second open must not wait for the
+// writer its own first open holds), closes the first descriptor, keeps the
+// second for HOLD and closes it: args FILE LOG TAG HOLD.
+func helperOpenTwice(args []string) int {
+	file, logPath, tag := args[0], args[1], args[2]
+	hold, err := time.ParseDuration(args[3])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	var fds []int
+	for range 2 {
+		fd, err := unix.Open(file, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fds = append(fds, fd)
+	}
+	appendLog(logPath, tag, "open")
+	unix.Close(fds[0])
+	time.Sleep(hold)
+	appendLog(logPath, tag, "close")
+	unix.Close(fds[1])
+	return 0
+}
+
+// helperInherit opens FILE, hands the descriptor to a `sleep HOLD` child,
+// closes its own and exits at once: the file stays open in the child, and
+// the last close comes from a process the guard did not let in. Args FILE
+// LOG TAG HOLD.
+func helperInherit(args []string) int {
+	file, logPath, tag := args[0], args[1], args[2]
+	hold, err := time.ParseDuration(args[3])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	appendLog(logPath, tag, "open")
+	child := exec.Command("sleep", strconv.FormatFloat(hold.Seconds(), 'f', 3, 64))
+	child.ExtraFiles = []*os.File{f}
+	if err := child.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	f.Close()
 	return 0
 }
 

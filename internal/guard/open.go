@@ -69,15 +69,15 @@ func (g *Guard) scope(t Target) []string {
 func (g *Guard) admit(pid int, t Target, file fileID) (string, error) {
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.QueueTimeout)
 	defer cancel()
-	lineage := g.proc.lineage(pid, g.self)
+	lin := &lineage{proc: g.proc, pid: pid, stop: g.self}
 	key := openKey{pid: pid, file: file}
 	for {
 		need := g.scope(t)
-		p := g.plan(key, lineage, need)
+		p := g.plan(key, lin, need)
 		if p.reentrant {
 			return ResultPassed, nil
 		}
-		missing, err := g.notFlocked(lineage, p.missing)
+		missing, err := g.notFlocked(lin, p.missing)
 		if err != nil {
 			return ResultRefused, err
 		}
@@ -119,8 +119,8 @@ func (g *Guard) admit(pid int, t Target, file fileID) (string, error) {
 // notFlocked drops the root decoders whose lock file the opener's process
 // tree holds: `cxlregionctl lock DECODER -- CMD` already holds that
 // writer for CMD and its children, and waiting for it would deadlock.
-func (g *Guard) notFlocked(lineage []int, rds []string) ([]string, error) {
-	if len(rds) == 0 || len(lineage) == 0 {
+func (g *Guard) notFlocked(lin *lineage, rds []string) ([]string, error) {
+	if len(rds) == 0 {
 		return rds, nil
 	}
 	locks, err := g.proc.flocks()
@@ -137,7 +137,7 @@ func (g *Guard) notFlocked(lineage []int, rds []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if id, err := pathID(p); err == nil && holdsFlock(locks, lineage, id) {
+		if id, err := pathID(p); err == nil && lockedAtAll(locks, id) && holdsFlock(locks, lin.get(), id) {
 			continue
 		}
 		out = append(out, rd)

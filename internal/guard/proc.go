@@ -69,6 +69,22 @@ func (p procFS) lineage(pid, stop int) []int {
 	return out
 }
 
+// lineage is an opener's process tree, read from /proc on first use:
+// most opens meet an idle writer nobody else has locked and never need it.
+type lineage struct {
+	proc      procFS
+	pid, stop int
+	pids      []int
+	done      bool
+}
+
+func (l *lineage) get() []int {
+	if !l.done {
+		l.pids, l.done = l.proc.lineage(l.pid, l.stop), true
+	}
+	return l.pids
+}
+
 func (p procFS) ppid(pid int) (int, error) {
 	b, err := os.ReadFile(filepath.Join(p.root, strconv.Itoa(pid), "stat"))
 	if err != nil {
@@ -157,6 +173,17 @@ func parseFlocks(b []byte) ([]flock, error) {
 		out = append(out, flock{pid: pid, major: uint32(major), minor: uint32(minor), ino: ino})
 	}
 	return out, sc.Err()
+}
+
+// lockedAtAll reports whether anyone holds a flock on the file: only then
+// is the opener's process tree worth reading.
+func lockedAtAll(locks []flock, id fileID) bool {
+	for _, l := range locks {
+		if l.on(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // holdsFlock reports whether one of the pids holds a flock on the file.
