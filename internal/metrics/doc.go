@@ -40,11 +40,13 @@
 //	action        add, remove, change, move, online, offline, bind, unbind
 //	reason        (rescans) startup, overflow, gap, request, periodic, thaw
 //	reason        (resyncs) overflow, gap
-//	kind          the guarded file: create_pmem_region, create_ram_region,
-//	              delete_region, bind, unbind
-//	result        (guard) allowed, denied, timeout, canceled, error
+//	kind          (guard) delete_region, create_region, cxl_region_driver,
+//	              cxl_acpi_driver, cxl_port_driver
+//	result        (guard) allowed, waited, passed, refused
 //
-// Inputs: ObserveWrite is the lock package's write observer, Follow consumes
-// the engine's events, a Source (the engine) is read at scrape time, and
-// ObserveGuard/SetGuardActive are fed by the guard.
+// Inputs: ObserveWrite is the lock package's write observer
+// (lock.WithWriteObserver), Follow consumes the engine's events
+// (Engine.Subscribe), a Source (the engine) is read at scrape time,
+// ObserveGuard is the guard's observer (guard.Config.Observer) and
+// SetGuardActive says whether the guard runs.
 package metrics

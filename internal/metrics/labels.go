@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/guard"
 	"github.com/cxlregion/cxlregiond/internal/region"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
@@ -45,7 +46,12 @@ var (
 	regionStates = []region.State{region.StateConfiguring, region.StateCommitted, region.StateEnabled, region.StateDeleting}
 	regionTypes  = []string{"pmem", "ram"}
 
-	guardResults = []string{"allowed", "denied", "timeout", "canceled", "error"}
+	// The guard's own bounded vocabulary (guard.Kind.String, guard.Result*).
+	guardKinds = []string{
+		guard.KindDelete.String(), guard.KindCreate.String(), guard.KindRegionDriver.String(),
+		guard.KindACPIDriver.String(), guard.KindPortDriver.String(),
+	}
+	guardResults = []string{guard.ResultAllowed, guard.ResultWaited, guard.ResultPassed, guard.ResultRefused}
 )
 
 // oneOf returns v when it is in set, labelOther otherwise.

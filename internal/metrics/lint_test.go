@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/guard"
 	"github.com/cxlregion/cxlregiond/internal/region"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
 )
@@ -25,7 +26,7 @@ func busyMetrics(t *testing.T) *Metrics {
 	)
 	m := New(Options{Version: "test", Source: src})
 	m.ObserveWrite("bus/cxl/devices/decoder0.0/delete_region", time.Millisecond, unix.EBUSY)
-	m.ObserveGuard("delete_region", "allowed")
+	m.ObserveGuard(guard.KindDelete.String(), guard.ResultWaited)
 	m.SetGuardActive(true)
 	for _, ev := range []region.Event{
 		opDone("delete", region.ResultOK, time.Second, true),
@@ -122,8 +123,8 @@ func TestCardinalityStaysBounded(t *testing.T) {
 			fmt.Sprintf("bus/cxl/devices/decoder%d.%d/delete_region", i, i),
 		}
 		m.ObserveWrite(attrs[i%len(attrs)], time.Duration(i)*time.Microsecond, err)
-		m.ObserveGuard(fmt.Sprintf("/sys/bus/cxl/devices/decoder%d.0/%s", i, []string{"delete_region", "bind", name}[i%3]),
-			[]string{"allowed", fmt.Sprintf("result %d", i)}[i%2])
+		m.ObserveGuard([]string{guard.KindDelete.String(), fmt.Sprintf("/sys/bus/cxl/devices/decoder%d.0/delete_region", i), name}[i%3],
+			[]string{guard.ResultRefused, fmt.Sprintf("result %d", i)}[i%2])
 
 		res := []region.Result{region.ResultOK, region.ResultBusy, region.Result("failed on " + name)}
 		m.observeEvent(region.Event{Kind: region.OperationDone, Operation: region.Operation{
@@ -152,7 +153,7 @@ func TestCardinalityStaysBounded(t *testing.T) {
 		"cxlregiond_uevents_total":                      8 + 1,
 		"cxlregiond_uevent_resyncs_total":               2,
 		"cxlregiond_rescans_total":                      6 + 1,
-		"cxlregiond_guard_opens_total":                  (13 + 1) * (5 + 1),
+		"cxlregiond_guard_opens_total":                  (5 + 1) * (4 + 1),
 		"cxlregiond_guard_active":                       1,
 	}
 	regionName := regexp.MustCompile(`region[0-9]`)

@@ -113,7 +113,7 @@ func New(opts Options) *Metrics {
 		}, []string{"reason"}),
 		guardOpens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "guard_opens_total",
-			Help: "Opens of guarded CXL files by other processes, by file kind and result.",
+			Help: "Opens of guarded CXL files by other processes, by file kind and result (allowed at once, waited for the writers, passed as the writers' holder, refused).",
 		}, []string{"kind", "result"}),
 		guardActive: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "guard_active",
@@ -166,6 +166,11 @@ func (m *Metrics) initSeries() {
 	for _, r := range resyncReasons {
 		m.resyncs.WithLabelValues(r)
 	}
+	for _, k := range guardKinds {
+		for _, r := range guardResults {
+			m.guardOpens.WithLabelValues(k, r)
+		}
+	}
 }
 
 // Handler serves the registry in the Prometheus exposition formats, with
@@ -187,11 +192,12 @@ func (m *Metrics) ObserveWrite(attr string, d time.Duration, err error) {
 	m.writeSeconds.WithLabelValues(a).Observe(d.Seconds())
 }
 
-// ObserveGuard records one open held by the guard. kind is the guarded file
-// (a path or its base name), result one of allowed, denied, timeout,
-// canceled, error.
+// ObserveGuard records one open of a guarded file by another process. Its
+// signature is guard.Config.Observer's: kind is a guard.Kind's String,
+// result one of guard.ResultAllowed, ResultWaited, ResultPassed,
+// ResultRefused.
 func (m *Metrics) ObserveGuard(kind, result string) {
-	m.guardOpens.WithLabelValues(attributeLabel(kind), oneOf(result, guardResults)).Inc()
+	m.guardOpens.WithLabelValues(oneOf(kind, guardKinds), oneOf(result, guardResults)).Inc()
 }
 
 // SetGuardActive reports whether the guard is running.

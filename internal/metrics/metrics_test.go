@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/guard"
 	"github.com/cxlregion/cxlregiond/internal/region"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
@@ -274,20 +275,34 @@ func TestObserveWrite(t *testing.T) {
 }
 
 func TestGuard(t *testing.T) {
-	m := New(Options{})
-	m.ObserveGuard("delete_region", "allowed")
-	m.ObserveGuard("/sys/bus/cxl/devices/decoder0.0/delete_region", "allowed")
-	m.ObserveGuard("bus/cxl/drivers/cxl_region/unbind", "timeout")
-	m.ObserveGuard("/home/someone/file", "it depends")
-	want := map[string]float64{
-		"cxlregiond_guard_opens_total{kind=delete_region,result=allowed}": 2,
-		"cxlregiond_guard_opens_total{kind=unbind,result=timeout}":        1,
-		"cxlregiond_guard_opens_total{kind=other,result=other}":           1,
+	tests := []struct {
+		name         string
+		kind, result string
+		want         string
+	}{
+		{"delete allowed", guard.KindDelete.String(), guard.ResultAllowed, "kind=delete_region,result=allowed"},
+		{"create waited", guard.KindCreate.String(), guard.ResultWaited, "kind=create_region,result=waited"},
+		{"region driver passed", guard.KindRegionDriver.String(), guard.ResultPassed, "kind=cxl_region_driver,result=passed"},
+		{"acpi refused", guard.KindACPIDriver.String(), guard.ResultRefused, "kind=cxl_acpi_driver,result=refused"},
+		{"port", guard.KindPortDriver.String(), guard.ResultAllowed, "kind=cxl_port_driver,result=allowed"},
+		{"unknown kind", "/sys/bus/cxl/devices/decoder0.0/delete_region", guard.ResultAllowed, "kind=other,result=allowed"},
+		{"unknown result", guard.KindDelete.String(), "it depends", "kind=delete_region,result=other"},
 	}
-	if diff := cmp.Diff(want, series(t, m.reg)); diff != "" {
-		t.Errorf("series (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New(Options{})
+			m.ObserveGuard(tt.kind, tt.result)
+			m.ObserveGuard(tt.kind, tt.result)
+			want := map[string]float64{"cxlregiond_guard_opens_total{" + tt.want + "}": 2}
+			if diff := cmp.Diff(want, series(t, m.reg)); diff != "" {
+				t.Errorf("series (-want +got):\n%s", diff)
+			}
+		})
 	}
+}
 
+func TestGuardActive(t *testing.T) {
+	m := New(Options{})
 	for _, active := range []bool{true, false, true} {
 		m.SetGuardActive(active)
 		want := 0.0
@@ -355,7 +370,7 @@ func TestConcurrentObservers(t *testing.T) {
 		wg.Go(func() {
 			for range each {
 				m.ObserveWrite("bus/cxl/devices/region0/commit", time.Microsecond, nil)
-				m.ObserveGuard("delete_region", "allowed")
+				m.ObserveGuard(guard.KindDelete.String(), guard.ResultAllowed)
 				m.SetGuardActive(true)
 				events <- opDone("delete", region.ResultOK, time.Millisecond, true)
 			}
