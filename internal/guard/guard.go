@@ -77,6 +77,9 @@ func New(cfg Config) (*Guard, error) {
 		holds:  make(map[string]*tenancy),
 		opens:  make(map[openKey]*openRec),
 	}
+	if _, err := readDirNames("/proc/1/fd"); err != nil {
+		g.log.Warn("guard: cannot read other processes' descriptors (CAP_SYS_PTRACE?); a hold whose close event is lost ends only when its process exits", "err", err)
+	}
 	g.active.Store(true)
 	g.wg.Go(g.readLoop)
 	g.wg.Go(g.checkLoop)
@@ -258,10 +261,18 @@ func (g *Guard) dispatch(ev event) {
 }
 
 // answer sends the verdict for a permission event and closes its
-// descriptor.
-func (g *Guard) answer(ev event, allow bool) {
-	if err := g.grp.respond(ev.fd, allow); err != nil && !errors.Is(err, os.ErrClosed) {
+// descriptor. It returns false if the kernel no longer waited for it: the
+// opener was killed while held (ENOENT), or the guard closed.
+func (g *Guard) answer(ev event, allow bool) bool {
+	err := g.grp.respond(ev.fd, allow)
+	unix.Close(int(ev.fd))
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, unix.ENOENT):
+		g.log.Debug("guard: the opener stopped waiting", "pid", ev.pid)
+	case !errors.Is(err, os.ErrClosed):
 		g.log.Warn("guard: fanotify response failed", "pid", ev.pid, "allow", allow, "err", err)
 	}
-	unix.Close(int(ev.fd))
+	return false
 }

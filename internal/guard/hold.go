@@ -163,6 +163,21 @@ func (g *Guard) drop(rec *openRec, why string) {
 	g.log.Debug("guard: hold ended", "pid", rec.key.pid, "file", rec.target.Path, "held", time.Since(rec.since), "why", why)
 }
 
+// abandon takes back one open let through for key that never happened.
+func (g *Guard) abandon(key openKey) {
+	g.mu.Lock()
+	rec := g.opens[key]
+	last := false
+	if rec != nil {
+		rec.opens--
+		last = rec.opens <= 0
+	}
+	g.mu.Unlock()
+	if last {
+		g.drop(rec, "opener gone before its open")
+	}
+}
+
 // onClose handles a close of a guarded file by pid. The event says which
 // file, not which open: a close by the holder itself ends its hold when it
 // was the last of the opens let through (or, if the count says otherwise,
@@ -176,12 +191,12 @@ func (g *Guard) onClose(pid int, file fileID) {
 			rec.opens--
 			last := rec.opens <= 0
 			g.mu.Unlock()
-			if last || !g.proc.hasOpen(pid, file) {
+			if last || !g.proc.holding(pid, file) {
 				g.drop(rec, "closed")
 			}
 			continue
 		}
-		if !g.proc.hasOpen(rec.key.pid, file) && !g.proc.openedByAny(file, g.self) {
+		if !g.proc.holding(rec.key.pid, file) && !g.proc.openedByAny(file, g.self) {
 			g.drop(rec, "closed by another process")
 		}
 	}
@@ -229,7 +244,7 @@ func (g *Guard) check(now time.Time) {
 		if age < g.cfg.CheckInterval {
 			continue // its open may not have returned yet
 		}
-		if !g.proc.hasOpen(rec.key.pid, rec.key.file) && !g.proc.openedByAny(rec.key.file, g.self) {
+		if !g.proc.holding(rec.key.pid, rec.key.file) && !g.proc.openedByAny(rec.key.file, g.self) {
 			g.drop(rec, "file no longer open")
 			continue
 		}

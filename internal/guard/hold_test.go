@@ -202,3 +202,34 @@ func TestInheritedDescriptorKeepsTheHold(t *testing.T) {
 		t.Fatalf("B opened %v after A, while A's child still had the file", d)
 	}
 }
+
+// TestKilledWaiterDoesNotKeepTheWriter: an opener killed while its open
+// is held never opens; the writer taken for it when its turn comes must
+// go straight to the next one, not sit until the holder check.
+//
+// Mutation: skip the abandon call in onOpen and B waits for the holder
+// check (CheckInterval, 5 s here): "B opened ... after A closed" fails.
+func TestKilledWaiterDoesNotKeepTheWriter(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) { c.CheckInterval = 5 * time.Second })
+	file := r.path("decoder0.0", "delete_region")
+	r.startWriter(file, "A", 300*time.Millisecond, 1)
+	r.waitOpened("A")
+	w := r.startWriter(file, "W", time.Millisecond, 1)
+	waitFor(t, "W to be held", func() bool { return r.g.QueueDepth() == 1 })
+	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-w.done
+	b := r.startWriter(file, "B", time.Millisecond, 1)
+	waitFor(t, "B to be held behind W", func() bool { return r.g.QueueDepth() == 2 })
+	b.wait(t, 3*time.Second)
+	es := readLog(t, r.log)
+	closed, _ := find(es, "A", "close")
+	opened, ok := find(es, "B", "open")
+	if !ok {
+		t.Fatal("B never opened")
+	}
+	if d := time.Duration(opened.at - closed.at); d > time.Second {
+		t.Fatalf("B opened %v after A closed: the killed waiter kept the writer", d)
+	}
+}

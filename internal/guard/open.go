@@ -36,9 +36,17 @@ func (g *Guard) onOpen(ev event) {
 		start := time.Now()
 		result, err := g.admit(ev.pid, t, id)
 		g.queued.Add(-1)
-		g.answer(ev, result != ResultRefused)
+		delivered := g.answer(ev, result != ResultRefused)
 		if g.ctx.Err() != nil && result == ResultRefused {
 			return // the guard closed and the kernel let the open through: not a refusal
+		}
+		if (result == ResultAllowed || result == ResultWaited) && (!delivered || !g.proc.alive(ev.pid)) {
+			// The opener was killed while it waited (the kernel takes the
+			// answer to a cancelled wait without complaint, hence the
+			// /proc check): its open never happened, so no close will end
+			// the hold taken for it.
+			g.abandon(openKey{pid: ev.pid, file: id})
+			return
 		}
 		g.cfg.Observer(t.Kind.String(), result)
 		if result == ResultRefused {

@@ -3,7 +3,9 @@ package guard
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,26 +92,38 @@ func (p procFS) ppid(pid int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseStatPPID(b)
+	_, ppid, err := parseStat(b)
+	return ppid, err
 }
 
-// parseStatPPID takes the parent pid from a /proc/<pid>/stat line. The
-// command name in parentheses may hold spaces and parentheses itself, so
-// the fields are counted from the last ')'.
-func parseStatPPID(b []byte) (int, error) {
+// alive reports whether pid is a process that has not exited (a zombie
+// has).
+func (p procFS) alive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join(p.root, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	state, _, err := parseStat(b)
+	return err == nil && state != "Z" && state != "X"
+}
+
+// parseStat takes the state and the parent pid from a /proc/<pid>/stat
+// line. The command name in parentheses may hold spaces and parentheses
+// itself, so the fields are counted from the last ')'.
+func parseStat(b []byte) (state string, ppid int, err error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("proc stat: no command name in %q", b)
+		return "", 0, fmt.Errorf("proc stat: no command name in %q", b)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 2 {
-		return 0, fmt.Errorf("proc stat: too few fields after command name in %q", b)
+		return "", 0, fmt.Errorf("proc stat: too few fields after command name in %q", b)
 	}
-	ppid, err := strconv.Atoi(f[1])
+	ppid, err = strconv.Atoi(f[1])
 	if err != nil {
-		return 0, fmt.Errorf("proc stat: parent pid %q: %w", f[1], err)
+		return "", 0, fmt.Errorf("proc stat: parent pid %q: %w", f[1], err)
 	}
-	return ppid, nil
+	return f[0], ppid, nil
 }
 
 // comm is the command name of pid for log lines; "?" once it has exited.
@@ -201,26 +215,38 @@ func holdsFlock(locks []flock, pids []int, id fileID) bool {
 	return false
 }
 
-// hasOpen reports whether pid has the file open. A process that has
-// exited, or whose descriptors cannot be read, has nothing open.
-func (p procFS) hasOpen(pid int, id fileID) bool {
+// fdOpen reports whether pid has the file open. A process that has
+// exited has nothing open; a descriptor table the daemon may not read
+// (no CAP_SYS_PTRACE over that process) is an error.
+func (p procFS) fdOpen(pid int, id fileID) (bool, error) {
 	dir := filepath.Join(p.root, strconv.Itoa(pid), "fd")
 	names, err := readDirNames(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
 	if err != nil {
-		return false
+		return false, err
 	}
 	for _, n := range names {
 		if got, err := pathID(filepath.Join(dir, n)); err == nil && got == id {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
+}
+
+// holding reports whether pid may still have the file open: it has, or
+// its descriptors cannot be read. A hold is never ended on a guess; one
+// whose process cannot be inspected ends with its close event or its exit.
+func (p procFS) holding(pid int, id fileID) bool {
+	open, err := p.fdOpen(pid, id)
+	return open || err != nil
 }
 
 // openedByAny reports whether any process but skip (the daemon, whose
-// event descriptors point at the same file) has the file open. It reads
-// every process's descriptors, so it runs only when the holder's own
-// descriptors no longer explain a hold.
+// event descriptors point at the same file) is known to have the file
+// open. It reads every process's descriptors, so it runs only when the
+// holder's own descriptors no longer explain a hold.
 func (p procFS) openedByAny(id fileID, skip int) bool {
 	names, err := readDirNames(p.root)
 	if err != nil {
@@ -231,7 +257,7 @@ func (p procFS) openedByAny(id fileID, skip int) bool {
 		if err != nil || pid == skip {
 			continue
 		}
-		if p.hasOpen(pid, id) {
+		if open, _ := p.fdOpen(pid, id); open {
 			return true
 		}
 	}

@@ -9,26 +9,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestParseStatPPID(t *testing.T) {
+func TestParseStat(t *testing.T) {
 	tests := []struct {
 		name, stat string
-		want       int
+		state      string
+		ppid       int
 		wantErr    bool
 	}{
-		{"plain", "4242 (sh) S 17 4242 17 0 -1 4194304 0 0", 17, false},
-		{"spaces and parens in comm", "300 (my (odd) cmd) R 200 300 100 0", 200, false},
-		{"comm is a paren", "5 ()) S 4 5 5", 4, false},
-		{"no comm", "300 my cmd R 200", 0, true},
-		{"truncated", "300 (sh) R", 0, true},
-		{"ppid not a number", "300 (sh) R x 1", 0, true},
+		{"plain", "4242 (sh) S 17 4242 17 0 -1 4194304 0 0", "S", 17, false},
+		{"spaces and parens in comm", "300 (my (odd) cmd) R 200 300 100 0", "R", 200, false},
+		{"comm is a paren", "5 ()) Z 4 5 5", "Z", 4, false},
+		{"no comm", "300 my cmd R 200", "", 0, true},
+		{"truncated", "300 (sh) R", "", 0, true},
+		{"ppid not a number", "300 (sh) R x 1", "", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatPPID([]byte(tt.stat))
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Fatalf("parseStatPPID(%q) = %d, %v; want %d, error %v", tt.stat, got, err, tt.want, tt.wantErr)
+			state, ppid, err := parseStat([]byte(tt.stat))
+			if (err != nil) != tt.wantErr || state != tt.state || ppid != tt.ppid {
+				t.Fatalf("parseStat(%q) = %q, %d, %v; want %q, %d, error %v",
+					tt.stat, state, ppid, err, tt.state, tt.ppid, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestAlive(t *testing.T) {
+	p := procFS{root: "testdata/proc"}
+	for pid, want := range map[int]bool{300: true, 500: false, 999: false} {
+		if got := p.alive(pid); got != want {
+			t.Errorf("alive(%d) = %v, want %v", pid, got, want)
+		}
 	}
 }
 
@@ -111,7 +122,7 @@ func TestParseFlocksRejectsGarbage(t *testing.T) {
 }
 
 // TestHasOpen checks the descriptor scan against this process's own /proc.
-func TestHasOpen(t *testing.T) {
+func TestHolding(t *testing.T) {
 	p := procFS{root: "/proc"}
 	path := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
@@ -122,21 +133,41 @@ func TestHasOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	self := os.Getpid()
-	if p.hasOpen(self, id) {
-		t.Fatal("hasOpen before the open")
+	if p.holding(self, id) {
+		t.Fatal("holding before the open")
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.hasOpen(self, id) {
-		t.Error("hasOpen misses an open descriptor")
+	if !p.holding(self, id) {
+		t.Error("holding misses an open descriptor")
 	}
 	if p.openedByAny(id, self) {
 		t.Error("openedByAny counts the skipped process")
 	}
 	f.Close()
-	if p.hasOpen(self, id) {
-		t.Error("hasOpen after the close")
+	if p.holding(self, id) {
+		t.Error("holding after the close")
+	}
+	if p.holding(1<<22+1, id) {
+		t.Error("an exited process is holding")
+	}
+}
+
+// TestHoldingUnreadable: a descriptor table that cannot be read keeps the
+// hold (a guess must not let a second writer in); a process without one
+// has exited.
+func TestHoldingUnreadable(t *testing.T) {
+	p := procFS{root: "testdata/proc"}
+	id := fileID{dev: 1, ino: 2}
+	if !p.holding(200, id) {
+		t.Error("an unreadable descriptor table ended the hold")
+	}
+	if p.holding(100, id) {
+		t.Error("a process without a descriptor table is holding")
+	}
+	if p.openedByAny(id, 0) {
+		t.Error("openedByAny counted an unreadable table as an opener")
 	}
 }
