@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -32,7 +33,8 @@ type Options struct {
 	// "unknown".
 	Version string
 	// Source, when set, is read on every scrape for the region, frozen-writer
-	// and queue-depth gauges.
+	// and queue-depth gauges. SetSource sets it later, for a daemon that
+	// must create the Metrics (its ObserveWrite) before the engine.
 	Source Source
 	// Logger receives errors of the HTTP handler; nil discards them.
 	Logger *slog.Logger
@@ -141,6 +143,17 @@ func New(opts Options) *Metrics {
 	}
 	m.initSeries()
 	return m
+}
+
+// SetSource starts reading src on every scrape. The write observer has to
+// exist before the lock registry, and the registry before the engine, so
+// the engine usually arrives after New. A second source is an error: its
+// series would collide with the first one's.
+func (m *Metrics) SetSource(src Source) error {
+	if err := m.reg.Register(newSnapshotCollector(src)); err != nil {
+		return fmt.Errorf("metrics source: %w", err)
+	}
+	return nil
 }
 
 // initSeries creates the series of every known label value at zero, so that

@@ -166,3 +166,22 @@ cxlregiond_writer_queue_depth{root_decoder="decoder0.0"} 0
 		t.Errorf("stale series after the model emptied (-want +got):\n%s", diff)
 	}
 }
+
+func TestSetSource(t *testing.T) {
+	m := New(Options{})
+	if n, err := testutil.GatherAndCount(m.reg, "cxlregiond_writer_frozen"); err != nil || n != 0 {
+		t.Fatalf("before SetSource: %d writer_frozen series, err %v; want none", n, err)
+	}
+	src := &fakeSource{}
+	src.set([]region.RootDecoderInfo{{Name: "decoder0.0", Frozen: true}}, nil)
+	if err := m.SetSource(src); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"cxlregiond_writer_frozen{root_decoder=decoder0.0}": 1}
+	if diff := cmp.Diff(want, series(t, m.reg)); diff != "" {
+		t.Errorf("series (-want +got):\n%s", diff)
+	}
+	if err := m.SetSource(src); err == nil {
+		t.Error("a second SetSource succeeded; its series would collide with the first")
+	}
+}
