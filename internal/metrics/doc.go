@@ -48,5 +48,13 @@
 // (lock.WithWriteObserver), Follow consumes the engine's events
 // (Engine.Subscribe), a Source (the engine) is read at scrape time,
 // ObserveGuard is the guard's observer (guard.Config.Observer) and
-// SetGuardActive says whether the guard runs.
+// SetGuardActive says whether the guard runs. In the daemon:
+//
+//	m := metrics.New(metrics.Options{Version: api.Version, Logger: log})
+//	writers := lock.NewRegistry(..., lock.WithWriteObserver(m.ObserveWrite))
+//	engine, _ := region.New(region.Config{Writers: writers, ...})
+//	m.SetSource(engine)
+//	events, stop := engine.Subscribe(ctx); go m.Follow(ctx, events)
+//	guard.Config{Observer: m.ObserveGuard, ...}; m.SetGuardActive(guardErr == nil)
+//	go m.Serve(ctx, addr) // "" is DefaultAddr
 package metrics
