@@ -2,9 +2,13 @@ package guard
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
 // serializeWorkload runs unaware writer processes and daemon operations on
@@ -90,4 +94,71 @@ func TestSerializesUnawareWritersWithDaemon(t *testing.T) {
 			t.Fatal("without the guard no writers overlapped: the workload cannot show serialization")
 		}
 	})
+}
+
+// TestMixedWorkload runs unaware writers of two root decoders, openers of
+// cxl_region/bind (which need both writers) and the daemon's operations
+// on both, all at once. Per root decoder nothing overlaps: its writers,
+// its daemon operations and every bind opener.
+//
+// Mutation: make scope return only the first root decoder for driver
+// files and a bind opener overlaps decoder1.0's writers.
+func TestMixedWorkload(t *testing.T) {
+	roots := []string{"decoder0.0", "decoder1.0"}
+	r := newRig(t, roots, nil)
+	const cycles, hold = 3, 10 * time.Millisecond
+	var procs []*proc
+	for _, rd := range roots {
+		for i := range 3 {
+			procs = append(procs, r.startWriter(r.path(rd, "delete_region"), fmt.Sprintf("%s/w%d", rd, i), hold, cycles))
+		}
+	}
+	for i := range 2 {
+		procs = append(procs, r.startWriter(filepath.Join(r.root, sysfs.RegionBindPath), fmt.Sprintf("bind/b%d", i), hold, cycles))
+	}
+	var wg sync.WaitGroup
+	for _, rd := range roots {
+		for i := range 2 {
+			wg.Go(func() {
+				for c := range cycles {
+					if err := r.daemonWrite(rd, "delete_region", fmt.Sprintf("%s/daemon%d.%d", rd, i, c), hold); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+	}
+	for _, p := range procs {
+		p.wait(t, 30*time.Second)
+	}
+	wg.Wait()
+	all := intervals(t, readLog(t, r.log))
+	if want := (3*2 + 2 + 2*2) * cycles; len(all) != want {
+		t.Fatalf("got %d intervals, want %d", len(all), want)
+	}
+	for _, rd := range roots {
+		var mine []interval
+		for _, iv := range all {
+			if strings.HasPrefix(iv.tag, rd+"/") || strings.HasPrefix(iv.tag, "bind/") {
+				mine = append(mine, iv)
+			}
+		}
+		if ov := overlaps(mine); len(ov) > 0 {
+			t.Errorf("%s: %d overlaps, first: %s", rd, len(ov), ov[0])
+		}
+	}
+}
+
+// TestRootDecodersIndependent: a held root decoder does not hold up the
+// writers of another; the kernel serializes nothing between them and
+// neither does the guard.
+func TestRootDecodersIndependent(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0", "decoder1.0"}, nil)
+	a := r.startWriter(r.path("decoder0.0", "delete_region"), "A", time.Minute, 1)
+	r.waitOpened("A")
+	r.startWriter(r.path("decoder1.0", "delete_region"), "B", time.Millisecond, 1).wait(t, 3*time.Second)
+	if _, ok := find(readLog(t, r.log), "B", "open"); !ok {
+		t.Fatal("decoder1.0's writer waited for decoder0.0's holder")
+	}
+	_ = a.cmd.Process.Kill()
 }
