@@ -168,7 +168,7 @@ build_initramfs() {
 # the hang limit ends it. The CXL topology is the reference captures' one.
 boot() {
 	local kernel=$1 initrd=$2 w=$3 rc=0
-	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,dmesg}.txt
+	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,guest-logs}.txt
 	truncate -s 256M "$w/cxltest.raw" "$w/lsa.raw"
 	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 \
 		-accel tcg,thread=multi -M q35,cxl=on -cpu max,hypervisor=off \
@@ -180,7 +180,7 @@ boot() {
 		-device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 \
 		-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G \
 		-nodefaults -display none -no-reboot \
-		-serial file:"$w/console.txt" -serial file:"$w/results.txt" -serial file:"$w/dmesg.txt" \
+		-serial file:"$w/console.txt" -serial file:"$w/results.txt" -serial file:"$w/guest-logs.txt" \
 		-kernel "$kernel" -initrd "$initrd" \
 		-append "console=ttyS0 loglevel=1 pci=nomsi log_buf_len=64M nokaslr panic=-1 rdinit=/init cxltest.cycles=$CYCLES cxltest.settle_ms=$SETTLE_MS${ONLY:+ cxltest.only=$ONLY}" \
 		</dev/null >"$w/qemu.log" 2>&1 || rc=$?
@@ -244,7 +244,7 @@ collect() {
 			row "$k" "$name" - - - - "SKIP (${line#SKIP "$name" })"
 			;;
 		"OOPS "*)
-			row "$k" "${line#OOPS }" - - 1 - "FAIL: kernel oops (VM reset; later scenarios not run; see $w/dmesg.txt)"
+			row "$k" "${line#OOPS }" - - 1 - "FAIL: kernel oops (VM reset; later scenarios not run; see $w/guest-logs.txt)"
 			cur=""
 			;;
 		"FATAL "*) row "$k" boot - - - - "FAIL: ${line#FATAL }" ;;

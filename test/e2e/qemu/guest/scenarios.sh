@@ -48,11 +48,22 @@ start_oops_watchdog() {
 			t=$(cat /proc/sys/kernel/tainted)
 			if [ $((t & 128)) -ne 0 ]; then
 				emit "OOPS $(cat /run/cxltest/current 2>/dev/null)"
+				echo "=== dmesg (tail, oops)" >/dev/ttyS2
 				dmesg | tail -c 200000 >/dev/ttyS2
 				reset_vm
 			fi
 		done
 	) &
+}
+
+# dump_logs sends the guest's logs to ttyS2 (guest-logs.txt on the host):
+# the console runs at loglevel 1, so dmesg is only here.
+dump_logs() {
+	for f in /tmp/racer.log /tmp/cxlregiond.log /tmp/dbus.err; do
+		[ -e "$f" ] && { echo "=== $f"; cat "$f"; }
+	done >/dev/ttyS2
+	echo "=== dmesg" >/dev/ttyS2
+	dmesg >/dev/ttyS2
 }
 
 field() { echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
@@ -70,11 +81,12 @@ racer_scenario() {
 	[ "$writes_from" = metric ] && m0=$(metric_deletes)
 	w0=$(warns)
 	b0=$(bugs)
-	line=$(timeout $((CYCLES * 6 + 120)) racer race -cycles "$CYCLES" -settle "${SETTLE_MS}ms" "$@" 2>/tmp/racer.err | grep '^RACER ' | tail -1)
+	echo "=== $name" >>/tmp/racer.log
+	line=$(timeout $((CYCLES * 6 + 120)) racer race -cycles "$CYCLES" -settle "${SETTLE_MS}ms" "$@" 2>>/tmp/racer.log | grep '^RACER ' | tail -1)
 	w1=$(warns)
 	b1=$(bugs)
 	if [ -z "$line" ]; then
-		emit "RESULT $name expect=$expect cycles=0/$CYCLES warn=$((w1 - w0)) bug=$((b1 - b0)) writes=- failures=1 check=- note=racer gave no result: $(tail -3 /tmp/racer.err | tr '\n' ' ')"
+		emit "RESULT $name expect=$expect cycles=0/$CYCLES warn=$((w1 - w0)) bug=$((b1 - b0)) writes=- failures=1 check=- note=racer gave no result: $(tail -3 /tmp/racer.log | tr '\n' ' ')"
 		return
 	fi
 	case "$writes_from" in

@@ -9,6 +9,7 @@
 //	racer race [flags]           create a region to a state, then release N
 //	                             deleters at once; repeat; print one RESULT line
 //	racer lock FILE -- CMD ARGS  run CMD holding flock(FILE) (busybox has no flock)
+//	racer get URL                print an HTTP body (the metrics scraper)
 //
 // The WARNING/BUG counts are taken from dmesg by the guest script around a
 // run; the racer reports what the writers saw (errno per write, pair outcomes).
@@ -21,7 +22,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: racer race [flags] | racer lock FILE -- CMD [ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: racer race [flags] | racer lock FILE -- CMD [ARGS...] | racer get URL")
 		os.Exit(2)
 	}
 	var err error
@@ -30,6 +31,8 @@ func main() {
 		err = runRace(os.Args[2:])
 	case "lock":
 		err = runLock(os.Args[2:])
+	case "get":
+		err = runGet(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}
