@@ -78,9 +78,12 @@ func (s *Service) run(op operation, uid uint32) (godbus.ObjectPath, *godbus.Erro
 }
 
 // opContext is an operation's context: it outlives the method call (a
-// job runs on), and a timeout option bounds it; without one the engine's
-// default applies.
+// job runs on), and the timeout option bounds it, or else the configured
+// default timeout, or else the engine's.
 func (s *Service) opContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout == 0 && s.cfg.DefaultTimeout != nil {
+		timeout = s.cfg.DefaultTimeout()
+	}
 	if timeout > 0 {
 		return context.WithTimeout(s.opsCtx, timeout)
 	}

@@ -38,6 +38,10 @@ type Config struct {
 	// GuardActive reports whether the fanotify guard runs; nil means it
 	// does not.
 	GuardActive func() bool
+	// DefaultTimeout, when set, bounds an operation whose caller gave no
+	// timeout option; it is read per call, so a reloaded configuration
+	// applies at once. Nil or 0: the engine's own default.
+	DefaultTimeout func() time.Duration
 	// JobGrace is how long a finished Job object stays for clients to read
 	// its outcome.
 	JobGrace time.Duration

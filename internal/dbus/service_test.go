@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -458,5 +459,29 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The configured default timeout applies to calls without a timeout option,
+// and is read per call (a reloaded configuration applies at once).
+func TestDefaultTimeoutIsReadPerCall(t *testing.T) {
+	eng := newFakeEngine()
+	eng.addRegion("region0")
+	eng.gate = make(chan struct{}) // never opens
+	var mu sync.Mutex
+	def := time.Hour
+	h := startService(t, eng, func(c *Config) {
+		c.DefaultTimeout = func() time.Duration { mu.Lock(); defer mu.Unlock(); return def }
+	})
+	mu.Lock()
+	def = 100 * time.Millisecond
+	mu.Unlock()
+	start := time.Now()
+	err := h.call(api.RegionsPath+"/region0", api.RegionInterface+".Enable", noOpts).Err
+	if dbusErrName(err) != api.ErrorTimeout {
+		t.Errorf("err = %v, want Timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a 100 ms default timeout took %s", d)
 	}
 }
