@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// liveSettings holds the settings in force and applies reloads of the
+// config file: log level, default timeout and metrics address at once; the
+// rest is logged as needing a restart.
+type liveSettings struct {
+	path  string          // config file; "" when none
+	flags map[string]bool // keys given on the command line, which win
+	level *slog.LevelVar
+	log   *slog.Logger
+	// metricsAddr receives the new address when it changes.
+	metricsAddr chan string
+
+	mu  sync.Mutex
+	cur settings
+}
+
+func (l *liveSettings) get() settings {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cur
+}
+
+func (l *liveSettings) defaultTimeout() time.Duration { return l.get().DefaultTimeout }
+
+// load reads the config file over base.
+func loadSettings(path string, base settings, flags map[string]bool) (settings, error) {
+	if path == "" {
+		return base, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return base, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	kv, err := parseConfig(f)
+	if err != nil {
+		return base, fmt.Errorf("config file %s: %w", path, err)
+	}
+	if err := base.apply(kv, flags); err != nil {
+		return base, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return base, nil
+}
+
+// reload re-reads the config file over the settings it started from. A
+// broken file is logged and ignored: the daemon keeps what it has.
+func (l *liveSettings) reload(base settings) {
+	next, err := loadSettings(l.path, base, l.flags)
+	if err != nil {
+		l.log.Error("config reload failed; keeping the current settings", "err", err)
+		return
+	}
+	l.mu.Lock()
+	prev := l.cur
+	changed := changedKeys(prev, next)
+	for _, key := range changed {
+		if !reloadable[key] {
+			l.log.Warn("config key changed; it takes effect at the next start", "key", key)
+		}
+	}
+	l.cur.LogLevel, l.cur.DefaultTimeout, l.cur.MetricsListen = next.LogLevel, next.DefaultTimeout, next.MetricsListen
+	cur := l.cur
+	l.mu.Unlock()
+	l.level.Set(cur.LogLevel)
+	if cur.MetricsListen != prev.MetricsListen {
+		select {
+		case l.metricsAddr <- cur.MetricsListen:
+		default:
+			l.log.Warn("metrics address change dropped: a previous change is still being applied")
+		}
+	}
+	l.log.Info("config reloaded", "file", l.path, "changed", changed)
+}
+
+// watch reloads the config file when it changes (fsnotify, on its
+// directory, so that editors that replace the file are seen) or on
+// SIGHUP, until ctx ends.
+func (l *liveSettings) watch(ctx context.Context, base settings, hup <-chan os.Signal) {
+	if l.path == "" {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				l.log.Info("SIGHUP: no config file to reload")
+			}
+		}
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		l.log.Error("cannot watch the config file; reload with SIGHUP", "err", err)
+	} else {
+		defer w.Close()
+		if err := w.Add(filepath.Dir(l.path)); err != nil {
+			l.log.Error("cannot watch the config file; reload with SIGHUP", "file", l.path, "err", err)
+		}
+	}
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w != nil {
+		events, errs = w.Events, w.Errors
+	}
+	// Editors write a file in several steps; reload once they are done.
+	const settle = 200 * time.Millisecond
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	target := filepath.Clean(l.path)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			l.reload(base)
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if filepath.Clean(ev.Name) == target && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				debounce.Reset(settle)
+			}
+		case err, ok := <-errs:
+			if ok {
+				l.log.Warn("config file watch", "err", err)
+			}
+		case <-debounce.C:
+			l.reload(base)
+		}
+	}
+}
