@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/cxlregion/cxlregiond/api"
+)
+
+func newCreateCommand() *cobra.Command {
+	var (
+		decoder, typ, size, uuid string
+		ways, granularity        uint32
+		targets                  []string
+		noBind, asJSON           bool
+		timeout                  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "create --decoder DECODER --size SIZE [flags]",
+		Short: "Create a region and print its name",
+		Long: `Create a region in a root decoder. The daemon runs the kernel's create
+handshake and configuration in order, commits, binds (unless --no-bind) and
+waits until the devices below the region are registered. Any failure rolls
+back everything written.
+
+SIZE is bytes (268435456), hexadecimal (0x10000000), or a number with K, M,
+G or T (256M, 1G); it must be a multiple of 256 MiB x ways.`,
+		Example: `  cxlregionctl create --decoder decoder0.0 --type pmem --size 256M
+  cxlregionctl create --decoder decoder0.1 --size 1G --ways 2 --target decoder3.0 --target decoder7.0
+  cxlregionctl create --decoder decoder0.0 --size 256M --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := parseSize(size)
+			if err != nil {
+				return usageErr("--size: %v", err)
+			}
+			if !api.ValidDecoderName(decoder) {
+				return usageErr("--decoder %q: want a root decoder name such as decoder0.0", decoder)
+			}
+			opts := map[string]godbus.Variant{
+				api.OptType: godbus.MakeVariant(typ),
+				api.OptSize: godbus.MakeVariant(n),
+			}
+			if cmd.Flags().Changed("ways") {
+				opts[api.OptWays] = godbus.MakeVariant(ways)
+			}
+			if cmd.Flags().Changed("granularity") {
+				opts[api.OptGranularity] = godbus.MakeVariant(granularity)
+			}
+			if len(targets) > 0 {
+				opts[api.OptTargets] = godbus.MakeVariant(targets)
+			}
+			if uuid != "" {
+				opts[api.OptUUID] = godbus.MakeVariant(uuid)
+			}
+			if noBind {
+				opts[api.OptNoBind] = godbus.MakeVariant(true)
+			}
+			if err := addTimeout(opts, timeout); err != nil {
+				return err
+			}
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var path godbus.ObjectPath
+			what := "create region in " + decoder
+			if err := c.call(cmd.Context(), timeout, what, api.ManagerPath, api.ManagerInterface+"."+api.MethodCreateRegion, decoder, opts).Store(&path); err != nil {
+				return err
+			}
+			name, ok := api.RegionName(path)
+			if !ok {
+				return &exitError{code: api.ExitFailure, err: fmt.Errorf("%s: unexpected reply %s", what, path)}
+			}
+			if !asJSON {
+				fmt.Fprintln(cmd.OutOrStdout(), name)
+				return nil
+			}
+			r, err := c.region(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), r)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&decoder, "decoder", "d", "", "root decoder to create the region in (required)")
+	f.StringVarP(&typ, "type", "t", api.DefaultRegionType, "pmem or ram")
+	f.StringVarP(&size, "size", "s", "", "region size (required)")
+	f.Uint32VarP(&ways, "ways", "w", 0, "interleave ways (default: from --target, or the window's)")
+	f.Uint32VarP(&granularity, "granularity", "g", 0, "interleave granularity in bytes (default: the window's)")
+	f.StringArrayVar(&targets, "target", nil, "endpoint decoder for the next position; repeat for each (default: picked)")
+	f.StringVar(&uuid, "uuid", "", "pmem region uuid (default: generated)")
+	f.BoolVar(&noBind, "no-bind", false, "commit the region but do not bind it")
+	f.BoolVar(&asJSON, "json", false, "print the new region as JSON instead of its name")
+	f.DurationVar(&timeout, "timeout", 0, "give up after this long (default: the daemon's)")
+	_ = cmd.MarkFlagRequired("decoder")
+	_ = cmd.MarkFlagRequired("size")
+	_ = cmd.RegisterFlagCompletionFunc("decoder", completeRootDecoders)
+	_ = cmd.RegisterFlagCompletionFunc("type", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"pmem", "ram"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+// addTimeout sets the timeout option from --timeout.
+func addTimeout(opts map[string]godbus.Variant, timeout time.Duration) error {
+	if timeout == 0 {
+		return nil
+	}
+	if timeout < 0 || timeout > api.MaxTimeout {
+		return usageErr("--timeout %s: want more than 0 and at most %s", timeout, api.MaxTimeout)
+	}
+	opts[api.OptTimeout] = godbus.MakeVariant(timeout.Seconds())
+	return nil
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cxlregion/cxlregiond/api"
+)
+
+func newListCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List regions",
+		Long: `List the regions the daemon knows, in the kernel's id order.
+
+--json prints an array of region objects with ` + "`cxl list -R`" + `'s field names.`,
+		Example: "  cxlregionctl list\n  cxlregionctl list --json | jq '.[].region'",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			objs, err := c.managedObjects(cmd.Context())
+			if err != nil {
+				return err
+			}
+			regions, err := api.DecodeRegions(objs)
+			if err != nil {
+				return &exitError{code: api.ExitFailure, err: fmt.Errorf("unexpected reply: %w", err)}
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), regions)
+			}
+			t := newTable(cmd.OutOrStdout(), "REGION", "ROOT DECODER", "TYPE", "SIZE", "WAYS", "STATE", "SETTLED", "GEN", "ORIGIN", "TARGETS")
+			for _, r := range regions {
+				t.row(r.Region, r.RootDecoder, r.Type, formatSize(r.Size), strconv.Itoa(int(r.InterleaveWays)), r.State,
+					yesNo(r.Settled), strconv.FormatUint(r.Generation, 10), r.Origin, orDash(targets(r)))
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func targets(r api.Region) string {
+	var parts []string
+	for _, m := range r.Mappings {
+		parts = append(parts, m.Decoder+"("+orDash(m.Memdev)+")")
+	}
+	return strings.Join(parts, ",")
+}
+
+func newInfoCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:               "info REGION",
+		Short:             "Show one region",
+		Example:           "  cxlregionctl info region0\n  cxlregionctl info region0 --json",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeRegions,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			r, err := c.region(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), r)
+			}
+			return printRegion(cmd, r)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printRegion(cmd *cobra.Command, r api.Region) error {
+	t := newTable(cmd.OutOrStdout(), "region:", r.Region)
+	t.row("root decoder:", r.RootDecoder)
+	t.row("type:", r.Type)
+	t.row("size:", fmt.Sprintf("%s (%d)", formatSize(r.Size), r.Size))
+	if r.Resource != 0 {
+		t.row("resource:", fmt.Sprintf("%#x", r.Resource))
+	} else {
+		t.row("resource:", "-")
+	}
+	t.row("uuid:", orDash(r.UUID))
+	t.row("interleave:", fmt.Sprintf("%d ways, %d bytes granularity", r.InterleaveWays, r.InterleaveGranularity))
+	t.row("decode state:", orDash(r.DecodeState))
+	t.row("state:", r.State)
+	t.row("settled:", yesNo(r.Settled))
+	t.row("generation:", strconv.FormatUint(r.Generation, 10))
+	t.row("origin:", r.Origin)
+	for _, m := range r.Mappings {
+		t.row(fmt.Sprintf("target%d:", m.Position), m.Decoder+" ("+orDash(m.Memdev)+")")
+	}
+	return t.flush()
+}
+
+func newStatusCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "status",
+		Short:   "Show the daemon's version, guard, and root decoders with their writers",
+		Example: "  cxlregionctl status",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			objs, err := c.managedObjects(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, err := api.DecodeStatus(objs[api.ManagerPath][api.ManagerInterface], objs)
+			if err != nil {
+				return &exitError{code: api.ExitFailure, err: fmt.Errorf("unexpected reply: %w", err)}
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			out := cmd.OutOrStdout()
+			kernel := "sysfs"
+			if st.Simulated {
+				kernel = "simulated (cxlregiond --simulate)"
+			}
+			fmt.Fprintf(out, "cxlregiond %s on %s\n", st.Version, api.BusName)
+			fmt.Fprintf(out, "kernel:          %s\n", kernel)
+			fmt.Fprintf(out, "guard:           %s\n", map[bool]string{true: "active", false: "inactive"}[st.GuardActive])
+			fmt.Fprintf(out, "kernel features: %s\n", orDash(strings.Join(st.KernelFeatures, ", ")))
+			fmt.Fprintf(out, "regions:         %d\n\n", st.Regions)
+			t := newTable(out, "ROOT DECODER", "SIZE", "FREE", "PMEM", "RAM", "WAYS", "FROZEN", "QUEUE", "REASON")
+			for _, rd := range st.RootDecoders {
+				t.row(rd.Decoder, formatSize(rd.Size), formatSize(rd.MaxAvailableExtent), yesNo(rd.PmemCapable), yesNo(rd.VolatileCapable),
+					strconv.Itoa(int(rd.InterleaveWays)), yesNo(rd.Frozen), strconv.Itoa(int(rd.QueueDepth)), orDash(rd.FrozenReason))
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// completeRegions completes region names from the daemon.
+func completeRegions(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return objectNames(cmd, api.RegionInterface), cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeRootDecoders completes root decoder names from the daemon.
+func completeRootDecoders(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+	return objectNames(cmd, api.RootDecoderInterface), cobra.ShellCompDirectiveNoFileComp
+}
+
+func objectNames(cmd *cobra.Command, iface string) []string {
+	c, err := connect()
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	objs, err := c.managedObjects(cmd.Context())
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, ifaces := range objs {
+		if p, ok := ifaces[iface]; ok {
+			if n, ok := p[api.PropName].Value().(string); ok {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
+}
