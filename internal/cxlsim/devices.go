@@ -211,7 +211,9 @@ func newCXL(kind devKind, name, p, devtype, modalias, ref string) *device {
 	return &device{kind: kind, name: name, path: p, subsystem: "cxl", bus: "cxl", devtype: devtype, modalias: modalias, ref: ref}
 }
 
-func (k *Kernel) rootDev() *device { return newCXL(kindRoot, "root0", rootPath, "cxl_port", "cxl:t4", "root0") }
+func (k *Kernel) rootDev() *device {
+	return newCXL(kindRoot, "root0", rootPath, "cxl_port", "cxl:t4", "root0")
+}
 
 func (k *Kernel) rootDecoderDev(rd *rootDecoderState) *device {
 	return newCXL(kindRootDecoder, rd.Name, rootPath+"/"+rd.Name, "cxl_decoder_root", "cxl:t0", rd.Name)
@@ -258,7 +260,9 @@ func (k *Kernel) nmemDev(m *memdevState) *device {
 	return &device{kind: kindNmem, name: name, path: ndBusPath + "/" + name, subsystem: "nd", bus: "nd", devtype: "nvdimm", modalias: "nd:t1", ref: m.Name}
 }
 
-func (k *Kernel) regionPath(r *regionState) string { return rootPath + "/" + r.RootDecoder + "/" + r.Name }
+func (k *Kernel) regionPath(r *regionState) string {
+	return rootPath + "/" + r.RootDecoder + "/" + r.Name
+}
 
 func (k *Kernel) regionDev(r *regionState) *device {
 	return newCXL(kindRegion, r.Name, k.regionPath(r), "cxl_region", "cxl:t6", r.Name)

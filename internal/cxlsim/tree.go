@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -144,6 +145,10 @@ func (k *Kernel) resolve(name string) (node, bool) {
 func (k *Kernel) ReadFile(name string) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if name == "kernel/uevent_seqnum" {
+		// The last SEQNUM the kernel handed out (lib/kobject_uevent.c).
+		return []byte(strconv.FormatUint(k.st.Seqnum, 10) + "\n"), nil
+	}
 	n, ok := k.resolve(name)
 	switch {
 	case !ok:
