@@ -56,6 +56,10 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo
 	if err != nil {
 		return RegionInfo{}, fmt.Errorf("create on %s: %w", req.RootDecoder, mapCtxErr(err))
 	}
+	e.markCreating(name, false)
+	if _, err := e.refreshRegion(name); err != nil {
+		return RegionInfo{}, fmt.Errorf("create on %s: %w", req.RootDecoder, err)
+	}
 	return e.Region(name)
 }
 

@@ -16,8 +16,9 @@ import (
 // deleteCall is one delete in flight for one generation; every request for
 // that generation waits on it (coalesce) and receives its result.
 type deleteCall struct {
-	done chan struct{}
-	err  error
+	done   chan struct{}
+	err    error
+	joined int // requests waiting on it besides its leader (under Engine.mu)
 }
 
 // Delete deletes a region: unbind if bound, one delete_region write, then
@@ -38,6 +39,13 @@ func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
 	defer cancel()
 
 	call, leader, joinedGone, root, gen, err := e.coalesce(req)
+	if errors.Is(err, ErrNotFound) && req.Generation == 0 && !joinedGone {
+		// The region may be newer than the last uevent the engine applied;
+		// sysfs is the truth.
+		if _, rerr := e.refreshRegion(req.Name); rerr == nil {
+			call, leader, joinedGone, root, gen, err = e.coalesce(req)
+		}
+	}
 	if err != nil {
 		joined = joinedGone
 		return err
@@ -92,6 +100,7 @@ func (e *Engine) coalesce(req DeleteRequest) (call *deleteCall, leader, joinedGo
 	}
 	key := genKey{req.Name, gen}
 	if c := e.deletes[key]; c != nil {
+		c.joined++
 		return c, false, false, "", gen, nil
 	}
 	if r == nil || r.gen != gen {
@@ -101,6 +110,17 @@ func (e *Engine) coalesce(req DeleteRequest) (call *deleteCall, leader, joinedGo
 	e.deletes[key] = call
 	r.deleting = true
 	return call, true, false, r.reg.RootDecoder, gen, nil
+}
+
+// joinedDeletes says how many requests wait on the delete in flight for a
+// generation besides its leader; tests use it to know a storm has arrived.
+func (e *Engine) joinedDeletes(name string, gen uint64) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.deletes[genKey{name, gen}]; c != nil {
+		return c.joined
+	}
+	return -1
 }
 
 // runDelete waits for the region to settle, then deletes it under its root

@@ -96,6 +96,10 @@ type regionState struct {
 	firstSeen time.Time
 	changedAt time.Time // last time an observed attribute changed
 	deleting  bool
+	// bornSeq is the kernel's uevent SEQNUM read just before the reading
+	// that started this generation: a remove uevent at or below it is
+	// about an earlier holder of the name. 0 when unknown.
+	bornSeq uint64
 }
 
 type genKey struct {

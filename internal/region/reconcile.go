@@ -18,6 +18,7 @@ func (e *Engine) rescan(ctx context.Context, reason string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	seq := e.seqnum()
 	topo, err := e.fs.Scan()
 	if err != nil {
 		return err
@@ -30,7 +31,7 @@ func (e *Engine) rescan(ctx context.Context, reason string) error {
 	seen := make(map[string]bool, len(topo.Regions))
 	for _, reg := range topo.Regions {
 		seen[reg.Name] = true
-		evs = append(evs, e.observeRegionLocked(reg, startup)...)
+		evs = append(evs, e.observeRegionLocked(reg, startup, seq)...)
 	}
 	for name, r := range e.regions {
 		if !seen[name] && !e.creating[name] {
@@ -87,7 +88,7 @@ func (e *Engine) reconcileRootsLocked(topo *sysfs.Topology) []Event {
 
 // observeRegionLocked applies one reading of a region to the model and
 // decides whether it is the generation the model has or a new one.
-func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool) []Event {
+func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq uint64) []Event {
 	now := time.Now()
 	r, ok := e.regions[reg.Name]
 	if ok && sameGeneration(r.reg, reg) {
@@ -113,7 +114,7 @@ func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool) []Event {
 			origin = OriginDaemon
 		}
 	}
-	r = &regionState{reg: reg, gen: e.journal.nextGeneration(), origin: origin, firstSeen: now, changedAt: now}
+	r = &regionState{reg: reg, gen: e.journal.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq}
 	e.regions[reg.Name] = r
 	return append(evs, Event{Kind: RegionAdded, Region: e.regionInfoLocked(r)})
 }
@@ -145,6 +146,7 @@ func (e *Engine) removeRegionLocked(r *regionState) []Event {
 // refreshRegion re-reads one region from sysfs into the model. It returns
 // the model's view afterwards, or ErrNotFound when the region is gone.
 func (e *Engine) refreshRegion(name string) (*regionState, error) {
+	seq := e.seqnum()
 	reg, err := e.fs.ReadRegion(name)
 	e.mu.Lock()
 	var evs []Event
@@ -162,7 +164,7 @@ func (e *Engine) refreshRegion(name string) (*regionState, error) {
 		}
 		return nil, fmt.Errorf("region %s: %w", name, ErrNotFound)
 	}
-	evs = e.observeRegionLocked(reg, false)
+	evs = e.observeRegionLocked(reg, false, seq)
 	return e.regions[name], nil
 }
 
@@ -209,22 +211,17 @@ func (e *Engine) applyUevent(ctx context.Context, ev uevent.Event, needRescan ch
 		case uevent.Remove:
 			e.mu.Lock()
 			var evs []Event
-			if r, ok := e.regions[name]; ok && !e.creating[name] {
+			if r, ok := e.regions[name]; ok && !e.creating[name] && (r.bornSeq == 0 || ev.Seqnum > r.bornSeq) {
 				evs = e.removeRegionLocked(r)
 			}
 			e.notifyLocked()
 			e.mu.Unlock()
 			e.hub.publish(evs...)
 		case uevent.Add:
-			e.mu.Lock()
-			// An add is always a new generation, even if the model missed
-			// the remove of the name's previous holder.
-			var evs []Event
-			if r, ok := e.regions[name]; ok && !e.creating[name] {
-				evs = e.removeRegionLocked(r)
-			}
-			e.mu.Unlock()
-			e.hub.publish(evs...)
+			// The remove of the name's previous holder, if any, came first
+			// and ended that generation; an add for a name the model holds
+			// is the model having read the region before its uevent
+			// arrived. Lost events are caught by the SEQNUM check.
 			e.refreshQuietly(name)
 		default:
 			e.refreshQuietly(name)
@@ -251,6 +248,15 @@ func (e *Engine) applyUevent(ctx context.Context, ev uevent.Event, needRescan ch
 		default:
 		}
 	}
+}
+
+// seqnum reads the kernel's last uevent SEQNUM; 0 when it cannot.
+func (e *Engine) seqnum() uint64 {
+	n, err := e.fs.UeventSeqnum()
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 func (e *Engine) refreshQuietly(name string) {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -179,4 +180,26 @@ func (d Dir) ReadDir(name string) ([]string, error) {
 // ReadLink implements Backend.
 func (d Dir) ReadLink(name string) (string, error) {
 	return os.Readlink(d.path(name))
+}
+
+// UeventSeqnumPath is the kernel's last uevent SEQNUM.
+const UeventSeqnumPath = "kernel/uevent_seqnum"
+
+// UeventSeqnum reads the SEQNUM of the last uevent the kernel sent. Read
+// before a device, it orders what was read against the uevents that follow:
+// an event with a SEQNUM at or below it happened before the read.
+func (f *FS) UeventSeqnum() (uint64, error) {
+	s, err := f.ReadString(UeventSeqnumPath)
+	if err != nil {
+		return 0, err
+	}
+	return parseUeventSeqnum(s)
+}
+
+func parseUeventSeqnum(s string) (uint64, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, &ParseError{File: UeventSeqnumPath, Value: s, Err: err}
+	}
+	return n, nil
 }

@@ -1,0 +1,74 @@
+package region
+
+import (
+	"context"
+	"testing"
+
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
+)
+
+// TestStaleDeleteSparesReusedName: a delete request for region0 waits
+// while another tool deletes region0 and the kernel hands the name to a new
+// region. The stale request is NotFound and the new region0 is untouched
+// (guarantee 2: a request naming a gone generation never hits a newer
+// region that reuses the name).
+//
+// Mutation: skip the generation check under the writer in
+// deleteUnderWriter and the new region0 is deleted.
+func TestStaleDeleteSparesReusedName(t *testing.T) {
+	h := newHarness(t)
+	eng := h.start(nil)
+	ctx := context.Background()
+	old, err := eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := h.writers.Writer("decoder0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := w.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	go func() { result <- eng.Delete(ctx, DeleteRequest{Name: old.Name, Generation: old.Generation}) }()
+	waitFor(t, "the stale delete to queue", func() bool { return w.QueueDepth() == 2 })
+
+	// Another tool, bypassing the daemon (the writer is busy, so nothing
+	// races it): delete the region, free its capacity, make a new one.
+	attr := func(dev, a string) string { p, _ := sysfs.DeviceAttr(dev, a); return p }
+	for _, wr := range [][2]string{
+		{sysfs.RegionUnbindPath, old.Name},
+		{attr("decoder0.0", "delete_region"), old.Name},
+		{attr(old.Targets[0], "dpa_size"), "0"},
+	} {
+		if err := h.fs.Write(wr[0], wr[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reused := h.rawCreate("decoder0.0", "pmem", 256<<20, []string{old.Targets[0]}, false)
+	if reused != old.Name {
+		t.Fatalf("kernel offered %s, expected it to reuse %s", reused, old.Name)
+	}
+	before, err := h.fs.ReadRegion(reused)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Release()
+
+	if err := <-result; !isErr(err, ErrNotFound) {
+		t.Fatalf("stale delete = %v, want NotFound", err)
+	}
+	after, err := h.fs.ReadRegion(reused)
+	if err != nil {
+		t.Fatalf("new %s was deleted: %v", reused, err)
+	}
+	if after.UUID != before.UUID || !after.Committed {
+		t.Fatalf("new %s changed: before %+v after %+v", reused, before, after)
+	}
+	if got := h.k.Writes("decoder0.0/delete_region"); got != 1 {
+		t.Fatalf("delete_region writes = %d, want only the other tool's", got)
+	}
+	h.requireClean()
+}
