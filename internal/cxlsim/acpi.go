@@ -259,10 +259,15 @@ func (k *Kernel) acpiBindStore(name string) error {
 	}
 	if k.hasBridge() {
 		br := k.add(bridgeDev())
+		if k.st.Profile == Profile61 { // 06-acpi-rebind.txt: 6.1 binds the bridge first
+			k.bind(br, "cxl_nvdimm_bridge")
+		}
 		bus := k.add(ndBusDev())
 		k.add(ndCtlDev())
 		k.bind(bus, "nd_bus")
-		k.bind(br, "cxl_nvdimm_bridge")
+		if k.st.Profile != Profile61 {
+			k.bind(br, "cxl_nvdimm_bridge")
+		}
 	}
 	k.bind(k.devAt(platformPath), "cxl_acpi")
 	if k.st.Profile == Profile61 {
