@@ -19,8 +19,26 @@
 // through /proc/locks and the /proc parent chain), and further opens by a
 // process tree the guard already holds the writer for.
 //
+// A hold ends when the process has no descriptor of the file left: the
+// close event names the file and the closing process, not the open, so
+// the guard counts the opens it let through and asks /proc when that is
+// not enough (a descriptor inherited by a child, close events the kernel
+// merged). A periodic check ends holds whose file nobody has open (an
+// open that failed after it was allowed sends no close) and logs holders
+// past Config.HoldWarn with pid and command name. Opens queued longer
+// than Config.QueueTimeout are refused with EPERM, never let through
+// alongside the holder.
+//
 // If the daemon exits or crashes, the kernel allows every held open when
 // the fanotify descriptor closes, so a dead guard never wedges the host.
 // Without CAP_SYS_ADMIN or kernel support New fails with ErrUnsupported
 // and the daemon runs unguarded.
+//
+// Known limits: every open of a marked file is held, reads of
+// create_*_region included (fanotify does not say whether the open is for
+// writing). A descriptor passed to an unrelated process over a unix socket
+// is not followed. Openers in a pid namespace the daemon cannot see are
+// serialized, but their holds end on the periodic check rather than by
+// /proc. Foreign openers that arrive together are queued in the order
+// their goroutines reach the writer, not strictly in event order.
 package guard

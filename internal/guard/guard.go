@@ -31,6 +31,9 @@ type Guard struct {
 	queued atomic.Int64
 	active atomic.Bool
 
+	waitMu  sync.Mutex
+	waiting map[*waiter]struct{} // opens being decided, for the check of their openers
+
 	mu     sync.Mutex
 	marks  map[string]*mark // by path
 	byFile map[fileID]*mark
@@ -76,6 +79,8 @@ func New(cfg Config) (*Guard, error) {
 		byFile: make(map[fileID]*mark),
 		holds:  make(map[string]*tenancy),
 		opens:  make(map[openKey]*openRec),
+
+		waiting: make(map[*waiter]struct{}),
 	}
 	if _, err := readDirNames("/proc/1/fd"); err != nil {
 		g.log.Warn("guard: cannot read other processes' descriptors (CAP_SYS_PTRACE?); a hold whose close event is lost ends only when its process exits", "err", err)

@@ -229,6 +229,7 @@ func (g *Guard) checkLoop() {
 		case <-tick.C:
 		}
 		g.check(time.Now())
+		g.dropDeadWaiters()
 	}
 }
 
@@ -250,14 +251,16 @@ func (g *Guard) check(now time.Time) {
 		}
 		g.mu.Lock()
 		warn := age >= g.cfg.HoldWarn && !rec.warned && g.opens[rec.key] == rec
+		var roots []string
 		if warn {
 			rec.warned = true
+			roots = slices.Clone(rec.roots)
 		}
 		g.mu.Unlock()
 		if warn {
 			g.log.Warn("guard: a process keeps a guarded file open, holding its writers",
 				"pid", rec.key.pid, "comm", g.proc.comm(rec.key.pid), "file", rec.target.Path,
-				"root_decoders", rec.roots, "held", age.Round(time.Second), "queued", g.QueueDepth())
+				"root_decoders", roots, "held", age.Round(time.Millisecond), "queued", g.QueueDepth())
 		}
 	}
 }

@@ -37,10 +37,10 @@ func (r *rig) assertNotOpened(tag string, wait time.Duration) {
 // guard sees the close).
 //
 // Mutation: make onClose ignore events (return at once) and B stays held
-// until the holder check drops the dead holder; with CheckInterval at its
-// 1 s default here the "B opened promptly" bound fails.
+// until the holder check drops the dead holder, 5 s here: the "B opened
+// promptly" bound fails.
 func TestKilledHolderReleases(t *testing.T) {
-	r := newRig(t, []string{"decoder0.0"}, nil)
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) { c.CheckInterval = 5 * time.Second })
 	file := r.path("decoder0.0", "delete_region")
 	a := r.startWriter(file, "A", time.Minute, 1)
 	r.waitOpened("A")
@@ -52,7 +52,7 @@ func TestKilledHolderReleases(t *testing.T) {
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	b.wait(t, 5*time.Second)
+	b.wait(t, 8*time.Second)
 	got, ok := find(readLog(t, r.log), "B", "open")
 	if !ok {
 		t.Fatal("B never opened")
@@ -60,7 +60,7 @@ func TestKilledHolderReleases(t *testing.T) {
 	if got.at < killed {
 		t.Fatalf("B opened %v before A was killed", time.Duration(killed-got.at))
 	}
-	if d := time.Duration(got.at - killed); d > 500*time.Millisecond {
+	if d := time.Duration(got.at - killed); d > 2*time.Second {
 		t.Fatalf("B opened %v after A was killed: the kill did not release the writer", d)
 	}
 }
@@ -232,4 +232,27 @@ func TestKilledWaiterDoesNotKeepTheWriter(t *testing.T) {
 	if d := time.Duration(opened.at - closed.at); d > time.Second {
 		t.Fatalf("B opened %v after A closed: the killed waiter kept the writer", d)
 	}
+}
+
+// TestKilledWaiterLeavesTheQueue: an opener killed while its open is held
+// leaves QueueDepth at the next check and is not counted as refused.
+//
+// Mutation: drop dropDeadWaiters from checkLoop and W stays queued until
+// QueueTimeout (10 s here): "W to leave the queue" times out.
+func TestKilledWaiterLeavesTheQueue(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) { c.CheckInterval = 20 * time.Millisecond })
+	file := r.path("decoder0.0", "delete_region")
+	a := r.startWriter(file, "A", time.Minute, 1)
+	r.waitOpened("A")
+	w := r.startWriter(file, "W", time.Millisecond, 1)
+	waitFor(t, "W to be held", func() bool { return r.g.QueueDepth() == 1 })
+	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-w.done
+	waitFor(t, "W to leave the queue", func() bool { return r.g.QueueDepth() == 0 })
+	if n := r.obs.count("delete_region", ResultRefused); n != 0 {
+		t.Errorf("a killed waiter was counted as refused (%s)", r.obs)
+	}
+	_ = a.cmd.Process.Kill()
 }

@@ -67,7 +67,7 @@ func TestLockCommandChildPasses(t *testing.T) {
 		if waitErr != nil {
 			t.Fatalf("lock helper: %v: %s", waitErr, stderr.String())
 		}
-	case <-time.After(1500 * time.Millisecond):
+	case <-time.After(5 * time.Second):
 		t.Fatalf("the lock command's child is stuck behind the writer its parent holds: %v", readLog(t, r.log))
 	}
 	if err := <-daemonDone; err != nil {

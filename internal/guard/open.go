@@ -34,11 +34,20 @@ func (g *Guard) onOpen(ev event) {
 	g.queued.Add(1)
 	g.wg.Go(func() {
 		start := time.Now()
-		result, err := g.admit(ev.pid, t, id)
+		ctx, cancel := context.WithTimeoutCause(g.ctx, g.cfg.QueueTimeout, errQueueTimeout)
+		defer cancel()
+		ctx, stop := context.WithCancelCause(ctx)
+		defer stop(nil)
+		w := g.enqueue(ev.pid, stop)
+		result, err := g.admit(ctx, ev.pid, t, id)
+		g.dequeue(w)
 		g.queued.Add(-1)
 		delivered := g.answer(ev, result != ResultRefused)
-		if g.ctx.Err() != nil && result == ResultRefused {
-			return // the guard closed and the kernel let the open through: not a refusal
+		if result == ResultRefused && (g.ctx.Err() != nil || errors.Is(context.Cause(ctx), errOpenerGone)) {
+			// The guard closed (the kernel let the open through) or the
+			// opener was killed while it waited: not a refusal.
+			g.log.Debug("guard: open abandoned", "pid", ev.pid, "file", t.Path, "reason", context.Cause(ctx))
+			return
 		}
 		if (result == ResultAllowed || result == ResultWaited) && (!delivered || !g.proc.alive(ev.pid)) {
 			// The opener was killed while it waited (the kernel takes the
@@ -50,8 +59,12 @@ func (g *Guard) onOpen(ev event) {
 		}
 		g.cfg.Observer(t.Kind.String(), result)
 		if result == ResultRefused {
+			reason := err
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+				reason = fmt.Errorf("%w: %w", cause, err)
+			}
 			g.log.Warn("guard: open refused (EPERM)", "pid", ev.pid, "comm", g.proc.comm(ev.pid),
-				"file", t.Path, "waited", time.Since(start).Round(time.Millisecond), "reason", err,
+				"file", t.Path, "waited", time.Since(start).Round(time.Millisecond), "reason", reason,
 				"held_by", g.describeHolders(g.scope(t)))
 		} else {
 			g.log.Debug("guard: open allowed", "pid", ev.pid, "file", t.Path, "result", result,
@@ -74,9 +87,7 @@ func (g *Guard) scope(t Target) []string {
 // holder. It returns ResultPassed when nothing had to be taken,
 // ResultAllowed or ResultWaited when writers were taken, ResultRefused
 // with the reason otherwise.
-func (g *Guard) admit(pid int, t Target, file fileID) (string, error) {
-	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.QueueTimeout)
-	defer cancel()
+func (g *Guard) admit(ctx context.Context, pid int, t Target, file fileID) (string, error) {
 	lin := &lineage{proc: g.proc, pid: pid, stop: g.self}
 	key := openKey{pid: pid, file: file}
 	for {
@@ -117,7 +128,7 @@ func (g *Guard) admit(pid int, t Target, file fileID) (string, error) {
 			return ResultAllowed, nil
 		case guardClosed:
 			releaseAll(acquired)
-			return ResultRefused, context.Canceled
+			return ResultRefused, errGuardClosed
 		}
 		// A holder the opener was joining let go meanwhile: start over.
 		releaseAll(acquired)
@@ -176,5 +187,48 @@ func (g *Guard) acquire(ctx context.Context, rds []string, perRoot bool) (map[st
 func releaseAll(rs map[string]func()) {
 	for _, r := range rs {
 		r()
+	}
+}
+
+var (
+	errQueueTimeout = errors.New("writers busy past the queue timeout")
+	errOpenerGone   = errors.New("the opener exited while its open was held")
+	errGuardClosed  = errors.New("guard closed")
+)
+
+// waiter is an open being decided: the holder check cancels it once its
+// opener is gone, so a killed process neither stays in QueueDepth nor
+// takes a writer it will never use.
+type waiter struct {
+	pid  int
+	stop context.CancelCauseFunc
+}
+
+func (g *Guard) enqueue(pid int, stop context.CancelCauseFunc) *waiter {
+	w := &waiter{pid: pid, stop: stop}
+	g.waitMu.Lock()
+	g.waiting[w] = struct{}{}
+	g.waitMu.Unlock()
+	return w
+}
+
+func (g *Guard) dequeue(w *waiter) {
+	g.waitMu.Lock()
+	delete(g.waiting, w)
+	g.waitMu.Unlock()
+}
+
+// dropDeadWaiters cancels the opens whose openers have exited.
+func (g *Guard) dropDeadWaiters() {
+	g.waitMu.Lock()
+	ws := make([]*waiter, 0, len(g.waiting))
+	for w := range g.waiting {
+		ws = append(ws, w)
+	}
+	g.waitMu.Unlock()
+	for _, w := range ws {
+		if !g.proc.alive(w.pid) {
+			w.stop(errOpenerGone)
+		}
 	}
 }

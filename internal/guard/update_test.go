@@ -14,7 +14,9 @@ import (
 // Every writer is held by the daemon throughout, so a marked file's open
 // is held and an unmarked one's goes through.
 func TestUpdateFollowsTopology(t *testing.T) {
-	r := newRig(t, []string{"decoder0.0"}, nil)
+	// A short CheckInterval: each held probe is killed and must leave the
+	// queue before the next step.
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) { c.CheckInterval = 20 * time.Millisecond })
 	r.makeFile("decoder1.0", "delete_region")
 	held := map[string]*lock.Held{}
 	for _, rd := range []string{"decoder0.0", "decoder1.0"} {
@@ -29,16 +31,31 @@ func TestUpdateFollowsTopology(t *testing.T) {
 			h.Release()
 		}
 	})
+	// guarded starts a writer and reports whether the guard held its open
+	// (it shows in QueueDepth) or let it through (it opened and finished).
 	guarded := func(tag, rd string) bool {
 		t.Helper()
 		p := r.startWriter(r.path(rd, "delete_region"), tag, time.Millisecond, 1)
-		time.Sleep(150 * time.Millisecond)
-		if _, ok := find(readLog(t, r.log), tag, "open"); ok {
-			return false
+		var held bool
+		waitFor(t, tag+" to be held or to finish", func() bool {
+			select {
+			case <-p.done:
+				return true
+			default:
+			}
+			held = r.g.QueueDepth() == 1
+			return held
+		})
+		if held {
+			_ = p.cmd.Process.Kill() // let the guard see it go
+			<-p.done
+			waitFor(t, tag+" to leave the queue", func() bool { return r.g.QueueDepth() == 0 })
+			return true
 		}
-		_ = p.cmd.Process.Kill() // held: let the guard see it go
-		<-p.done
-		return true
+		if _, ok := find(readLog(t, r.log), tag, "open"); !ok {
+			t.Fatalf("%s finished without opening: %s", tag, p.stderr.String())
+		}
+		return false
 	}
 	steps := []struct {
 		name     string
