@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/cxlregion/cxlregiond/internal/cxlsim"
 )
 
 // TestDeleteWaitsForForeignBind: another tool creates and binds a pmem
@@ -57,6 +59,50 @@ func TestDeleteOfUnsettledForeignRegionTimesOutBusy(t *testing.T) {
 	// Once it has stayed unchanged for the window, the delete goes through.
 	if err := eng.Delete(context.Background(), DeleteRequest{Name: name}); err != nil {
 		t.Fatal(err)
+	}
+	h.requireClean()
+}
+
+// TestDeleteDuringAutoAssembly: deletes requested while the kernel is still
+// assembling a region (race 3) wait until it has settled, then succeed;
+// the kernel prints no BUG.
+//
+// Mutation: make settledLocked return nil and the delete lands inside the
+// assembly: the simulated kernel prints a KASAN use-after-free.
+func TestDeleteDuringAutoAssembly(t *testing.T) {
+	h := newHarness(t)
+	eng := h.start(nil)
+	ctx := context.Background()
+	assembled := make(chan error, 1)
+	go func() {
+		_, err := h.k.AutoAssemble(ctx, cxlsim.AssembleSpec{
+			RootDecoder: "decoder0.0", Mode: "pmem", Targets: []string{"decoder3.0"}, Size: 256 << 20,
+			Duration: 100 * time.Millisecond,
+		})
+		assembled <- err
+	}()
+	var name string
+	waitFor(t, "the kernel to start assembling", func() bool {
+		regs := eng.Regions()
+		if len(regs) == 1 {
+			name = regs[0].Name
+		}
+		return name != ""
+	})
+	errs := make(chan error, 10)
+	for range 10 {
+		go func() { errs <- eng.Delete(ctx, DeleteRequest{Name: name}) }()
+	}
+	for range 10 {
+		if err := <-errs; err != nil {
+			t.Fatalf("delete during assembly: %v", err)
+		}
+	}
+	if err := <-assembled; err != nil {
+		t.Fatalf("assembly was disturbed: %v", err)
+	}
+	if got := h.k.Writes("decoder0.0/delete_region"); got != 1 {
+		t.Fatalf("delete_region writes = %d, want 1", got)
 	}
 	h.requireClean()
 }
