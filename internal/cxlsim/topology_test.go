@@ -79,11 +79,11 @@ func TestDefaultTopologyNames(t *testing.T) {
 		}
 	}
 	for link, want := range map[string]string{
-		"bus/cxl/devices/endpoint7":        "../../../devices/platform/ACPI0017:00/root0/port2/endpoint7",
-		"bus/cxl/devices/endpoint7/uport":  "../../../../../pci0000:20/0000:20:00.0/0000:21:00.0/mem4",
-		"bus/cxl/devices/root0/dport32":    "../../../pci0000:20",
-		"bus/cxl/devices/port1/dport3":     "../../../../pci0000:0c/0000:0c:03.0",
-		"bus/cxl/devices/decoder10.3":      "../../../devices/platform/ACPI0017:00/root0/port2/endpoint10/decoder10.3",
+		"bus/cxl/devices/endpoint7":                       "../../../devices/platform/ACPI0017:00/root0/port2/endpoint7",
+		"bus/cxl/devices/endpoint7/uport":                 "../../../../../pci0000:20/0000:20:00.0/0000:21:00.0/mem4",
+		"bus/cxl/devices/root0/dport32":                   "../../../pci0000:20",
+		"bus/cxl/devices/port1/dport3":                    "../../../../pci0000:0c/0000:0c:03.0",
+		"bus/cxl/devices/decoder10.3":                     "../../../devices/platform/ACPI0017:00/root0/port2/endpoint10/decoder10.3",
 		"devices/platform/ACPI0017:00/root0/port1/driver": "../../../../../bus/cxl/drivers/cxl_port",
 	} {
 		got, err := k.ReadLink(link)
