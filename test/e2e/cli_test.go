@@ -1,0 +1,279 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cxlregion/cxlregiond/api"
+)
+
+func TestCLIRegionLifecycle(t *testing.T) {
+	d := startDaemon(t)
+
+	if out := d.mustCtl("list"); !strings.HasPrefix(out, "REGION") || strings.Count(out, "\n") != 1 {
+		t.Errorf("list on an empty host:\n%s", out)
+	}
+	if out := d.mustCtl("list", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("list --json on an empty host: %q, want []", out)
+	}
+
+	name := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--type", "pmem", "--size", "256M"))
+	if name != "region0" {
+		t.Fatalf("create printed %q, want region0", name)
+	}
+	r := checkRegion(t, []byte(d.mustCtl("info", name, "--json")))
+	if r.State != api.StateEnabled || r.Size != 256<<20 || r.RootDecoder != "decoder0.0" || r.Origin != "daemon" ||
+		!r.Settled || len(r.Mappings) != 1 || r.DecodeState != "commit" {
+		t.Errorf("info --json after create: %+v", r)
+	}
+	list := checkRegionList(t, []byte(d.mustCtl("list", "--json")))
+	if len(list) != 1 || list[0].Region != name || list[0].Generation != r.Generation {
+		t.Errorf("list --json: %+v", list)
+	}
+	for _, want := range []string{"region0", "decoder0.0", "pmem", "256 MiB", "enabled"} {
+		if out := d.mustCtl("list"); !strings.Contains(out, want) {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+	info := d.mustCtl("info", name)
+	for _, want := range []string{"region:", "region0", "resource:", "0x", "uuid:", r.UUID, "target0:", r.Mappings[0].Decoder} {
+		if !strings.Contains(info, want) {
+			t.Errorf("info lacks %q:\n%s", want, info)
+		}
+	}
+
+	d.mustCtl("disable", name)
+	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.State != api.StateCommitted {
+		t.Errorf("after disable: state %s, want committed", r.State)
+	}
+	d.mustCtl("enable", name)
+	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.State != api.StateEnabled {
+		t.Errorf("after enable: state %s, want enabled", r.State)
+	}
+
+	// create --json prints the new region's object.
+	r2 := checkRegion(t, []byte(d.mustCtl("create", "--decoder", "decoder0.2", "--type", "ram", "--size", "0x10000000", "--json")))
+	if r2.Type != "ram" || r2.UUID != "" || r2.Region == name {
+		t.Errorf("create --json: %+v", r2)
+	}
+	d.mustCtl("delete", name)
+	d.mustCtl("delete", r2.Region)
+	if out := d.mustCtl("list", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("list --json after deleting everything: %s", out)
+	}
+	if n := d.writes("delete_region"); n != 2 {
+		t.Errorf("%d delete_region writes for two deletes", n)
+	}
+}
+
+func TestCLIExitCodes(t *testing.T) {
+	// A register delay longer than the create timeout makes the settle
+	// wait time out: Busy. The hypervisor profile refuses commit: a
+	// kernel error.
+	d := startDaemon(t, "--sim-register-delay", "3s")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string // stderr must name the object and the reason
+	}{
+		{"info missing", []string{"info", "region9"}, api.ExitNotFound, "region9"},
+		{"delete missing", []string{"delete", "region9"}, api.ExitNotFound, "region9"},
+		{"enable missing", []string{"enable", "region9"}, api.ExitNotFound, "region9"},
+		{"disable missing", []string{"disable", "region9"}, api.ExitNotFound, "region9"},
+		{"create on missing root decoder", []string{"create", "--decoder", "decoder0.9", "--size", "256M"}, api.ExitNotFound, "decoder0.9"},
+		{"create unaligned size", []string{"create", "--decoder", "decoder0.0", "--size", "100M"}, api.ExitInvalidArgument, "256 MiB"},
+		{"create 3 ways on a 1-way window", []string{"create", "--decoder", "decoder0.0", "--size", "768M", "--ways", "3"}, api.ExitInvalidArgument, "ways"},
+		{"create ram on a pmem window", []string{"create", "--decoder", "decoder0.0", "--type", "ram", "--size", "256M"}, api.ExitInvalidArgument, "decoder0.0"},
+		{"create bad uuid", []string{"create", "--decoder", "decoder0.0", "--size", "256M", "--uuid", "xyz"}, api.ExitInvalidArgument, "uuid"},
+		{"create bad size syntax", []string{"create", "--decoder", "decoder0.0", "--size", "big"}, api.ExitInvalidArgument, "size"},
+		{"create times out settling", []string{"create", "--decoder", "decoder0.0", "--size", "256M", "--timeout", "1s"}, api.ExitBusy, "decoder0.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := d.ctl(tt.args...)
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d\nstderr: %s", r.code, tt.code, r.stderr)
+			}
+			if !strings.HasPrefix(r.stderr, "cxlregionctl: ") || !strings.Contains(r.stderr, tt.msg) {
+				t.Errorf("stderr %q does not name %q", r.stderr, tt.msg)
+			}
+		})
+	}
+
+	t.Run("kernel error", func(t *testing.T) {
+		kd := startDaemon(t, "--sim-hypervisor")
+		before := kd.writes("")
+		r := kd.ctl("create", "--decoder", "decoder0.0", "--size", "256M")
+		if r.code != api.ExitKernelError {
+			t.Fatalf("exit %d, want %d\nstderr: %s", r.code, api.ExitKernelError, r.stderr)
+		}
+		for _, want := range []string{"commit", "ENXIO", "region0/commit"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr %q lacks %q (the attribute and the errno)", r.stderr, want)
+			}
+		}
+		if kd.writes("") == before {
+			t.Error("no write reached the kernel before the refusal")
+		}
+		if out := kd.mustCtl("list", "--json"); strings.TrimSpace(out) != "[]" {
+			t.Errorf("the failed create was not rolled back: %s", out)
+		}
+	})
+
+	t.Run("daemon unreachable", func(t *testing.T) {
+		gone := startDaemon(t)
+		gone.stop()
+		for _, args := range [][]string{{"list"}, {"delete", "region0"}, {"status"}} {
+			r := gone.ctl(args...)
+			if r.code != api.ExitUnreachable || !strings.Contains(r.stderr, "not running") {
+				t.Errorf("%v with the daemon stopped: exit %d, stderr %q; want %d", args, r.code, r.stderr, api.ExitUnreachable)
+			}
+		}
+	})
+}
+
+func TestCLIStatus(t *testing.T) {
+	d := startDaemon(t)
+	st := checkStatus(t, []byte(d.mustCtl("status", "--json")))
+	if st.Version != "e2e" || !st.Simulated || st.GuardActive || len(st.RootDecoders) != 4 || st.Regions != 0 {
+		t.Errorf("status --json: %+v", st)
+	}
+	out := d.mustCtl("status")
+	for _, want := range []string{"cxlregiond e2e", "simulated", "guard:", "inactive", "decoder0.0", "FROZEN", "QUEUE"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCLIMonitor(t *testing.T) {
+	d := startDaemon(t)
+	for _, asJSON := range []bool{true, false} {
+		args := []string{"monitor"}
+		if asJSON {
+			args = append(args, "--json")
+		}
+		mon := exec.Command(filepath.Join(binDir, "cxlregionctl"), args...)
+		mon.Env = d.env()
+		stdout, err := mon.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mon.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string, 1000)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		// Let monitor subscribe before the change.
+		time.Sleep(300 * time.Millisecond)
+		name := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M"))
+		d.mustCtl("delete", name)
+
+		var seen []string
+		deadline := time.After(15 * time.Second)
+	read:
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					break read
+				}
+				if asJSON {
+					var ev api.Event
+					strictDecode(t, []byte(l), &ev)
+					requireKeys(t, []byte(l), "time", "event", "object")
+					if _, err := time.Parse(time.RFC3339Nano, ev.Time); err != nil {
+						t.Errorf("event time %q: %v", ev.Time, err)
+					}
+					if strings.HasPrefix(ev.Event, "region_") {
+						if ev.Region == nil {
+							t.Fatalf("%s without its region: %s", ev.Event, l)
+						}
+						raw, _ := json.Marshal(ev.Region)
+						checkRegion(t, raw)
+						if ev.Event == api.EventRegionChanged && len(ev.Changed) == 0 {
+							t.Errorf("region_changed without the changed properties: %s", l)
+						}
+					}
+					seen = append(seen, ev.Event)
+					if ev.Event == api.EventRegionRemoved && ev.Region.Region == name {
+						break read
+					}
+				} else {
+					seen = append(seen, l)
+					if strings.Contains(l, "region_removed "+name) {
+						break read
+					}
+				}
+			case <-deadline:
+				t.Fatalf("monitor (json=%v) did not report the removal within 15s; saw %q", asJSON, seen)
+			}
+		}
+		joined := strings.Join(seen, "\n")
+		if !strings.Contains(joined, "region_added") || !strings.Contains(joined, "region_removed") {
+			t.Errorf("monitor (json=%v) saw %q, want region_added ... region_removed", asJSON, seen)
+		}
+		_ = mon.Process.Signal(syscall.SIGINT)
+		if err := mon.Wait(); err != nil {
+			t.Errorf("monitor after SIGINT: %v", err)
+		}
+	}
+}
+
+// A command run under `cxlregionctl lock` holds the root decoder's lock
+// file, which the daemon's writer takes too: a delete waits for it.
+func TestCLILockSerializesWithTheDaemon(t *testing.T) {
+	d := startDaemon(t)
+	name := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M"))
+	lockDir := filepath.Join(d.dir, "lock")
+	holder := exec.Command(filepath.Join(binDir, "cxlregionctl"), "lock", "decoder0.0", "--lock-dir", lockDir, "--", "sleep", "1.5")
+	holder.Env = d.env()
+	var holderErr bytes.Buffer
+	holder.Stderr = &holderErr
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the holder has the lock
+	start := time.Now()
+	d.mustCtl("delete", name)
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("delete finished %s after starting while the lock was held for 1.5s", waited)
+	}
+	if err := holder.Wait(); err != nil {
+		t.Errorf("lock -- sleep: %v %s", err, holderErr.String())
+	}
+	if r := d.ctl("lock", "decoder0.0", "--lock-dir", lockDir, "--", "sh", "-c", "exit 42"); r.code != 42 {
+		t.Errorf("lock exit %d, want the command's 42", r.code)
+	}
+}
+
+func TestCLICompletion(t *testing.T) {
+	d := startDaemon(t)
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		if out := d.mustCtl("completion", shell); !strings.Contains(out, "cxlregionctl") {
+			t.Errorf("completion %s: %q", shell, out[:min(len(out), 200)])
+		}
+	}
+	d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M")
+	// Dynamic completion asks the daemon for names.
+	if out := d.mustCtl("__complete", "delete", ""); !strings.Contains(out, "region0") {
+		t.Errorf("completion of delete's argument: %q", out)
+	}
+	if out := d.mustCtl("__complete", "create", "--decoder", ""); !strings.Contains(out, "decoder0.3") {
+		t.Errorf("completion of --decoder: %q", out)
+	}
+}
