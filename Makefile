@@ -44,6 +44,16 @@ install-data:
 clean:
 	rm -rf $(BIN)
 
+# The demo of the README: the daemon on its kernel simulator with a private
+# D-Bus, driven by the CLI; any machine with dbus-daemon, no hardware.
+demo: build
+	BIN=$(BIN) scripts/demo.sh
+
+# The black-box tests alone: daemon + CLI + a private dbus-daemon on the
+# simulator (the QEMU suite is e2e-qemu).
+e2e:
+	$(GO) test -race -count=1 -timeout 10m ./test/e2e/
+
 # Debian's unpatched 6.1 and 6.12 kernels under QEMU (TCG): the delete_region
 # race baselines and the serialized/daemon paths, same boot. Needs
 # test/e2e/qemu/deps.sh once (root); CYCLES=1000 is the long run.

@@ -41,9 +41,11 @@ type polkitResult struct {
 }
 
 // authorize decides whether the sender may change the host, before
-// anything else happens: uid 0 may; anyone else only if polkit runs on the
-// bus and grants io.github.cxlregion1.manage. Any failure to find out is a
-// refusal. It returns the caller's uid, which a Job reports.
+// anything else happens: uid 0 may, and so may the daemon's own uid (such a
+// caller could do anything the daemon does anyway; it matters for a daemon
+// on the simulator started by an ordinary user); anyone else only if polkit
+// runs on the bus and grants io.github.cxlregion1.manage. Any failure to
+// find out is a refusal. It returns the caller's uid, which a Job reports.
 func (s *Service) authorize(ctx context.Context, sender string, interactive bool, what string) (uint32, *godbus.Error) {
 	conn := s.conn.Load()
 	if conn == nil || sender == "" {
@@ -56,7 +58,7 @@ func (s *Service) authorize(ctx context.Context, sender string, interactive bool
 		s.log.Warn("cannot get the caller's uid; refusing", "sender", sender, "err", err)
 		return 0, accessDenied("%s: cannot get the uid of %s: %v", what, sender, err)
 	}
-	if uid == 0 {
+	if uid == 0 || uid == s.selfUID {
 		return uid, nil
 	}
 	present, err := polkitPresent(ctx, conn)

@@ -111,3 +111,23 @@ func TestRootNeedsNoPolkit(t *testing.T) {
 		t.Errorf("polkit asked about root: %v", pk.asked)
 	}
 }
+
+// A caller with the daemon's own uid is trusted: it could do whatever the
+// daemon does anyway (a daemon on the simulator started by a user).
+// Mutation: drop "|| uid == s.selfUID" from authorize.
+func TestDaemonsOwnUIDIsTrusted(t *testing.T) {
+	eng := newFakeEngine()
+	eng.addRegion("region0")
+	nobody := uint32(65534)
+	h := startService(t, eng, func(c *Config) { c.selfUID = &nobody })
+	_ = h
+	res := runAsNobody(t)
+	for _, c := range mutatingCalls {
+		if res[c.name] == api.ErrorAccessDenied {
+			t.Errorf("%s as the daemon's own uid: %s", c.name, res[c.name])
+		}
+	}
+	if len(eng.Calls()) == 0 {
+		t.Error("no call reached the engine")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,9 @@ type Config struct {
 	// roll back).
 	ShutdownGrace time.Duration
 	Logger        *slog.Logger
+
+	// selfUID replaces the process's effective uid (tests).
+	selfUID *uint32
 }
 
 // ErrNameTaken is returned by Serve when another process owns the bus name.
@@ -66,6 +70,8 @@ type Service struct {
 	xml    *api.Interfaces
 	tree   *objectTree
 	conn   atomic.Pointer[godbus.Conn]
+	// selfUID is the daemon's effective uid.
+	selfUID uint32
 
 	// opsCtx is the context of every operation; it outlives a method call
 	// (a no_wait job runs on) and is canceled only ShutdownGrace after
@@ -104,7 +110,11 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, xml: xml, stopped: make(chan struct{})}
+	s := &Service{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, xml: xml, stopped: make(chan struct{}),
+		selfUID: uint32(os.Geteuid())}
+	if cfg.selfUID != nil {
+		s.selfUID = *cfg.selfUID
+	}
 	s.opsCtx, s.cancelOps = context.WithCancel(context.Background())
 	s.tree = newObjectTree(api.RootPath, s.emit)
 	s.tree.update(func(tx *treeTx) { tx.set(api.ManagerPath, object{api.ManagerInterface: s.managerProps()}) })
