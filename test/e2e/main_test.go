@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -64,7 +63,11 @@ func runTests(m *testing.M) int {
 func build(dir string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		// go test runs this binary; its toolchain may just not be on PATH.
+		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+		if _, statErr := os.Stat(goBin); os.Getenv("GOROOT") == "" || statErr != nil {
+			return fmt.Errorf("the go command is not on PATH: %w", err)
+		}
 	}
 	cmd := exec.Command(goBin, "build", "-o", dir+"/",
 		"-ldflags", "-X github.com/cxlregion/cxlregiond/api.Version=e2e",
