@@ -29,7 +29,8 @@ decoder holds while it writes), run COMMAND while holding it, release it and
 exit with COMMAND's status (128+N if a signal N killed it). Tools that write
 the region sysfs files themselves (ndctl's cxl, scripts) are then never
 concurrent with the daemon or with each other. SIGINT and SIGTERM are passed
-to COMMAND. lock does not need the daemon to run.`,
+to COMMAND. lock needs the lock directory (made by cxlregiond, or by
+systemd-tmpfiles at boot), not the daemon itself.`,
 		Example: `  cxlregionctl lock decoder0.0 -- cxl destroy-region -f region0
   cxlregionctl lock decoder0.0 --timeout 10s -- sh -c 'echo region0 > /sys/bus/cxl/devices/decoder0.0/delete_region'`,
 		Args: func(cmd *cobra.Command, args []string) error {
