@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
@@ -84,15 +85,13 @@ func (k *Kernel) loadState() (bool, error) {
 		}
 	}
 	k.rebuildTree()
-	for _, r := range slices2(k.st.Regions) {
+	for _, r := range slices.Clone(k.st.Regions) {
 		if r.Assembling {
 			k.finishAssembly(r)
 		}
 	}
 	return true, nil
 }
-
-func slices2(rs []*regionState) []*regionState { return append([]*regionState(nil), rs...) }
 
 // saveLocked writes the state file (k.mu held).
 func (k *Kernel) saveLocked() error {

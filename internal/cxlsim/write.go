@@ -58,8 +58,7 @@ func (k *Kernel) write(name string, data []byte) error {
 	return nil
 }
 
-// streq is the kernel's sysfs_streq against a device name: the written
-// buffer may end in one newline.
+// trimNL drops the one trailing newline sysfs_streq ignores.
 func trimNL(data []byte) string { return strings.TrimSuffix(string(data), "\n") }
 
 // driverStore returns the store method of bus/<bus>/drivers/<drv>/<file>.
@@ -111,6 +110,9 @@ type delayRule struct {
 // "decoder0.*/delete_region", "region*/commit" and
 // "bus/cxl/drivers/cxl_region/bind" all work.
 func (k *Kernel) InjectFault(attrPattern string, errno unix.Errno, count int) {
+	if count == 0 {
+		return
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.faults = append(k.faults, &fault{pattern: attrPattern, errno: errno, count: count})
