@@ -195,13 +195,15 @@ func (c *createRun) handshake(createAttr string) error {
 		} else if err := e.journal.advance(c.intent, "begin"); err != nil {
 			return err
 		}
-		e.markCreating(offered, true)
+		// The name is marked as the daemon's only once the kernel has
+		// given it to us: until then a region under it (the kernel's
+		// auto-assembly took it first) is someone else's.
 		err = c.tx.Write(createAttr, offered)
 		if err == nil {
 			c.name, c.created = offered, true
+			e.markCreating(offered, true)
 			break
 		}
-		e.markCreating(offered, false)
 		if !errors.Is(err, unix.EBUSY) || try == handshakeTries {
 			return kernelErr("create", "create_region", err)
 		}
@@ -218,7 +220,7 @@ func (c *createRun) handshake(createAttr string) error {
 	if reg.RootDecoder != c.plan.root.Name {
 		return fmt.Errorf("region %s appeared under %s, not %s", c.name, reg.RootDecoder, c.plan.root.Name)
 	}
-	_, _ = e.refreshRegion(c.name)
+	e.adopt(c.name)
 	return nil
 }
 
@@ -365,12 +367,22 @@ func (e *Engine) markCreating(name string, on bool) {
 	defer e.mu.Unlock()
 	if on {
 		e.creating[name] = true
-		if r, ok := e.regions[name]; ok {
-			r.origin = OriginDaemon
-		}
 		return
 	}
 	delete(e.creating, name)
+}
+
+// adopt starts a new generation for a name the daemon's handshake has just
+// claimed: whatever the model held under that name was an earlier region.
+func (e *Engine) adopt(name string) {
+	e.mu.Lock()
+	var evs []Event
+	if r, ok := e.regions[name]; ok {
+		evs = e.removeRegionLocked(r)
+	}
+	e.mu.Unlock()
+	e.hub.publish(evs...)
+	_, _ = e.refreshRegion(name)
 }
 
 func (e *Engine) generationOf(name string) uint64 {

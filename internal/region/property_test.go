@@ -140,7 +140,7 @@ func TestRandomClientsAndForeignActors(t *testing.T) {
 		}
 		wg.Wait()
 		if warn, bug := h.counts(); warn != 0 || bug != 0 {
-			rt.Fatalf("simulated kernel printed %d WARNING, %d BUG:\n%s", warn, bug, lastLines(h.k.Log(), 60))
+			rt.Fatalf("simulated kernel printed %d WARNING, %d BUG:\n%s", warn, bug, lastLines(h.k.Log(), 400))
 		}
 		if len(unexpected) > 0 {
 			rt.Fatalf("errors of no known kind: %v", unexpected)

@@ -85,23 +85,19 @@ func (e *Engine) waitSettled(ctx context.Context, name string, gen uint64) error
 
 // WaitRootSettled waits until every region of a root decoder has settled.
 // The guard calls it before letting another process open delete_region:
-// whatever that process deletes must not be mid-registration.
+// whatever that process deletes must not be mid-assembly or
+// mid-registration. The model may lag the kernel (attribute writes and
+// assembly steps emit no uevent), so each round reads the root decoder's
+// regions from sysfs.
 func (e *Engine) WaitRootSettled(ctx context.Context, rootDecoder string) error {
 	for {
 		changed := e.changedCh()
-		var pending []string
-		e.mu.Lock()
-		for name, r := range e.regions {
-			if r.reg.RootDecoder == rootDecoder && e.settledLocked(r, time.Now()) != nil {
-				pending = append(pending, name)
-			}
+		pending, err := e.unsettledBelow(rootDecoder)
+		if err != nil {
+			return err
 		}
-		e.mu.Unlock()
 		if len(pending) == 0 {
 			return nil
-		}
-		for _, name := range pending {
-			e.refreshQuietly(name)
 		}
 		t := time.NewTimer(e.cfg.SettlePoll)
 		select {
@@ -113,4 +109,38 @@ func (e *Engine) WaitRootSettled(ctx context.Context, rootDecoder string) error 
 		}
 		t.Stop()
 	}
+}
+
+// unsettledBelow reads a root decoder's regions afresh and names those that
+// have not settled.
+func (e *Engine) unsettledBelow(rootDecoder string) ([]string, error) {
+	seq := e.seqnum()
+	topo, err := e.fs.Scan()
+	if err != nil {
+		return nil, err
+	}
+	var evs []Event
+	var pending []string
+	e.mu.Lock()
+	now := time.Now()
+	seen := map[string]bool{}
+	for _, reg := range topo.Regions {
+		if reg.RootDecoder != rootDecoder {
+			continue
+		}
+		seen[reg.Name] = true
+		evs = append(evs, e.observeRegionLocked(reg, false, seq)...)
+		if e.settledLocked(e.regions[reg.Name], now) != nil {
+			pending = append(pending, reg.Name)
+		}
+	}
+	for name, r := range e.regions {
+		if r.reg.RootDecoder == rootDecoder && !seen[name] && !e.creating[name] {
+			evs = append(evs, e.removeRegionLocked(r)...)
+		}
+	}
+	e.notifyLocked()
+	e.mu.Unlock()
+	e.hub.publish(evs...)
+	return pending, nil
 }
