@@ -14,9 +14,11 @@ var acpiTrace = []string{"release_nodes+0x40/0xb0", "devres_release_all+0x8c/0xc
 	"device_release_driver_internal+0x1c4/0x200", "unbind_store+0x60/0xa0"}
 
 func (k *Kernel) acpiUnbindStore(name string) error {
-	if name != acpiName || !k.st.ACPIBound {
+	if name != acpiName || !k.st.ACPIBound || k.acpiTearing {
 		return unix.ENODEV
 	}
+	k.acpiTearing = true
+	defer func() { k.acpiTearing = false }()
 	return k.acpiTeardown()
 }
 

@@ -1,9 +1,146 @@
-// Package cxlsim is a model of an unpatched Linux kernel's CXL region
-// sysfs and uevents (v6.1 and v6.12 as Debian ships them), for tests,
-// benchmarks and `cxlregiond --simulate`.
+// Package cxlsim is a model of an UNPATCHED Linux kernel's CXL region
+// sysfs and uevents (Debian's 6.1 and 6.12, the kernels of
+// reference/real-kernel), for tests, benchmarks and `cxlregiond
+// --simulate`. It is a model of what the kernel does, not a fake that
+// agrees with the daemon: it imports nothing from the engine, and its
+// races are the kernel's.
 //
-// It is written from reference/kernel-cxl.md and checked against the
-// real-kernel captures in reference/real-kernel: where the two disagree
-// the capture wins (see Model choices). It is a model of the kernel, not
-// a fake that agrees with the daemon: it imports nothing from the engine.
+// # Using it
+//
+//	k, err := cxlsim.New(cxlsim.WithTopology(cxlsim.QEMUTopology()), cxlsim.WithProfile("6.1"))
+//	fs := sysfs.New(k)              // *Kernel is a sysfs.Backend
+//	src := k.Subscribe(256)          // a uevent.Source
+//	k.AutoAssemble(ctx, spec)        // the kernel assembling a region on its own
+//	k.InjectFault("decoder0.*/delete_region", unix.EIO, 1)
+//	warn, bug := k.Counts()          // WARNINGs and BUGs printed so far
+//	n := k.Writes("decoder0.0/delete_region", "region3")
+//
+// # How it maps to the kernel
+//
+//   - Tree: every device is a kobject with the sysfs path, bus listing,
+//     attributes (names, modes, formats) and links the captures show for
+//     its type on the chosen profile; TestTreeMatchesCaptures compares the
+//     whole bus/cxl/devices of the captured QEMU machine with the real
+//     kernels' snapshots, byte for byte, at every captured state. Paths
+//     resolve in their bus form (bus/cxl/devices/region0/size) and their
+//     devices/ form. Reading a write-only file or writing a read-only one
+//     gives EACCES, a missing one ENOENT; errors wrap unix.Errno.
+//   - Ids: one global memregion IDA (lowest free id); each root decoder
+//     caches one id, shown by create_*_region; a create write must name it
+//     (cmpxchg) or gets EBUSY, garbage EINVAL; a released region's id
+//     becomes its root decoder's cached id again when lower
+//     (cxl_region_release), so names are reused.
+//   - Region state machine IDLE < INTERLEAVE_ACTIVE < ACTIVE <
+//     RESET_PENDING < COMMIT with region.c's checks in region.c's order
+//     (region.go), endpoint decoder mode and DPA rules of hdm.c
+//     (endpoint.go), commit and decode reset with per-port commit order,
+//     bind/unbind of cxl_region (bind.go). TestErrorsReplay replays every
+//     row of both kernels' errors.tsv and gets the kernel's errno for each.
+//   - delete_region_store as v6.0..v7.0 have it (delete.go): lookup, then
+//     the delete delay with the model's lock released, then
+//     devm_release_action. A region whose devres entry is already gone
+//     gives the devres WARNING and the write still succeeds (race 1: two
+//     deleters; race 2: cxl_acpi's devres_release_all); a region still
+//     under auto-assembly gives a KASAN use-after-free report (race 3); a
+//     bound pmem region whose nd region libnvdimm has not registered yet
+//     gives the NULL pointer oops of race-oops-example.txt, serialized or
+//     not.
+//   - Uevents (uevent.go): ACTION, DEVPATH, SUBSYSTEM, DEVTYPE, DRIVER and
+//     a SEQNUM every event takes, in the captured orders;
+//     TestUeventsMatchCaptures replays the captured phases.
+//   - Log (klog.go): a line per write received, `cxlsim: write <path>
+//     "<value>" -> ok|EBUSY|...`, and kernel WARNING and BUG reports shaped
+//     like the captured ones, so `grep -c 'WARNING:'` and `grep -c 'BUG:'`
+//     count the same events in a real dmesg and in this log.
+//
+// # Knobs
+//
+// WithTopology (DefaultTopology: 2 host bridges, 4 windows, 8 memdevs;
+// QEMUTopology: the captured machine; LoadTopology reads JSON, see
+// testdata/topology-*.json), WithProfile ("6.1", "6.12"), WithDeleteDelay
+// (2ms), WithRegisterDelay (nd/dax registration after bind, 50ms),
+// WithAssembleDuration (200ms), WithTeardownDelay (per region in a
+// cxl_acpi unbind, 5ms), WithRebindDelay (endpoints after a cxl_acpi bind,
+// 100ms), WithHypervisor, WithLogWriter, WithStateFile, WithClock,
+// WithLogLines; at run time InjectFault, InjectDelay, ClearFaults and
+// DropEvents.
+//
+// # Model choices
+//
+// Where kernel-cxl.md and the captures differ, the captures win; where
+// neither says, the choice is written here.
+//
+//  1. Unbind uevents carry no DRIVER (captures); kernel-cxl.md §6 says
+//     bind and unbind do.
+//  2. An endpoint decoder's mode can be changed while DPA is allocated
+//     (C35 OK; kernel-cxl.md: EBUSY [U]); ram on a pmem-only device is
+//     ENXIO even while attached (C49).
+//  3. A failed dpa_size resize frees the old allocation (C37, C40): the
+//     store frees first, then allocates.
+//  4. A window without room gives ERANGE (C24; kernel-cxl.md [U]).
+//  5. A host bridge decoder shows granularity 4096 on 6.1 and 256 on 6.12
+//     before first use (1-idle); after a region leaves it keeps the
+//     region's granularity and HPA range, only its region link clears
+//     (7-deleted). An endpoint decoder's start and size go back to 0.
+//  6. Memdevs have no devtype or modalias file; 6.1 has no qos_class,
+//     decoders_committed, parent_dport, region mode, create_ram_region or
+//     mem security/state; 6.1 ports link to ACPI0016 companions, 6.12 to
+//     the PCI root bus (captures).
+//  7. The nd region of a CXL pmem region has the region's name on both
+//     kernels (5-bound listing): no extra memregion id is used.
+//  8. The nd side registers after the cxl_region bind uevent (the 6.12
+//     order); 6.1 was also seen adding the nd region before it. Seeds
+//     (namespace, btt, pfn, dax) are removed in that order; the captures
+//     show this order varying.
+//  9. cxl_acpi rebind: on 6.12 the captured port1 failed to probe
+//     ("decoder1.0: Committed with zero size", a QEMU 7.2 HDM quirk) and
+//     no endpoint came back within 3 s (6.1 added and removed it). The
+//     model probes the ports at once and brings the endpoints (fresh
+//     decoders, no DPA) back after WithRebindDelay. Regions do not come
+//     back. On 6.12 pmemN goes at unbind and returns with its endpoint; on
+//     6.1 it stays and rebinds at once.
+//  10. The nd oops is modelled on every teardown of a pmem region whose nd
+//     registration is pending (delete, unbind, commit 0, a departing
+//     target, cxl_acpi unbind): the captured trace runs through
+//     device_release_driver of the region, common to all of them; only the
+//     delete was captured. The write fails with ErrKernelOops (wrapping
+//     EFAULT) where the real task is killed; the model then finishes the
+//     teardown, where the real machine is wedged.
+//  11. Race 3 (not captured): the first 5% of an assembly is the window
+//     between device_add and the remove action's registration, where a
+//     delete WARNs and the region survives; after it, a delete prints a
+//     KASAN slab-use-after-free report in __construct_region, unregisters
+//     the region and AutoAssemble returns ErrAssemblyAborted.
+//  12. Decoder reset out of commit order follows 6.12
+//     (cxl_port_commit_reap: the decoder is disabled, commit_end stays
+//     pinned until the higher ones go) on both profiles; 6.1's behaviour
+//     is unverified. Out-of-order commit is EBUSY on both.
+//  13. unregister_region detaches every attached target, not only
+//     positions below interleave_ways (a kernel would leave a decoder
+//     pointing at the freed region).
+//  14. Host bridge decoders of a region: ways = the region's root ports
+//     below the bridge, granularity = the region's (display only).
+//  15. ram regions (not captured: the QEMU device is pmem-only): bind adds
+//     and binds dax_regionN at once, like pmem_regionN; the device-dax
+//     instance daxN.0 (SUBSYSTEM=dax, driver device_dax) follows after the
+//     registration delay. Probe never finds System RAM in the range.
+//  16. SEQNUM starts at 787 after boot; events the listener filters out
+//     (the ACPI0017 wakeup source) still take one, so gaps occur as on a
+//     host. Receive reports uevent.ErrResync only when the subscriber's
+//     buffer overflowed.
+//  17. One mutex stands for cxl_region_rwsem, cxl_dpa_rwsem and the device
+//     locks. Stores that wait inside the kernel drop it while they wait:
+//     delete_region between lookup and release, the cxl_acpi teardown per
+//     region, injected delays, assembly steps. A second cxl_acpi unbind
+//     during a teardown gets ENODEV.
+//  18. Not modelled: switches, the endpoint CDAT blob, access0/1, v7.1
+//     region locked, extended linear cache, position rules inside a host
+//     bridge (cxl_port_setup_targets), interleave capability checks, EINTR
+//     from killable locks, reads through an fd held across a delete, DEAD
+//     decoders, memory online/offline, cxl_port bind and other drivers'
+//     bind/unbind (EOPNOTSUPP).
+//  19. Persistence: the state file holds the model, not in-flight work. On
+//     load, pending nd/dax registrations and unfinished assemblies are
+//     completed, as the kernel would have; a delete interrupted before its
+//     release never happened.
 package cxlsim

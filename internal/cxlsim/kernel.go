@@ -34,6 +34,8 @@ type Kernel struct {
 	devs map[string]*device            // by sysfs path
 	bus  map[string]map[string]*device // bus -> name -> device
 
+	acpiTearing bool // a cxl_acpi unbind is running (it drops k.mu)
+
 	subs     map[*Subscription]struct{}
 	dropNext int
 
