@@ -113,9 +113,9 @@ check_scenario() {
 	emit "RESULT $name expect=clean cycles=$CYCLES_RUN/$CYCLES_ASKED warn=$((w1 - w0)) bug=$((b1 - b0)) writes=$WRITES failures=0 check=$CHECK note=${NOTE:--}"
 }
 
-# fail_check records the first reason a check_scenario failed.
+# fail_check records why a check_scenario failed (every reason, in order).
 fail_check() {
-	[ "$CHECK" = fail ] || NOTE="$*"
+	NOTE="${NOTE:+$NOTE; }$*"
 	CHECK=fail
 }
 

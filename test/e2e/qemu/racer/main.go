@@ -10,6 +10,7 @@
 //	                             deleters at once; repeat; print one RESULT line
 //	racer lock FILE -- CMD ARGS  run CMD holding flock(FILE) (busybox has no flock)
 //	racer get URL                print an HTTP body (the metrics scraper)
+//	racer hold -- CMD ARGS       exec CMD at EOF on stdin (the exec deleters' barrier)
 //
 // The WARNING/BUG counts are taken from dmesg by the guest script around a
 // run; the racer reports what the writers saw (errno per write, pair outcomes).
@@ -33,6 +34,8 @@ func main() {
 		err = runLock(os.Args[2:])
 	case "get":
 		err = runGet(os.Args[2:])
+	case "hold":
+		err = runHold(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -193,7 +194,7 @@ func pinToCPU(i int) {
 // delete itself, which reports the writer's outcome.
 func prepareDelete(c raceConfig, topo topology, name string) func() string {
 	if c.deleter == "exec" {
-		return func() string { return execDelete(c, topo, name) }
+		return prepareExec(c, topo, name)
 	}
 	attr := topo.cxl(topo.root, "delete_region")
 	fd, err := unix.Open(attr, unix.O_WRONLY|unix.O_CLOEXEC, 0)
@@ -219,18 +220,46 @@ func prepareDelete(c raceConfig, topo topology, name string) func() string {
 	}
 }
 
-func execDelete(c raceConfig, topo topology, name string) string {
-	out, err := runCmd(c.execTimeout, expand(c.execCmd, name, topo.root))
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return "OK"
-	case errors.As(err, &exit):
-		fmt.Fprintf(os.Stderr, "racer: deleter of %s: exit %d: %s\n", name, exit.ExitCode(), firstLine(out))
-		return fmt.Sprintf("exit%d", exit.ExitCode())
-	default:
-		fmt.Fprintf(os.Stderr, "racer: deleter of %s: %v\n", name, err)
-		return "execerr"
+// prepareExec starts the deleter command held behind a pipe (racer hold)
+// and returns its release.
+func prepareExec(c raceConfig, topo topology, name string) func() string {
+	argv := expand(c.execCmd, name, topo.root)
+	self, err := os.Executable()
+	if err != nil {
+		return func() string { return "execerr" }
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return func() string { return "execerr" }
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.execTimeout)
+	cmd := exec.CommandContext(ctx, self, append([]string{"hold", "--"}, argv...)...)
+	var out bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, &out, &out
+	startErr := cmd.Start()
+	pr.Close()
+	return func() string {
+		defer cancel()
+		pw.Close() // the release
+		if startErr != nil {
+			fmt.Fprintf(os.Stderr, "racer: deleter of %s: %v\n", name, startErr)
+			return "execerr"
+		}
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return "OK"
+		case ctx.Err() != nil:
+			fmt.Fprintf(os.Stderr, "racer: deleter of %s: %v after %v\n", name, argv, c.execTimeout)
+			return "timeout"
+		case errors.As(err, &exit):
+			fmt.Fprintf(os.Stderr, "racer: deleter of %s: exit %d: %s\n", name, exit.ExitCode(), firstLine(out.String()))
+			return fmt.Sprintf("exit%d", exit.ExitCode())
+		default:
+			fmt.Fprintf(os.Stderr, "racer: deleter of %s: %v\n", name, err)
+			return "execerr"
+		}
 	}
 }
 
