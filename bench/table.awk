@@ -1,0 +1,43 @@
+# table.awk turns `go test -bench` output of ./bench/ and ./internal/guard/
+# into the short table `make bench` prints: one row per benchmark, its
+# ratio and the two figures the ratio is made of.
+function human(ns) {
+	if (ns >= 1e6) return sprintf("%.2fms", ns / 1e6)
+	if (ns >= 1e3) return sprintf("%.1fµs", ns / 1e3)
+	return sprintf("%dns", ns)
+}
+function metric(unit,    i) {
+	for (i = 3; i <= NF; i++) if ($i == unit) return $(i - 1)
+	return ""
+}
+BEGIN {
+	# ratio unit, numerator, denominator, how the parts print (ns or raw)
+	n = split("engine/raw engine-ns/op raw-ns/op ns;" \
+		"writer/raw writer-ns/op raw-ns/op ns;" \
+		"spread/one spread-cycles/s one-cycles/s rate;" \
+		"storm/single storm-ns/op single-ns/op ns;" \
+		"guarded/unguarded open-ns unguarded-open-ns ns", rows, ";")
+	printf "%-50s %-18s %8s   %s\n", "benchmark", "ratio", "value", "from"
+}
+/^pkg:/ {
+	pkg = $2
+	sub(/.*\//, "", pkg)
+}
+/^Benchmark/ {
+	name = $1
+	sub(/^Benchmark/, "", name)
+	sub(/-[0-9]+$/, "", name)
+	if (pkg != "" && pkg != "bench") name = pkg "." name
+	for (r = 1; r <= n; r++) {
+		split(rows[r], f, " ")
+		v = metric(f[1])
+		if (v == "") continue
+		a = metric(f[2]); b = metric(f[3])
+		if (f[4] == "ns") parts = human(a) " vs " human(b)
+		else parts = sprintf("%.1f vs %.1f cycles/s", a, b)
+		extra = ""
+		if ((j = metric("joined/storm")) != "") extra = extra sprintf(", joined %s late %s", j, metric("late/storm"))
+		if ((s = metric("stale-gen/op")) != "" && s + 0 > 0) extra = extra sprintf(", stale-gen/op %s", s)
+		printf "%-50s %-18s %8.3g   %s%s\n", name, f[1], v, parts, extra
+	}
+}
