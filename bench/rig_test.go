@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -236,14 +237,7 @@ func (c careless) delete(r rawRegion) error {
 // one too, and the benchmark should not time a random source.
 func uuidFor(name string) string {
 	n, _ := strconv.Atoi(name[len("region"):])
-	return "a1b2c3d4-0000-4000-8000-" + leftPad(strconv.Itoa(n), 12)
-}
-
-func leftPad(s string, n int) string {
-	for len(s) < n {
-		s = "0" + s
-	}
-	return s
+	return fmt.Sprintf("a1b2c3d4-0000-4000-8000-%012d", n)
 }
 
 // firstEndpointDecoder is the endpoint decoder a region on rootDecoder's
