@@ -83,6 +83,7 @@ type Engine struct {
 	creating map[string]bool // region names a daemon create is making
 	changed  chan struct{}   // closed and replaced on every model change
 	crashed  bool
+	tickets  uint64 // last reading ticket handed out
 }
 
 type rootState struct {
@@ -100,6 +101,10 @@ type regionState struct {
 	// that started this generation: a remove uevent at or below it is
 	// about an earlier holder of the name. 0 when unknown.
 	bornSeq uint64
+	// readTicket orders readings of sysfs: a reading that started before
+	// the one last applied is stale (it may be torn by writes in between)
+	// and is dropped.
+	readTicket uint64
 }
 
 type genKey struct {

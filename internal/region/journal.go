@@ -108,7 +108,7 @@ func (j *journal) nextGeneration() uint64 {
 	j.gen++
 	if j.gen > j.genCap {
 		j.genCap = j.gen + genReserve
-		if err := renameio.WriteFile(filepath.Join(j.dir, "generation"), []byte(strconv.FormatUint(j.genCap, 10)+"\n"), 0o600); err != nil {
+		if err := atomicWrite(filepath.Join(j.dir, "generation"), []byte(strconv.FormatUint(j.genCap, 10)+"\n")); err != nil {
 			// Without the reservation a restart could reuse numbers; go on
 			// with this run's numbers, which stay unique within it.
 			j.genCap = j.gen
@@ -126,7 +126,7 @@ func (j *journal) write(in *intent) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(j.path(in.ID), b, 0o600); err != nil {
+	if err := atomicWrite(j.path(in.ID), b); err != nil {
 		return fmt.Errorf("journal %s %s: %w", in.Op, in.Name, err)
 	}
 	return nil
@@ -156,6 +156,30 @@ func (j *journal) done(in *intent) error {
 	j.mu.Unlock()
 	if err := os.Remove(j.path(in.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("journal: %w", err)
+	}
+	return syncDir(filepath.Dir(j.path(in.ID)))
+}
+
+// atomicWrite replaces a file so that a crash leaves the old or the new
+// content, never a mix: a temporary file in the same directory (no probe of
+// $TMPDIR, which PrivateTmp= hides), fsync, rename, and an fsync of the
+// directory so that the rename itself survives a crash.
+func atomicWrite(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := renameio.WriteFile(path, data, 0o600, renameio.WithTempDir(dir)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("journal: sync %s: %w", dir, err)
 	}
 	return nil
 }

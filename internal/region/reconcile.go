@@ -18,6 +18,7 @@ func (e *Engine) rescan(ctx context.Context, reason string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	ticket := e.ticket()
 	seq := e.seqnum()
 	topo, err := e.fs.Scan()
 	if err != nil {
@@ -31,10 +32,10 @@ func (e *Engine) rescan(ctx context.Context, reason string) error {
 	seen := make(map[string]bool, len(topo.Regions))
 	for _, reg := range topo.Regions {
 		seen[reg.Name] = true
-		evs = append(evs, e.observeRegionLocked(reg, startup, seq)...)
+		evs = append(evs, e.observeRegionLocked(reg, startup, seq, ticket)...)
 	}
 	for name, r := range e.regions {
-		if !seen[name] && !e.creating[name] {
+		if !seen[name] && !e.creating[name] && r.readTicket < ticket {
 			evs = append(evs, e.removeRegionLocked(r)...)
 		}
 	}
@@ -88,10 +89,14 @@ func (e *Engine) reconcileRootsLocked(topo *sysfs.Topology) []Event {
 
 // observeRegionLocked applies one reading of a region to the model and
 // decides whether it is the generation the model has or a new one.
-func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq uint64) []Event {
+func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq, ticket uint64) []Event {
 	now := time.Now()
 	r, ok := e.regions[reg.Name]
+	if ok && r.readTicket > ticket {
+		return nil // a newer reading is already applied
+	}
 	if ok && sameGeneration(r.reg, reg) {
+		r.readTicket = ticket
 		if reflect.DeepEqual(r.reg, reg) {
 			return nil
 		}
@@ -114,7 +119,7 @@ func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq uint64)
 			origin = OriginDaemon
 		}
 	}
-	r = &regionState{reg: reg, gen: e.journal.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq}
+	r = &regionState{reg: reg, gen: e.journal.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq, readTicket: ticket}
 	e.regions[reg.Name] = r
 	return append(evs, Event{Kind: RegionAdded, Region: e.regionInfoLocked(r)})
 }
@@ -146,6 +151,7 @@ func (e *Engine) removeRegionLocked(r *regionState) []Event {
 // refreshRegion re-reads one region from sysfs into the model. It returns
 // the model's view afterwards, or ErrNotFound when the region is gone.
 func (e *Engine) refreshRegion(name string) (*regionState, error) {
+	ticket := e.ticket()
 	seq := e.seqnum()
 	reg, err := e.fs.ReadRegion(name)
 	e.mu.Lock()
@@ -159,12 +165,12 @@ func (e *Engine) refreshRegion(name string) (*regionState, error) {
 		if !isNotExist(err) {
 			return nil, err
 		}
-		if r, ok := e.regions[name]; ok && !e.creating[name] {
+		if r, ok := e.regions[name]; ok && !e.creating[name] && r.readTicket < ticket {
 			evs = e.removeRegionLocked(r)
 		}
 		return nil, fmt.Errorf("region %s: %w", name, ErrNotFound)
 	}
-	evs = e.observeRegionLocked(reg, false, seq)
+	evs = e.observeRegionLocked(reg, false, seq, ticket)
 	return e.regions[name], nil
 }
 
@@ -248,6 +254,14 @@ func (e *Engine) applyUevent(ctx context.Context, ev uevent.Event, needRescan ch
 		default:
 		}
 	}
+}
+
+// ticket hands out the order of a reading about to start.
+func (e *Engine) ticket() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tickets++
+	return e.tickets
 }
 
 // seqnum reads the kernel's last uevent SEQNUM; 0 when it cannot.

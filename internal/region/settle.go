@@ -114,6 +114,7 @@ func (e *Engine) WaitRootSettled(ctx context.Context, rootDecoder string) error 
 // unsettledBelow reads a root decoder's regions afresh and names those that
 // have not settled.
 func (e *Engine) unsettledBelow(rootDecoder string) ([]string, error) {
+	ticket := e.ticket()
 	seq := e.seqnum()
 	topo, err := e.fs.Scan()
 	if err != nil {
@@ -129,13 +130,13 @@ func (e *Engine) unsettledBelow(rootDecoder string) ([]string, error) {
 			continue
 		}
 		seen[reg.Name] = true
-		evs = append(evs, e.observeRegionLocked(reg, false, seq)...)
+		evs = append(evs, e.observeRegionLocked(reg, false, seq, ticket)...)
 		if e.settledLocked(e.regions[reg.Name], now) != nil {
 			pending = append(pending, reg.Name)
 		}
 	}
 	for name, r := range e.regions {
-		if r.reg.RootDecoder == rootDecoder && !seen[name] && !e.creating[name] {
+		if r.reg.RootDecoder == rootDecoder && !seen[name] && !e.creating[name] && r.readTicket < ticket {
 			evs = append(evs, e.removeRegionLocked(r)...)
 		}
 	}
