@@ -184,11 +184,12 @@ func (e *Engine) followUevents(ctx context.Context, needRescan chan<- string) {
 		}
 		if err != nil {
 			reason := "error"
-			if errors.Is(err, uevent.ErrResync) {
+			var re *uevent.ResyncError
+			switch {
+			case errors.As(err, &re) && re.Err == nil:
+				reason = "gap" // SEQNUM skipped
+			case errors.Is(err, uevent.ErrResync):
 				reason = "overflow"
-				if strings.Contains(err.Error(), "SEQNUM") || strings.Contains(err.Error(), "gap") {
-					reason = "gap"
-				}
 			}
 			e.log.Warn("uevents lost, rescanning", "err", err)
 			select {
