@@ -49,7 +49,7 @@ var configKeys = map[string]func(s *settings, v string) error{
 
 // reloadable keys take effect when the config file changes; the others
 // are read once, at start.
-var reloadable = map[string]bool{keyLogLevel: true, keyDefaultTimeout: true, keyMetricsListen: true}
+var reloadable = map[string]bool{keyLogLevel: true, keyDefaultTimeout: true, keyMetricsListen: true, keySettleWindow: true, keyBoundQuiet: true}
 
 func durationSetter(field func(*settings) *time.Duration) func(*settings, string) error {
 	return func(s *settings, v string) error {

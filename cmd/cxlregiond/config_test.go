@@ -64,8 +64,9 @@ func TestApplyLetsFlagsWin(t *testing.T) {
 	}
 }
 
-// A reload applies the reloadable keys at once and leaves the others for
-// the next start; a broken file changes nothing.
+// A reload applies the reloadable keys at once (the settle window through
+// the engine's setter) and leaves the others for the next start; a broken
+// file changes nothing.
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cxlregiond.conf")
@@ -79,15 +80,20 @@ func TestReload(t *testing.T) {
 	level := new(slog.LevelVar)
 	l := &liveSettings{path: path, flags: map[string]bool{}, level: level,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), metricsAddr: make(chan string, 1), cur: base}
+	var settled time.Duration
+	l.onSettle = func(window, _ time.Duration) { settled = window }
 
-	write("log_level = debug\nsettle_window = 30s\ndefault_timeout = 5s\nmetrics_listen = 127.0.0.1:19477\n")
+	write("log_level = debug\nsettle_window = 30s\ndefault_timeout = 5s\nmetrics_listen = 127.0.0.1:19477\nrescan_interval = 1m\n")
 	l.reload(base)
 	cur := l.get()
 	if level.Level() != slog.LevelDebug || cur.DefaultTimeout != 5*time.Second || cur.MetricsListen != "127.0.0.1:19477" {
 		t.Errorf("after reload: level %v, settings %+v", level.Level(), cur)
 	}
-	if cur.SettleWindow != time.Second {
-		t.Errorf("settle_window applied on reload (%s); it needs a restart", cur.SettleWindow)
+	if cur.SettleWindow != 30*time.Second || settled != 30*time.Second {
+		t.Errorf("settle_window not applied on reload: settings %s, engine %s", cur.SettleWindow, settled)
+	}
+	if cur.RescanInterval != base.RescanInterval {
+		t.Errorf("rescan_interval applied on reload (%s); it needs a restart", cur.RescanInterval)
 	}
 	select {
 	case a := <-l.metricsAddr:

@@ -22,6 +22,8 @@ type liveSettings struct {
 	log   *slog.Logger
 	// metricsAddr receives the new address when it changes.
 	metricsAddr chan string
+	// onSettle applies a new settle window and bound quiet time.
+	onSettle func(window, boundQuiet time.Duration)
 
 	mu  sync.Mutex
 	cur settings
@@ -72,9 +74,14 @@ func (l *liveSettings) reload(base settings) {
 		}
 	}
 	l.cur.LogLevel, l.cur.DefaultTimeout, l.cur.MetricsListen = next.LogLevel, next.DefaultTimeout, next.MetricsListen
+	l.cur.SettleWindow, l.cur.BoundQuiet = next.SettleWindow, next.BoundQuiet
 	cur := l.cur
+	onSettle := l.onSettle
 	l.mu.Unlock()
 	l.level.Set(cur.LogLevel)
+	if onSettle != nil && (cur.SettleWindow != prev.SettleWindow || cur.BoundQuiet != prev.BoundQuiet) {
+		onSettle(cur.SettleWindow, cur.BoundQuiet)
+	}
 	if cur.MetricsListen != prev.MetricsListen {
 		select {
 		case l.metricsAddr <- cur.MetricsListen:

@@ -145,3 +145,18 @@ func (e *Engine) unsettledBelow(rootDecoder string) ([]string, error) {
 	e.hub.publish(evs...)
 	return pending, nil
 }
+
+// SetSettle changes the settle window and the quiet time after bind (a
+// config reload); zero leaves a value as it is. Waiting operations use the
+// new values at their next check.
+func (e *Engine) SetSettle(window, boundQuiet time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if window > 0 {
+		e.cfg.SettleWindow = window
+	}
+	if boundQuiet > 0 {
+		e.cfg.BoundQuiet = boundQuiet
+	}
+	e.notifyLocked()
+}
