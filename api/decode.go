@@ -145,6 +145,7 @@ func DecodeStatus(manager Properties, objects ManagedObjects) (Status, error) {
 	st := Status{
 		Version:        get[string](r, PropVersion),
 		GuardActive:    get[bool](r, PropGuardActive),
+		GuardQueue:     get[uint32](r, PropGuardQueue),
 		Simulated:      get[bool](r, PropSimulated),
 		KernelFeatures: get[[]string](r, PropKernelFeatures),
 	}

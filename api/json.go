@@ -51,6 +51,7 @@ type RootDecoder struct {
 type Status struct {
 	Version        string        `json:"version"`
 	GuardActive    bool          `json:"guard_active"`
+	GuardQueue     uint32        `json:"guard_queue_depth"`
 	Simulated      bool          `json:"simulated"`
 	KernelFeatures []string      `json:"kernel_features"`
 	RootDecoders   []RootDecoder `json:"root_decoders"`

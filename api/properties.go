@@ -2,10 +2,11 @@ package api
 
 // Property names of the Manager interface.
 const (
-	PropVersion        = "Version"        // s
-	PropKernelFeatures = "KernelFeatures" // as
-	PropGuardActive    = "GuardActive"    // b
-	PropSimulated      = "Simulated"      // b
+	PropVersion        = "Version"         // s
+	PropKernelFeatures = "KernelFeatures"  // as
+	PropGuardActive    = "GuardActive"     // b
+	PropGuardQueue     = "GuardQueueDepth" // u: other processes' opens the guard holds or keeps waiting
+	PropSimulated      = "Simulated"       // b
 )
 
 // Property names shared by RootDecoder and Region.

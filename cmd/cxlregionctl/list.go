@@ -140,6 +140,9 @@ func newStatusCommand() *cobra.Command {
 			fmt.Fprintf(out, "cxlregiond %s on %s\n", st.Version, api.BusName)
 			fmt.Fprintf(out, "kernel:          %s\n", kernel)
 			fmt.Fprintf(out, "guard:           %s\n", map[bool]string{true: "active", false: "inactive"}[st.GuardActive])
+			if st.GuardActive {
+				fmt.Fprintf(out, "guard queue:     %d\n", st.GuardQueue)
+			}
 			fmt.Fprintf(out, "kernel features: %s\n", orDash(strings.Join(st.KernelFeatures, ", ")))
 			fmt.Fprintf(out, "regions:         %d\n\n", st.Regions)
 			t := newTable(out, "ROOT DECODER", "SIZE", "FREE", "PMEM", "RAM", "WAYS", "FROZEN", "QUEUE", "REASON")

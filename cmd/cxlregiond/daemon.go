@@ -69,7 +69,7 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 	var guardActive guardState
 	svc, err := dbus.New(dbus.Config{
 		Engine: eng, Version: api.Version, Simulated: sim != nil,
-		GuardActive: guardActive.active, DefaultTimeout: live.defaultTimeout, Logger: log,
+		GuardActive: guardActive.active, GuardQueueDepth: guardActive.queueDepth, DefaultTimeout: live.defaultTimeout, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -194,6 +194,15 @@ func (s *guardState) set(g *guard.Guard) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.g = g
+}
+
+func (s *guardState) queueDepth() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.g == nil {
+		return 0
+	}
+	return s.g.QueueDepth()
 }
 
 func (s *guardState) active() bool {

@@ -81,7 +81,12 @@ func (s *Service) managerProps() props {
 	if s.cfg.GuardActive != nil {
 		guard = s.cfg.GuardActive()
 	}
+	var guardQueue uint32
+	if s.cfg.GuardQueueDepth != nil {
+		guardQueue = uint32(max(s.cfg.GuardQueueDepth(), 0))
+	}
 	return props{
+		api.PropGuardQueue:     godbus.MakeVariant(guardQueue),
 		api.PropVersion:        godbus.MakeVariant(s.cfg.Version),
 		api.PropKernelFeatures: godbus.MakeVariant(features),
 		api.PropGuardActive:    godbus.MakeVariant(guard),

@@ -39,6 +39,9 @@ type Config struct {
 	// GuardActive reports whether the fanotify guard runs; nil means it
 	// does not.
 	GuardActive func() bool
+	// GuardQueueDepth reports how many foreign opens the guard holds or
+	// keeps waiting; nil means none.
+	GuardQueueDepth func() int
 	// DefaultTimeout, when set, bounds an operation whose caller gave no
 	// timeout option; it is read per call, so a reloaded configuration
 	// applies at once. Nil or 0: the engine's own default.
