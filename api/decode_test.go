@@ -89,14 +89,14 @@ func TestDecodeStatus(t *testing.T) {
 		RegionsPath + "/region3":         {RegionInterface: regionProps()},
 	}
 	mgr := Properties{
-		PropVersion: dbus.MakeVariant("v1"), PropGuardActive: dbus.MakeVariant(false),
+		PropVersion: dbus.MakeVariant("v1"), PropGuardActive: dbus.MakeVariant(true), PropGuardQueue: dbus.MakeVariant(uint32(2)),
 		PropSimulated: dbus.MakeVariant(true), PropKernelFeatures: dbus.MakeVariant([]string{"create_pmem_region"}),
 	}
 	st, err := DecodeStatus(mgr, objs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Status{Version: "v1", Simulated: true, KernelFeatures: []string{"create_pmem_region"}, Regions: 1,
+	want := Status{Version: "v1", GuardActive: true, GuardQueue: 2, Simulated: true, KernelFeatures: []string{"create_pmem_region"}, Regions: 1,
 		RootDecoders: []RootDecoder{{Decoder: "decoder0.0", Port: "root0", Size: 1 << 30, MaxAvailableExtent: 1 << 29,
 			PmemCapable: true, InterleaveWays: 1, InterleaveGranularity: 256, Targets: []string{"pci0000:0c"},
 			Frozen: true, FrozenReason: "cxl_acpi unbound", QueueDepth: 3}}}
