@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -60,22 +61,7 @@ func TestCreateRollsBackEachStep(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The kernel cannot be told to forget a decoder's mode ("none" is
-			// not writable), so a free decoder may come back with the mode the
-			// create gave it; that is the one difference allowed.
-			for i, ed := range after.EndpointDecoders {
-				if i < len(before.EndpointDecoders) && before.EndpointDecoders[i].Mode == "none" && ed.DPASize == 0 {
-					after.EndpointDecoders[i].Mode = "none"
-				}
-			}
-			// Switch decoders keep the HPA range they last decoded after a
-			// reset, on real 6.1 and 6.12 as in the model (reference
-			// captures 4-committed to 8-deleted-dpa0): hardware registers,
-			// not state a rollback can restore.
-			ignoreSwitchRange := cmpopts.IgnoreFields(sysfs.SwitchDecoder{}, "Start", "Size")
-			if diff := cmp.Diff(before, after, ignoreSwitchRange); diff != "" {
-				t.Fatalf("tree not restored after failed %s (-before +after):\n%s", tt.step, diff)
-			}
+			requireSameTree(t, before, after)
 			if len(eng.Regions()) != 0 {
 				t.Fatalf("model still lists %v", eng.Regions())
 			}
@@ -148,4 +134,52 @@ func TestCreateEnableDisableDelete(t *testing.T) {
 		t.Fatalf("delete_region writes = %d, want 4", got)
 	}
 	h.requireClean()
+}
+
+// TestCancelledCreateRollsBack: a create whose caller goes away once it has
+// started runs to a consistent end: it stops before commit and undoes what
+// it wrote.
+func TestCancelledCreateRollsBack(t *testing.T) {
+	h := newHarness(t)
+	eng := h.start(nil)
+	before, err := h.fs.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.k.InjectDelay("region*/size", 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		waitFor(t, "the create to reach size", func() bool { return h.k.Writes("interleave_ways") > 0 })
+		cancel()
+	}()
+	_, err = eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("create = %v, want canceled", err)
+	}
+	after, err := h.fs.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireSameTree(t, before, after)
+	if h.k.Writes("commit") != 0 {
+		t.Fatal("a cancelled create went on to commit")
+	}
+}
+
+// requireSameTree fails unless a rollback left the tree as it was, but for
+// what no rollback can restore: the kernel cannot be told to forget a
+// decoder's mode ("none" is not writable), and switch decoders keep the
+// HPA range they last decoded after a reset, on real 6.1 and 6.12 as in
+// the model (reference captures 4-committed to 8-deleted-dpa0).
+func requireSameTree(t *testing.T, before, after *sysfs.Topology) {
+	t.Helper()
+	for i, ed := range after.EndpointDecoders {
+		if i < len(before.EndpointDecoders) && before.EndpointDecoders[i].Mode == "none" && ed.DPASize == 0 {
+			after.EndpointDecoders[i].Mode = "none"
+		}
+	}
+	ignoreSwitchRange := cmpopts.IgnoreFields(sysfs.SwitchDecoder{}, "Start", "Size")
+	if diff := cmp.Diff(before, after, ignoreSwitchRange); diff != "" {
+		t.Fatalf("tree not restored (-before +after):\n%s", diff)
+	}
 }
