@@ -191,10 +191,13 @@ daemon_scenarios() {
 		emit "RESULT daemon-start expect=clean cycles=0/1 warn=0 bug=0 writes=- failures=1 check=fail note=dbus-daemon: $(head -c 300 /tmp/dbus.err | tr '\n' ' ')"
 		return
 	fi
-	if ! start_daemon; then
+	# Guard off except in daemon-guard: each scenario tests one mechanism (with
+	# the guard on, ndctl-ctl-lock would pass without the lock working).
+	if ! start_daemon --guard=off; then
 		emit "RESULT daemon-start expect=clean cycles=0/1 warn=0 bug=0 writes=- failures=1 check=fail note=cxlregiond not answering: $(daemon_log_tail)"
 		return
 	fi
+	CYCLES_NOW=$DAEMON_CYCLES
 	# (a) several concurrent CLI deletes of one region, in each state.
 	for st in uncommitted committed bound; do
 		racer_scenario "daemon-delete-$st" clean metric -state "$st" -writers 3 \
@@ -202,7 +205,7 @@ daemon_scenarios() {
 	done
 	check_scenario daemon-roundtrip scenario_roundtrip
 	# (e) ndctl serialized with the daemon through the CLI's lock.
-	racer_scenario ndctl-ctl-lock clean none -state committed -deleter exec \
+	racer_scenario ndctl-ctl-lock clean none -state "$NDCTL_STATE" -deleter exec \
 		-exec "cxlregionctl lock {root} -- cxl destroy-region -f {}"
 	check_scenario daemon-metrics scenario_metrics
 	check_scenario daemon-crash scenario_crash
@@ -211,10 +214,11 @@ daemon_scenarios() {
 	if start_daemon --guard=on; then
 		racer_scenario daemon-guard clean ok -state committed -deleter raw
 	else
-		emit "RESULT daemon-guard expect=clean cycles=0/$CYCLES warn=0 bug=0 writes=- failures=1 check=fail note=cxlregiond --guard=on not answering: $(daemon_log_tail)"
+		emit "RESULT daemon-guard expect=clean cycles=0/$DAEMON_CYCLES warn=0 bug=0 writes=- failures=1 check=fail note=cxlregiond --guard=on not answering: $(daemon_log_tail)"
 	fi
 	# The raw bound baseline that follows must not run under the daemon.
 	stop_daemon
+	CYCLES_NOW=
 }
 
 # (c) cxl_acpi unbind while CLI deletes are queued: no WARNING, the callers
@@ -269,7 +273,7 @@ scenario_acpi_unbind() {
 daemon_acpi_unbind_scenario() {
 	daemon_built || return 0
 	wanted daemon-acpi-unbind || return 0
-	if ! start_daemon; then
+	if ! start_daemon --guard=off; then
 		emit "RESULT daemon-acpi-unbind expect=clean cycles=0/1 warn=0 bug=0 writes=- failures=1 check=fail note=cxlregiond not answering: $(daemon_log_tail)"
 		return
 	fi

@@ -68,6 +68,17 @@ dump_logs() {
 
 field() { echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 
+uptime_s() { cut -d. -f1 /proc/uptime; }
+
+# begin_scenario NAME: the bookkeeping every scenario starts with. A region
+# left by a failed scenario is removed (and said) so it fails only once.
+begin_scenario() {
+	echo "$1" >/run/cxltest/current
+	left=$(racer cleanup 2>&1)
+	[ -z "$left" ] || emit "INFO before $1: $left"
+	emit "START $1"
+}
+
 # racer_scenario NAME EXPECT WRITES_FROM [racer race flags...]
 #   EXPECT: race (the unserialized baseline: WARNING must be > 0) or clean
 #   WRITES_FROM: ok (successful delete_region writes seen by the racer),
@@ -76,17 +87,21 @@ racer_scenario() {
 	name=$1 expect=$2 writes_from=$3
 	shift 3
 	wanted "$name" || return 0
-	echo "$name" >/run/cxltest/current
-	emit "START $name"
+	begin_scenario "$name"
+	# daemon_scenarios sets CYCLES_NOW to DAEMON_CYCLES: each cycle there
+	# starts several Go clients, slow under TCG.
+	n=${CYCLES_NOW:-$CYCLES}
 	[ "$writes_from" = metric ] && m0=$(metric_deletes)
 	w0=$(warns)
 	b0=$(bugs)
+	t0=$(uptime_s)
 	echo "=== $name" >>/tmp/racer.log
-	line=$(timeout $((CYCLES * 6 + 120)) racer race -cycles "$CYCLES" -settle "${SETTLE_MS}ms" "$@" 2>>/tmp/racer.log | grep '^RACER ' | tail -1)
+	line=$(timeout $((n * 10 + 120)) racer race -cycles "$n" -settle "${SETTLE_MS}ms" "$@" 2>>/tmp/racer.log | grep '^RACER ' | tail -1)
 	w1=$(warns)
 	b1=$(bugs)
+	secs=$(($(uptime_s) - t0))
 	if [ -z "$line" ]; then
-		emit "RESULT $name expect=$expect cycles=0/$CYCLES warn=$((w1 - w0)) bug=$((b1 - b0)) writes=- failures=1 check=- note=racer gave no result: $(tail -3 /tmp/racer.log | tr '\n' ' ')"
+		emit "RESULT $name expect=$expect cycles=0/$n warn=$((w1 - w0)) bug=$((b1 - b0)) writes=- secs=$secs failures=1 check=- note=racer gave no result (timeout $((n * 10 + 120))s?): $(tail -3 /tmp/racer.log | tr '\n' ' ')"
 		return
 	fi
 	case "$writes_from" in
@@ -94,7 +109,7 @@ racer_scenario() {
 	metric) writes=$(($(metric_deletes) - m0)) ;;
 	*) writes=- ;;
 	esac
-	emit "RESULT $name expect=$expect cycles=$(field cycles "$line") warn=$((w1 - w0)) bug=$((b1 - b0)) writes=$writes failures=$(field failures "$line") check=- outcomes=$(field outcomes "$line") pairs=$(field pairs "$line") note=$(echo "$line" | sed -n 's/.* note=//p')"
+	emit "RESULT $name expect=$expect cycles=$(field cycles "$line") warn=$((w1 - w0)) bug=$((b1 - b0)) writes=$writes secs=$secs failures=$(field failures "$line") check=- outcomes=$(field outcomes "$line") pairs=$(field pairs "$line") note=$(echo "$line" | sed -n 's/.* note=//p')"
 }
 
 # check_scenario NAME: a scenario judged by its own shell function
@@ -102,15 +117,15 @@ racer_scenario() {
 check_scenario() {
 	name=$1 fn=$2
 	wanted "$name" || return 0
-	echo "$name" >/run/cxltest/current
-	emit "START $name"
+	begin_scenario "$name"
 	w0=$(warns)
 	b0=$(bugs)
 	CHECK=pass NOTE= WRITES=- CYCLES_RUN=0 CYCLES_ASKED=0
+	t0=$(uptime_s)
 	$fn
 	w1=$(warns)
 	b1=$(bugs)
-	emit "RESULT $name expect=clean cycles=$CYCLES_RUN/$CYCLES_ASKED warn=$((w1 - w0)) bug=$((b1 - b0)) writes=$WRITES failures=0 check=$CHECK note=${NOTE:--}"
+	emit "RESULT $name expect=clean cycles=$CYCLES_RUN/$CYCLES_ASKED warn=$((w1 - w0)) bug=$((b1 - b0)) writes=$WRITES secs=$(($(uptime_s) - t0)) failures=0 check=$CHECK note=${NOTE:--}"
 }
 
 # fail_check records why a check_scenario failed (every reason, in order).
@@ -131,8 +146,8 @@ ndctl_scenarios() {
 		emit "SKIP ndctl-raw cxl (ndctl) not in the initramfs"
 		return
 	fi
-	racer_scenario ndctl-raw race none -state committed -deleter exec -exec "cxl destroy-region -f {}"
-	racer_scenario ndctl-flock clean none -state committed -deleter exec \
+	racer_scenario ndctl-raw race none -state "$NDCTL_STATE" -deleter exec -exec "cxl destroy-region -f {}"
+	racer_scenario ndctl-flock clean none -state "$NDCTL_STATE" -deleter exec \
 		-exec "racer lock $LOCK_FILE -- cxl destroy-region -f {}"
 }
 

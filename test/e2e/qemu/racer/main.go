@@ -11,6 +11,7 @@
 //	racer lock FILE -- CMD ARGS  run CMD holding flock(FILE) (busybox has no flock)
 //	racer get URL                print an HTTP body (the metrics scraper)
 //	racer hold -- CMD ARGS       exec CMD at EOF on stdin (the exec deleters' barrier)
+//	racer cleanup                delete leftover regions, free the endpoint's DPA
 //
 // The WARNING/BUG counts are taken from dmesg by the guest script around a
 // run; the racer reports what the writers saw (errno per write, pair outcomes).
@@ -36,6 +37,8 @@ func main() {
 		err = runGet(os.Args[2:])
 	case "hold":
 		err = runHold(os.Args[2:])
+	case "cleanup":
+		err = runCleanup(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,8 +36,10 @@ type raceConfig struct {
 	expectDPAFreed      bool
 }
 
-// tally is what the writers saw, summed over the cycles run.
+// tally is what the writers saw, summed over the cycles run. The mutex lets
+// a SIGTERM (the guest's per-scenario timeout) print what was seen so far.
 type tally struct {
+	mu       sync.Mutex
 	cycles   int
 	outcomes map[string]int // per write: OK, ENODEV, ..., exitN
 	pairs    map[string]int // per cycle: the sorted outcomes of all writers
@@ -46,6 +50,8 @@ type tally struct {
 }
 
 func (t *tally) fail(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.failures++
 	if len(t.notes) < 5 {
 		t.notes = append(t.notes, fmt.Sprintf(format, args...))
@@ -86,7 +92,22 @@ func runRace(args []string) error {
 		return err
 	}
 	t := &tally{outcomes: map[string]int{}, pairs: map[string]int{}}
-	runErr := raceCycles(c, topo, t)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- raceCycles(c, topo, t) }()
+	var runErr error
+	select {
+	case runErr = <-done:
+	case sig := <-sigs:
+		// A deleter is stuck (a held open, a hung kernel): report the cycles
+		// that finished; the stuck goroutine dies with the process.
+		t.mu.Lock()
+		runErr = fmt.Errorf("%v in cycle %d (a deleter or create did not return)", sig, t.cycles+1)
+		t.mu.Unlock()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	printResult(c, topo, t, runErr)
 	return runErr
 }
@@ -95,17 +116,21 @@ func raceCycles(c raceConfig, topo topology, t *tally) error {
 	if left := topo.regions(); len(left) > 0 {
 		return fmt.Errorf("regions left over before the first cycle: %v", left)
 	}
-	for t.cycles < c.cycles {
+	for cycle := 1; cycle <= c.cycles; cycle++ {
 		name, err := create(c, topo)
 		if err != nil {
-			return fmt.Errorf("cycle %d: %w", t.cycles+1, err)
+			return fmt.Errorf("cycle %d: %w", cycle, err)
 		}
 		outcomes := deleteConcurrently(c, topo, name)
+		t.mu.Lock()
 		t.record(outcomes)
+		t.mu.Unlock()
 		if err := cleanUp(c, topo, name, t); err != nil {
-			return fmt.Errorf("cycle %d: %w", t.cycles+1, err)
+			return fmt.Errorf("cycle %d: %w", cycle, err)
 		}
+		t.mu.Lock()
 		t.cycles++
+		t.mu.Unlock()
 	}
 	return nil
 }
