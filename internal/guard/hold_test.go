@@ -138,16 +138,24 @@ func TestRefusedAfterQueueTimeout(t *testing.T) {
 	if _, ok := find(es, "A", "close"); ok {
 		t.Fatal("A closed before B was refused: the test did not hold A long enough")
 	}
+	// The observer and the log hear of the refusal just after B has its
+	// answer.
+	deadline := time.Now().Add(3 * time.Second)
+	for r.obs.count("delete_region", ResultRefused) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := r.obs.count("delete_region", ResultRefused); n != 1 {
 		t.Errorf("observer saw %d refusals, want 1 (%s)", n, r.obs)
 	}
-	logs := r.logs.String()
 	for _, want := range []string{
 		"open refused (EPERM)",
 		fmt.Sprintf("held_by=\"%d (guard.test) on decoder0.0\"", a.cmd.Process.Pid),
 		fmt.Sprintf("keeps a guarded file open, holding its writers\" pid=%d comm=guard.test", a.cmd.Process.Pid),
 	} {
-		if !strings.Contains(logs, want) {
+		for !strings.Contains(r.logs.String(), want) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if logs := r.logs.String(); !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
 	}
@@ -172,6 +180,7 @@ func TestSameProcessOpensTwice(t *testing.T) {
 	if ov := overlaps(iv); len(ov) > 0 {
 		t.Fatalf("B got the file while A still had it: %s", ov[0])
 	}
+	r.obs.settle()
 	if n := r.obs.count("delete_region", ResultPassed); n != 1 {
 		t.Errorf("observer saw %d passed opens, want A's second (%s)", n, r.obs)
 	}

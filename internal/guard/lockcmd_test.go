@@ -87,6 +87,7 @@ func TestLockCommandChildPasses(t *testing.T) {
 	if ov := overlaps(iv); len(ov) > 0 {
 		t.Fatalf("the daemon ran while the lock command held the writer: %s", ov[0])
 	}
+	r.obs.settle()
 	if n := r.obs.count("delete_region", ResultPassed); n != 2 {
 		t.Errorf("observer saw %d passed opens, want 2 (%s)", n, r.obs)
 	}

@@ -496,6 +496,21 @@ func (o *observed) observe(kind, result string) {
 	o.n[kind+"/"+result]++
 }
 
+// settle waits until the observer has heard nothing new for 50 ms (at most
+// 3 s): the guard reports an open just after it has answered it, so a
+// child can exit before its open is counted.
+func (o *observed) settle() {
+	last, quiet := o.String(), time.Now()
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		if cur := o.String(); cur != last {
+			last, quiet = cur, time.Now()
+		} else if time.Since(quiet) >= 50*time.Millisecond {
+			return
+		}
+	}
+}
+
 func (o *observed) count(kind, result string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()

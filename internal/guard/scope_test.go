@@ -54,6 +54,7 @@ func TestDriverFileTakesEveryWriter(t *testing.T) {
 			t.Errorf("the daemon wrote under %s while another process held cxl_region/bind", rd)
 		}
 	}
+	r.obs.settle()
 	if n := r.obs.count("cxl_region_driver", ResultWaited); n < 1 {
 		t.Errorf("observer saw no waited bind open (%s)", r.obs)
 	}

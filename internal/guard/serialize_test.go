@@ -70,6 +70,7 @@ func TestSerializesUnawareWritersWithDaemon(t *testing.T) {
 		if ov := overlaps(iv); len(ov) > 0 {
 			t.Fatalf("%d overlapping writers, first: %s", len(ov), ov[0])
 		}
+		r.obs.settle()
 		allowed := r.obs.count("delete_region", ResultAllowed) + r.obs.count("delete_region", ResultWaited)
 		if allowed != writers*cycles {
 			t.Errorf("observer saw %d allowed/waited opens, want %d (%s)", allowed, writers*cycles, r.obs)
