@@ -19,7 +19,14 @@ if ! apt-cache search --names-only '^linux-image-6\.12\..*-amd64-unsigned$' | gr
 	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 	list=/etc/apt/sources.list.d/cxlregiond-e2e-backports.list
 	echo "deps.sh: no 6.12 kernel reachable; adding ${codename}-backports in $list"
-	echo "deb http://deb.debian.org/debian ${codename}-backports main" >"$list"
+	# Reuse the archive this host already uses for the main suite.
+	uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+	[ -n "$uri" ] || uri=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+	if [ -z "$uri" ]; then
+		echo "deps.sh: no apt source to derive a backports suite from" >&2
+		exit 1
+	fi
+	echo "deb $uri ${codename}-backports main" >"$list"
 	apt-get update -q
 fi
 
