@@ -212,7 +212,11 @@ daemon_scenarios() {
 	# (g) unaware raw writers, serialized by the daemon's fanotify guard.
 	stop_daemon
 	if start_daemon --guard=on; then
-		racer_scenario daemon-guard clean ok -state committed -deleter raw
+		# open+write+close after the barrier, like `echo`: the guard holds the
+		# writer from a process's open to its close, so writers that open
+		# first and wait for each other would deadlock (until its queue
+		# timeout), which is the guard working, not a race.
+		racer_scenario daemon-guard clean ok -state committed -deleter raw -open-early=false
 	else
 		emit "RESULT daemon-guard expect=clean cycles=0/$DAEMON_CYCLES warn=0 bug=0 writes=- failures=1 check=fail note=cxlregiond --guard=on not answering: $(daemon_log_tail)"
 	fi
@@ -254,8 +258,17 @@ scenario_acpi_unbind() {
 		echo "${dev##*/}" >/sys/bus/pci/drivers/cxl_pci/unbind
 		echo "${dev##*/}" >/sys/bus/pci/drivers/cxl_pci/bind
 	done
-	if ! wait_topology 60; then
-		fail_check "topology not back after rebind: $(ls /sys/bus/cxl/devices | tr '\n' ' ')"
+	if ! wait_topology 30; then
+		# QEMU keeps the endpoint's HDM decoder committed through the teardown,
+		# and the kernel then refuses to enumerate it: no endpoint, so no new
+		# region is possible in this boot. That is the kernel and the emulator,
+		# not the daemon; anything else is a failure.
+		if dmesg | grep -q "Couldn't enumerate decoders"; then
+			NOTE="$NOTE; new create not possible in this boot: the endpoint is not re-enumerated after the rebind (kernel: $(dmesg | grep -m1 'Committed with zero size' | sed 's/^\[[^]]*\] //'))"
+			CYCLES_RUN=1
+		else
+			fail_check "topology not back after rebind: $(ls /sys/bus/cxl/devices | tr '\n' ' ')"
+		fi
 		return
 	fi
 	ROOT_DECODER=$(root_decoder)

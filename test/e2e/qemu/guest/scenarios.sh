@@ -138,6 +138,10 @@ raw_and_flock() {
 	state=$1
 	racer_scenario "raw-$state" race ok -state "$state" -deleter raw
 	racer_scenario "flock-$state" clean ok -state "$state" -deleter flock -lock-file "$LOCK_FILE"
+	[ "$state" = committed ] || return 0
+	# The writers of daemon-guard open after the barrier (the guard holds a
+	# writer from open to close): this is their baseline.
+	racer_scenario raw-openlate-committed race ok -state committed -deleter raw -open-early=false
 }
 
 # ndctl's `cxl destroy-region -f` has no locking of its own (kernel-cxl.md §7).

@@ -34,6 +34,7 @@ type raceConfig struct {
 	createCmd           string // empty: raw handshake; else a command that creates one region
 	execTimeout         time.Duration
 	expectDPAFreed      bool
+	openEarly           bool // raw/flock: open delete_region before the barrier
 }
 
 // tally is what the writers saw, summed over the cycles run. The mutex lets
@@ -77,6 +78,7 @@ func runRace(args []string) error {
 	fs.StringVar(&c.createCmd, "create", "", "command that creates one region (default: raw create handshake); {root} is the root decoder")
 	fs.DurationVar(&c.execTimeout, "exec-timeout", 60*time.Second, "limit for one -exec or -create command")
 	fs.BoolVar(&c.expectDPAFreed, "expect-dpa-freed", false, "count a failure when a delete leaves endpoint DPA allocated")
+	fs.BoolVar(&c.openEarly, "open-early", true, "raw/flock: open delete_region before the barrier (false: open+write+close after it, as `echo` does; needed under the daemon's guard, which holds a writer from open to close)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -222,6 +224,20 @@ func prepareDelete(c raceConfig, topo topology, name string) func() string {
 		return prepareExec(c, topo, name)
 	}
 	attr := topo.cxl(topo.root, "delete_region")
+	if !c.openEarly {
+		// Resolve the directory now and open the file after the barrier:
+		// every writer still does its own open+write+close of delete_region
+		// (what the guard intercepts), with a one-component lookup instead
+		// of a walk through /sys/bus symlinks that would spread the writers.
+		dir, err := unix.Open(topo.cxl(topo.root), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return func() string { return "open:" + errnoName(err) }
+		}
+		return func() string {
+			defer unix.Close(dir)
+			return errnoName(writeLocked(c, dir, name))
+		}
+	}
 	fd, err := unix.Open(attr, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return func() string { return "open:" + errnoName(err) }
@@ -243,6 +259,30 @@ func prepareDelete(c raceConfig, topo topology, name string) func() string {
 		_, err := unix.Write(fd, []byte(name+"\n"))
 		return errnoName(err)
 	}
+}
+
+// writeLocked is one open+write+close of delete_region in dir, under the
+// lock file for -deleter flock.
+func writeLocked(c raceConfig, dir int, name string) error {
+	if c.deleter == "flock" {
+		f, err := os.OpenFile(c.lockFile, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			return err
+		}
+	}
+	fd, err := unix.Openat(dir, "delete_region", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open delete_region: %w", err)
+	}
+	_, werr := unix.Write(fd, []byte(name+"\n"))
+	if err := unix.Close(fd); werr == nil {
+		werr = err
+	}
+	return werr
 }
 
 // prepareExec starts the deleter command held behind a pipe (racer hold)
