@@ -7,6 +7,7 @@
 #   KERNELS=6.12 CYCLES=1000 test/e2e/qemu/run.sh
 #   ONLY='raw-*,flock-*' test/e2e/qemu/run.sh # scenario globs
 #   FAKE_DAEMON=1 test/e2e/qemu/run.sh        # self-check of the daemon scenarios
+#   test/e2e/qemu/run.sh --judge results.txt  # verdicts on a recorded results channel
 # Other knobs: DAEMON_CYCLES (default CYCLES/4), SETTLE_MS, BOOT_TIMEOUT,
 # GUEST_ARGS, CACHE, OUT.
 #
@@ -309,7 +310,27 @@ print_table() {
 	fi
 }
 
+# judge_file FILE: the verdicts on one recorded results channel, without
+# QEMU (judge_test.go feeds it testdata/judge/*).
+judge_file() {
+	local w
+	w=$(mktemp -d)
+	cp "$1" "$w/results.txt"
+	KERNEL_NOTES=("recorded: $1")
+	TIMINGS=()
+	DAEMON_NOTE="(recorded run)"
+	collect "$(sed -n 's/^BOOT kernel=//p' "$1" | head -1)" "$w" 0
+	rm -rf "$w"
+	print_table
+	echo "qemu: $PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
+
 main() {
+	if [ "${1:-}" = --judge ]; then
+		judge_file "$2"
+		return
+	fi
 	need_tools
 	mkdir -p "$OUT" "$CACHE"
 	KERNEL_NOTES=()
