@@ -164,6 +164,14 @@ ndctl_scenarios() {
 }
 
 run_all_scenarios() {
+	# Only when named (cxltest.only=selftest-oops): deletes bound regions
+	# without waiting for the nd side, which oopses these kernels within a
+	# few dozen cycles (race-oops-example.txt), to prove an oops ends the
+	# boot with an OOPS line rather than a hang. It must FAIL.
+	case " $ONLY " in *" selftest-oops "*)
+		racer_scenario selftest-oops clean ok -state bound -deleter flock -lock-file "$LOCK_FILE" -nd-wait=false -settle 0ms
+		;;
+	esac
 	raw_and_flock uncommitted
 	raw_and_flock committed
 	ndctl_scenarios

@@ -35,6 +35,7 @@ type raceConfig struct {
 	execTimeout         time.Duration
 	expectDPAFreed      bool
 	openEarly           bool // raw/flock: open delete_region before the barrier
+	ndWait              bool // bound: wait for the nd side before the settle delay
 }
 
 // tally is what the writers saw, summed over the cycles run. The mutex lets
@@ -78,6 +79,7 @@ func runRace(args []string) error {
 	fs.StringVar(&c.createCmd, "create", "", "command that creates one region (default: raw create handshake); {root} is the root decoder")
 	fs.DurationVar(&c.execTimeout, "exec-timeout", 60*time.Second, "limit for one -exec or -create command")
 	fs.BoolVar(&c.expectDPAFreed, "expect-dpa-freed", false, "count a failure when a delete leaves endpoint DPA allocated")
+	fs.BoolVar(&c.ndWait, "nd-wait", true, "bound: wait until the nd region is bound with its dax seed (false provokes the oops of race-oops-example.txt: for the harness's own oops test)")
 	fs.BoolVar(&c.openEarly, "open-early", true, "raw/flock: open delete_region before the barrier (false: open+write+close after it, as `echo` does; needed under the daemon's guard, which holds a writer from open to close)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -143,7 +145,7 @@ func create(c raceConfig, topo topology) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return name, topo.bringTo(name, c.state, c.size, c.settle)
+		return name, topo.bringTo(name, c.state, c.size, c.settle, c.ndWait)
 	}
 	before := topo.regions()
 	out, err := runCmd(c.execTimeout, expand(c.createCmd, "", topo.root))

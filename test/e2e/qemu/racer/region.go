@@ -153,7 +153,7 @@ func (t topology) createRaw() (string, error) {
 
 // bringTo configures a freshly created region up to st, in the order the
 // kernel requires (kernel-cxl.md §3, the capture's lifecycle.log).
-func (t topology) bringTo(name string, st regionState, size uint64, settle time.Duration) error {
+func (t topology) bringTo(name string, st regionState, size uint64, settle time.Duration, ndWait bool) error {
 	if st == stateCreated {
 		return nil
 	}
@@ -196,8 +196,10 @@ func (t topology) bringTo(name string, st regionState, size uint64, settle time.
 	if err := writeAttr(filepath.Join(t.sys, "bus/cxl/drivers/cxl_region/bind"), name); err != nil {
 		return err
 	}
-	if err := t.waitNDSettled(); err != nil {
-		return err
+	if ndWait {
+		if err := t.waitNDSettled(); err != nil {
+			return err
+		}
 	}
 	time.Sleep(settle)
 	return nil
