@@ -165,6 +165,21 @@ func (h *harness) rawCreate(root, typ string, size uint64, targets []string, bin
 	return name
 }
 
+// holdWriter takes a root decoder's writer for the test, as another
+// operation would, so that requests queue behind it.
+func (h *harness) holdWriter(rootDecoder string) (*lock.Writer, *lock.Held) {
+	h.t.Helper()
+	w, err := h.writers.Writer(rootDecoder)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	held, err := w.Acquire(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return w, held
+}
+
 // waitFor polls cond until it holds or the test times out.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

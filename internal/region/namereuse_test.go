@@ -23,14 +23,7 @@ func TestStaleDeleteSparesReusedName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := h.writers.Writer("decoder0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, err := w.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, held := h.holdWriter("decoder0.0")
 	result := make(chan error, 1)
 	go func() { result <- eng.Delete(ctx, DeleteRequest{Name: old.Name, Generation: old.Generation}) }()
 	waitFor(t, "the stale delete to queue", func() bool { return w.QueueDepth() == 2 })

@@ -21,16 +21,9 @@ func TestDeleteStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Keep the writer busy, as another operation would, so that every
-	// request has arrived before the delete reaches its turn.
-	w, err := h.writers.Writer("decoder0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, err := w.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Keep the writer busy so that every request has arrived before the
+	// delete reaches its turn.
+	w, held := h.holdWriter("decoder0.0")
 	const n = 1000
 	errs := make([]error, n)
 	var wg sync.WaitGroup
