@@ -141,7 +141,10 @@ raw_and_flock() {
 	[ "$state" = committed ] || return 0
 	# The writers of daemon-guard open after the barrier (the guard holds a
 	# writer from open to close): this is their baseline.
+	# It races in 1 cycle of 3 to 9: at least 100 cycles (under a second).
+	[ "$CYCLES" -ge 100 ] || CYCLES_NOW=100
 	racer_scenario raw-openlate-committed race ok -state committed -deleter raw -open-early=false
+	CYCLES_NOW=
 }
 
 # ndctl's `cxl destroy-region -f` has no locking of its own (kernel-cxl.md §7).
@@ -156,7 +159,9 @@ ndctl_scenarios() {
 	# here, fewer on committed ones, none on regions that were only created
 	# (ndctl fails on those). Three times the cycles (about 10 s per 100) keep
 	# a zero-WARNING baseline a real finding rather than bad luck.
+	# At least 300 even in short runs: 0 WARNING must mean something.
 	CYCLES_NOW=$((CYCLES * 3))
+	[ "$CYCLES_NOW" -ge 300 ] || CYCLES_NOW=300
 	racer_scenario ndctl-raw race none -state "$NDCTL_STATE" -deleter exec -exec "cxl destroy-region -f {}"
 	racer_scenario ndctl-flock clean none -state "$NDCTL_STATE" -deleter exec \
 		-exec "racer lock $LOCK_FILE -- cxl destroy-region -f {}"
