@@ -54,10 +54,10 @@ func TestDriverFileTakesEveryWriter(t *testing.T) {
 			t.Errorf("the daemon wrote under %s while another process held cxl_region/bind", rd)
 		}
 	}
+	// Whether the first open is labelled waited or allowed depends on when
+	// the guard read its event (under load, possibly after the release);
+	// the order of opens above is what proves it waited.
 	r.obs.settle()
-	if n := r.obs.count("cxl_region_driver", ResultWaited); n < 1 {
-		t.Errorf("observer saw no waited bind open (%s)", r.obs)
-	}
 	if n := r.obs.count("cxl_region_driver", ResultWaited) + r.obs.count("cxl_region_driver", ResultAllowed); n != 2 {
 		t.Errorf("observer saw %d allowed bind opens, want 2 (%s)", n, r.obs)
 	}
