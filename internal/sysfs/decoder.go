@@ -93,29 +93,36 @@ func hostBridge(devPath string) string {
 	return ""
 }
 
-// wrongType is the error of a single-object reader asked for a device of
-// another kind (ReadRegion("region0") when region0 is, impossibly, a port).
-func wrongType(d *device, want string) error {
-	return fmt.Errorf("cxl device %s is a %q, not a %s", d.name, d.devtype, want)
+// readOne is the start of every single-object reader: check the name
+// before touching sysfs, open the device, check its kind, read it. what
+// names the kind in errors ("root decoder").
+func readOne[T any](f *FS, what, name string, valid func(string) bool, devtype string, read func(*device) (T, error)) (T, error) {
+	var zero T
+	if !valid(name) {
+		return zero, fmt.Errorf("read %s: name %q: %w", what, name, unix.EINVAL)
+	}
+	d, err := f.openDevice(name)
+	if err != nil {
+		return zero, fmt.Errorf("read %s %s: %w", what, name, err)
+	}
+	if d.devtype != devtype {
+		// ReadRegion("region0") when region0 is, impossibly, a port.
+		return zero, fmt.Errorf("cxl device %s is a %q, not a %s", d.name, d.devtype, devtype)
+	}
+	v, err := read(d)
+	if err != nil {
+		return zero, fmt.Errorf("read %s %s: %w", what, name, err)
+	}
+	return v, nil
 }
 
 // ReadRootDecoder reads one root decoder, with Targets resolved through
 // its root's dports. A decoder that does not exist gives a
 // *NoDeviceError.
 func (f *FS) ReadRootDecoder(name string) (RootDecoder, error) {
-	if !ValidDecoderName(name) {
-		return RootDecoder{}, fmt.Errorf("read root decoder: name %q: %w", name, unix.EINVAL)
-	}
-	d, err := f.openDevice(name)
+	rd, err := readOne(f, "root decoder", name, ValidDecoderName, devtypeRootDecoder, readRootDecoder)
 	if err != nil {
-		return RootDecoder{}, fmt.Errorf("read root decoder %s: %w", name, err)
-	}
-	if d.devtype != devtypeRootDecoder {
-		return RootDecoder{}, wrongType(d, devtypeRootDecoder)
-	}
-	rd, err := readRootDecoder(d)
-	if err != nil {
-		return RootDecoder{}, fmt.Errorf("read root decoder %s: %w", name, err)
+		return RootDecoder{}, err
 	}
 	root, err := f.openDevice(rd.Port)
 	if err != nil {
@@ -171,19 +178,9 @@ func (f *FS) hostBridgePorts(root string) ([]portInfo, error) {
 // its endpoint. A decoder that does not exist, or whose endpoint is gone,
 // gives a *NoDeviceError.
 func (f *FS) ReadEndpointDecoder(name string) (EndpointDecoder, error) {
-	if !ValidDecoderName(name) {
-		return EndpointDecoder{}, fmt.Errorf("read endpoint decoder: name %q: %w", name, unix.EINVAL)
-	}
-	d, err := f.openDevice(name)
+	ed, err := readOne(f, "endpoint decoder", name, ValidDecoderName, devtypeEndpointDecoder, readEndpointDecoder)
 	if err != nil {
-		return EndpointDecoder{}, fmt.Errorf("read endpoint decoder %s: %w", name, err)
-	}
-	if d.devtype != devtypeEndpointDecoder {
-		return EndpointDecoder{}, wrongType(d, devtypeEndpointDecoder)
-	}
-	ed, err := readEndpointDecoder(d)
-	if err != nil {
-		return EndpointDecoder{}, fmt.Errorf("read endpoint decoder %s: %w", name, err)
+		return EndpointDecoder{}, err
 	}
 	uport := devicesDir + "/" + ed.Port + "/uport"
 	target, err := f.b.ReadLink(uport)

@@ -32,21 +32,7 @@ var (
 // An invalid name gives an error wrapping unix.EINVAL without touching
 // sysfs.
 func (f *FS) ReadRegion(name string) (Region, error) {
-	if !ValidRegionName(name) {
-		return Region{}, fmt.Errorf("read region: name %q: %w", name, unix.EINVAL)
-	}
-	d, err := f.openDevice(name)
-	if err != nil {
-		return Region{}, fmt.Errorf("read region %s: %w", name, err)
-	}
-	if d.devtype != devtypeRegion {
-		return Region{}, wrongType(d, devtypeRegion)
-	}
-	reg, err := f.readRegion(d)
-	if err != nil {
-		return Region{}, fmt.Errorf("read region %s: %w", name, err)
-	}
-	return reg, nil
+	return readOne(f, "region", name, ValidRegionName, devtypeRegion, f.readRegion)
 }
 
 // NextRegionName reads the name the root decoder offers for the next
