@@ -7,6 +7,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/dbus/dbustest"
 )
 
 // fakePolkit owns org.freedesktop.PolicyKit1 on the test bus and answers
@@ -54,9 +55,9 @@ func TestNonRootIsDeniedWithoutPolkit(t *testing.T) {
 	if res["GetManagedObjects"] != "ok 3" {
 		t.Errorf("GetManagedObjects as nobody: %q, want ok with 3 objects", res["GetManagedObjects"])
 	}
-	for _, c := range mutatingCalls {
-		if res[c.name] != api.ErrorAccessDenied {
-			t.Errorf("%s as nobody: %q, want %s", c.name, res[c.name], api.ErrorAccessDenied)
+	for _, c := range dbustest.MutatingCalls() {
+		if res[c.Name] != api.ErrorAccessDenied {
+			t.Errorf("%s as nobody: %q, want %s", c.Name, res[c.Name], api.ErrorAccessDenied)
 		}
 	}
 	if calls := eng.Calls(); len(calls) != 0 {
@@ -73,10 +74,10 @@ func TestPolkitDecidesForNonRoot(t *testing.T) {
 			_ = h
 			pk := startPolkit(t, allow)
 			res := runAsNobody(t)
-			for _, c := range mutatingCalls {
-				denied := res[c.name] == api.ErrorAccessDenied
+			for _, c := range dbustest.MutatingCalls() {
+				denied := res[c.Name] == api.ErrorAccessDenied
 				if denied == allow {
-					t.Errorf("%s as nobody with polkit allow=%v: %q", c.name, allow, res[c.name])
+					t.Errorf("%s as nobody with polkit allow=%v: %q", c.Name, allow, res[c.Name])
 				}
 			}
 			if got := len(eng.Calls()) > 0; got != allow {
@@ -84,8 +85,8 @@ func TestPolkitDecidesForNonRoot(t *testing.T) {
 			}
 			pk.mu.Lock()
 			defer pk.mu.Unlock()
-			if len(pk.asked) != len(mutatingCalls) {
-				t.Errorf("polkit asked %d times, want %d", len(pk.asked), len(mutatingCalls))
+			if len(pk.asked) != len(dbustest.MutatingCalls()) {
+				t.Errorf("polkit asked %d times, want %d", len(pk.asked), len(dbustest.MutatingCalls()))
 			}
 			for _, a := range pk.asked {
 				if a[:len("system-bus-name :")] != "system-bus-name :" || a[len(a)-len(api.PolkitAction):] != api.PolkitAction {
@@ -122,9 +123,9 @@ func TestDaemonsOwnUIDIsTrusted(t *testing.T) {
 	h := startService(t, eng, func(c *Config) { c.selfUID = &nobody })
 	_ = h
 	res := runAsNobody(t)
-	for _, c := range mutatingCalls {
-		if res[c.name] == api.ErrorAccessDenied {
-			t.Errorf("%s as the daemon's own uid: %s", c.name, res[c.name])
+	for _, c := range dbustest.MutatingCalls() {
+		if res[c.Name] == api.ErrorAccessDenied {
+			t.Errorf("%s as the daemon's own uid: %s", c.Name, res[c.Name])
 		}
 	}
 	if len(eng.Calls()) == 0 {

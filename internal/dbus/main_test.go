@@ -2,7 +2,6 @@ package dbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,31 +28,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// mutatingCall is one call that changes the host.
-type mutatingCall struct {
-	name   string
-	path   godbus.ObjectPath
-	method string
-	args   []any
-}
-
+// noOpts is an empty options dictionary (a{sv}).
 var noOpts = map[string]godbus.Variant{}
-
-// mutatingCalls are every mutating method of the API, on region0 (which the
-// tests create) and decoder0.0.
-var mutatingCalls = []mutatingCall{
-	{"Manager.CreateRegion", api.ManagerPath, api.ManagerInterface + ".CreateRegion",
-		[]any{"decoder0.0", map[string]godbus.Variant{api.OptSize: godbus.MakeVariant(uint64(256 << 20))}}},
-	{"Manager.DeleteRegion", api.ManagerPath, api.ManagerInterface + ".DeleteRegion", []any{"region0", noOpts}},
-	{"Manager.Refresh", api.ManagerPath, api.ManagerInterface + ".Refresh", nil},
-	{"RootDecoder.CreateRegion", api.RootDecodersPath + "/decoder0_0", api.RootDecoderInterface + ".CreateRegion",
-		[]any{map[string]godbus.Variant{api.OptSize: godbus.MakeVariant(uint64(256 << 20))}}},
-	{"Region.Delete", api.RegionsPath + "/region0", api.RegionInterface + ".Delete", []any{noOpts}},
-	{"Region.Enable", api.RegionsPath + "/region0", api.RegionInterface + ".Enable", []any{noOpts}},
-	{"Region.Disable", api.RegionsPath + "/region0", api.RegionInterface + ".Disable", []any{noOpts}},
-	{"Region.Delete no_wait", api.RegionsPath + "/region0", api.RegionInterface + ".Delete",
-		[]any{map[string]godbus.Variant{api.OptNoWait: godbus.MakeVariant(true)}}},
-}
 
 // clientMain calls every mutating method and prints "name<TAB>error name"
 // per call ("ok" on success); first it reads the managed objects, which
@@ -67,30 +43,15 @@ func clientMain() int {
 	defer conn.Close()
 	var objs api.ManagedObjects
 	if err := conn.Object(api.BusName, api.RootPath).Call(api.ObjectManagerInterface+".GetManagedObjects", 0).Store(&objs); err != nil {
-		fmt.Println("GetManagedObjects\t" + errName(err))
+		fmt.Println("GetManagedObjects\t" + dbustest.ErrName(err))
 	} else {
 		fmt.Printf("GetManagedObjects\tok %d\n", len(objs))
 	}
-	for _, c := range mutatingCalls {
-		call := conn.Object(api.BusName, c.path).Call(c.method, 0, c.args...)
-		fmt.Println(c.name + "\t" + errName(call.Err))
+	for _, c := range dbustest.MutatingCalls() {
+		call := conn.Object(api.BusName, c.Path).Call(c.Method, 0, c.Args...)
+		fmt.Println(c.Name + "\t" + dbustest.ErrName(call.Err))
 	}
 	return 0
-}
-
-func errName(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	var de godbus.Error
-	if errors.As(err, &de) {
-		return de.Name
-	}
-	var dep *godbus.Error
-	if errors.As(err, &dep) {
-		return dep.Name
-	}
-	return err.Error()
 }
 
 // runAsNobody runs clientMain as uid/gid 65534 and returns its lines.

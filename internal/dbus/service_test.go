@@ -11,10 +11,9 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/dbus/dbustest"
 	"github.com/cxlregion/cxlregiond/internal/region"
 )
-
-func dbusErrName(err error) string { return errName(err) }
 
 func TestManagedObjectsDescribeTheModel(t *testing.T) {
 	eng := newFakeEngine()
@@ -225,7 +224,7 @@ func TestInvalidArgumentsNeverReachTheEngine(t *testing.T) {
 			err := h.call(tt.path, tt.method, tt.args...).Err
 			var de godbus.Error
 			if !errors.As(err, &de) || de.Name != api.ErrorInvalidArgument {
-				t.Fatalf("err = %v (%s), want %s", err, dbusErrName(err), api.ErrorInvalidArgument)
+				t.Fatalf("err = %v (%s), want %s", err, dbustest.ErrName(err), api.ErrorInvalidArgument)
 			}
 			if !strings.Contains(de.Error(), tt.want) {
 				t.Errorf("message %q does not mention %q", de.Error(), tt.want)
@@ -249,11 +248,11 @@ func TestPropertiesAreReadOnly(t *testing.T) {
 	eng.addRegion("region0")
 	h := startService(t, eng, nil)
 	err := h.call(api.RegionsPath+"/region0", api.PropertiesInterface+".Set", api.RegionInterface, api.PropSize, godbus.MakeVariant(uint64(1))).Err
-	if dbusErrName(err) != "org.freedesktop.DBus.Error.PropertyReadOnly" {
+	if dbustest.ErrName(err) != "org.freedesktop.DBus.Error.PropertyReadOnly" {
 		t.Errorf("Set: %v", err)
 	}
 	err = h.call(api.RegionsPath+"/region7", api.PropertiesInterface+".GetAll", api.RegionInterface).Err
-	if dbusErrName(err) != api.ErrorNotFound {
+	if dbustest.ErrName(err) != api.ErrorNotFound {
 		t.Errorf("GetAll of a missing region: %v, want NotFound", err)
 	}
 }
@@ -281,7 +280,7 @@ func TestEngineErrorsAreTyped(t *testing.T) {
 		eng.fail = tt.err
 		eng.mu.Unlock()
 		err := h.call(api.RegionsPath+"/region0", api.RegionInterface+".Disable", noOpts).Err
-		if got := dbusErrName(err); got != tt.want {
+		if got := dbustest.ErrName(err); got != tt.want {
 			t.Errorf("engine error %v: D-Bus error %s, want %s", tt.err, got, tt.want)
 		}
 		if tt.want == api.ErrorKernelError && !strings.Contains(err.Error(), "delete_region") {
@@ -312,7 +311,7 @@ func TestMissingRegionIsNotFound(t *testing.T) {
 	h := startService(t, eng, nil)
 	for _, m := range []string{".Delete", ".Enable", ".Disable"} {
 		err := h.call(api.RegionsPath+"/region5", api.RegionInterface+m, noOpts).Err
-		if dbusErrName(err) != api.ErrorNotFound || !strings.Contains(err.Error(), "region5") {
+		if dbustest.ErrName(err) != api.ErrorNotFound || !strings.Contains(err.Error(), "region5") {
 			t.Errorf("%s on a missing region: %v, want NotFound naming region5", m, err)
 		}
 	}
@@ -388,7 +387,7 @@ func TestTimeoutOptionBoundsTheOperation(t *testing.T) {
 	h := startService(t, eng, nil)
 	start := time.Now()
 	err := h.call(api.RegionsPath+"/region0", api.RegionInterface+".Enable", opts(api.OptTimeout, 0.2)).Err
-	if dbusErrName(err) != api.ErrorTimeout {
+	if dbustest.ErrName(err) != api.ErrorTimeout {
 		t.Errorf("err = %v, want Timeout", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -431,7 +430,7 @@ func TestShutdownLetsRunningOperationsFinish(t *testing.T) {
 		defer h.svc.mu.Unlock()
 		return h.svc.closing
 	})
-	if err := h.call(api.RegionsPath+"/region0", api.RegionInterface+".Enable", noOpts).Err; dbusErrName(err) != api.ErrorBusy {
+	if err := h.call(api.RegionsPath+"/region0", api.RegionInterface+".Enable", noOpts).Err; dbustest.ErrName(err) != api.ErrorBusy {
 		t.Errorf("call during shutdown: %v, want Busy", err)
 	}
 	select {
@@ -478,7 +477,7 @@ func TestDefaultTimeoutIsReadPerCall(t *testing.T) {
 	mu.Unlock()
 	start := time.Now()
 	err := h.call(api.RegionsPath+"/region0", api.RegionInterface+".Enable", noOpts).Err
-	if dbusErrName(err) != api.ErrorTimeout {
+	if dbustest.ErrName(err) != api.ErrorTimeout {
 		t.Errorf("err = %v, want Timeout", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {

@@ -13,34 +13,13 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/dbus/dbustest"
 )
-
-// directCall is one D-Bus method call made straight to the daemon.
-type directCall struct {
-	name   string
-	path   godbus.ObjectPath
-	method string
-	args   []any
-}
 
 var none = map[string]godbus.Variant{}
 
 func sizeOpt(n uint64) map[string]godbus.Variant {
 	return map[string]godbus.Variant{api.OptSize: godbus.MakeVariant(n)}
-}
-
-// mutatingCalls covers every mutating method of the API; region0 exists
-// when they run.
-var mutatingCalls = []directCall{
-	{"Manager.CreateRegion", api.ManagerPath, api.ManagerInterface + ".CreateRegion", []any{"decoder0.0", sizeOpt(256 << 20)}},
-	{"Manager.DeleteRegion", api.ManagerPath, api.ManagerInterface + ".DeleteRegion", []any{"region0", none}},
-	{"Manager.Refresh", api.ManagerPath, api.ManagerInterface + ".Refresh", nil},
-	{"RootDecoder.CreateRegion", api.RootDecodersPath + "/decoder0_0", api.RootDecoderInterface + ".CreateRegion", []any{sizeOpt(256 << 20)}},
-	{"Region.Delete", api.RegionsPath + "/region0", api.RegionInterface + ".Delete", []any{none}},
-	{"Region.Disable", api.RegionsPath + "/region0", api.RegionInterface + ".Disable", []any{none}},
-	{"Region.Enable", api.RegionsPath + "/region0", api.RegionInterface + ".Enable", []any{none}},
-	{"Region.Delete no_wait", api.RegionsPath + "/region0", api.RegionInterface + ".Delete",
-		[]any{map[string]godbus.Variant{api.OptNoWait: godbus.MakeVariant(true)}}},
 }
 
 // clientMain reads the managed objects and calls every mutating method,
@@ -56,26 +35,15 @@ func clientMain() int {
 	defer cancel()
 	var objs api.ManagedObjects
 	err = conn.Object(api.BusName, api.RootPath).CallWithContext(ctx, api.ObjectManagerInterface+".GetManagedObjects", 0).Store(&objs)
-	fmt.Printf("GetManagedObjects\t%s %d\n", errName(err), len(objs))
+	fmt.Printf("GetManagedObjects\t%s %d\n", dbustest.ErrName(err), len(objs))
 	var size godbus.Variant
 	size, err = conn.Object(api.BusName, api.RegionsPath+"/region0").GetProperty(api.RegionInterface + "." + api.PropSize)
-	fmt.Printf("Get Size\t%s %v\n", errName(err), size.Value())
-	for _, c := range mutatingCalls {
-		call := conn.Object(api.BusName, c.path).CallWithContext(ctx, c.method, 0, c.args...)
-		fmt.Println(c.name + "\t" + errName(call.Err))
+	fmt.Printf("Get Size\t%s %v\n", dbustest.ErrName(err), size.Value())
+	for _, c := range dbustest.MutatingCalls() {
+		call := conn.Object(api.BusName, c.Path).CallWithContext(ctx, c.Method, 0, c.Args...)
+		fmt.Println(c.Name + "\t" + dbustest.ErrName(call.Err))
 	}
 	return 0
-}
-
-func errName(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	var de godbus.Error
-	if errors.As(err, &de) {
-		return de.Name
-	}
-	return err.Error()
 }
 
 // An unprivileged caller reads everything and changes nothing: every
@@ -102,9 +70,9 @@ func TestNonRootCanReadButNotMutate(t *testing.T) {
 	if !strings.HasPrefix(res["GetManagedObjects"], "ok ") || res["Get Size"] != "ok 268435456" {
 		t.Errorf("reads as nobody: %q", out)
 	}
-	for _, c := range mutatingCalls {
-		if res[c.name] != api.ErrorAccessDenied {
-			t.Errorf("%s as nobody: %q, want %s", c.name, res[c.name], api.ErrorAccessDenied)
+	for _, c := range dbustest.MutatingCalls() {
+		if res[c.Name] != api.ErrorAccessDenied {
+			t.Errorf("%s as nobody: %q, want %s", c.Name, res[c.Name], api.ErrorAccessDenied)
 		}
 	}
 
@@ -193,7 +161,7 @@ func TestBadArgumentsOverDBus(t *testing.T) {
 			err := conn.Object(api.BusName, tt.path).CallWithContext(ctx, tt.method, 0, tt.args...).Err
 			var de godbus.Error
 			if !errors.As(err, &de) || de.Name != api.ErrorInvalidArgument {
-				t.Fatalf("err = %v (%s), want %s", err, errName(err), api.ErrorInvalidArgument)
+				t.Fatalf("err = %v (%s), want %s", err, dbustest.ErrName(err), api.ErrorInvalidArgument)
 			}
 			if msg := de.Error(); msg == "" || msg == de.Name || len(msg) > 512 {
 				t.Errorf("message %q: want a short explanation", msg)
