@@ -72,16 +72,7 @@ func BenchmarkDelete(b *testing.B) {
 
 				viaEngine := func() { engine.time(b, "engine delete", func() error { return p.d.delete(ctx, r) }) }
 				raw := func() { direct.time(b, "raw delete", func() error { return p.raw.delete(rr) }) }
-				// Alternate the order, so that whatever one leaves behind
-				// (GC, the engine's uevent follower) lands on both.
-				if odd {
-					raw()
-					viaEngine()
-				} else {
-					viaEngine()
-					raw()
-				}
-				odd = !odd
+				alternate(&odd, viaEngine, raw)
 
 				b.StopTimer()
 				engineWrites += p.d.k.Writes("") - ew
@@ -93,6 +84,20 @@ func BenchmarkDelete(b *testing.B) {
 			p.d.reportStale(b, engine.n)
 		})
 	}
+}
+
+// alternate runs the two sides in turn, swapping the order each time, so
+// that whatever one leaves behind (GC, the engine's uevent follower) lands
+// on both.
+func alternate(odd *bool, viaEngine, raw func()) {
+	if *odd {
+		raw()
+		viaEngine()
+	} else {
+		viaEngine()
+		raw()
+	}
+	*odd = !*odd
 }
 
 // BenchmarkCreate is BenchmarkDelete for a create: the engine's create of
@@ -120,14 +125,7 @@ func BenchmarkCreate(b *testing.B) {
 				raw := func() {
 					direct.time(b, "raw create", func() (err error) { rr, err = p.raw.create(root, p.target); return err })
 				}
-				if odd {
-					raw()
-					viaEngine()
-				} else {
-					viaEngine()
-					raw()
-				}
-				odd = !odd
+				alternate(&odd, viaEngine, raw)
 
 				b.StopTimer()
 				engineWrites += p.d.k.Writes("") - ew
