@@ -32,7 +32,9 @@ const (
 	keyMetricsListen  = "metrics_listen"
 )
 
-// configKeys parse each key into settings.
+// configKeys parse each key into settings. Every key takes effect when the
+// config file changes (reload.go); what only a restart changes (state and
+// lock directories, the guard) is a flag only.
 var configKeys = map[string]func(s *settings, v string) error{
 	keyLogLevel: func(s *settings, v string) error {
 		return s.LogLevel.UnmarshalText([]byte(v))
@@ -46,10 +48,6 @@ var configKeys = map[string]func(s *settings, v string) error{
 		return nil
 	},
 }
-
-// reloadable keys take effect when the config file changes; the others
-// are read once, at start.
-var reloadable = map[string]bool{keyLogLevel: true, keyDefaultTimeout: true, keyMetricsListen: true, keySettleWindow: true, keyBoundQuiet: true}
 
 func durationSetter(field func(*settings) *time.Duration) func(*settings, string) error {
 	return func(s *settings, v string) error {

@@ -64,9 +64,9 @@ func TestApplyLetsFlagsWin(t *testing.T) {
 	}
 }
 
-// A reload applies the reloadable keys at once (the settle window through
-// the engine's setter) and leaves the others for the next start; a broken
-// file changes nothing.
+// A reload applies the reloadable keys at once (the settle window and the
+// rescan interval through the engine's setters); a broken file changes
+// nothing.
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cxlregiond.conf")
@@ -80,8 +80,9 @@ func TestReload(t *testing.T) {
 	level := new(slog.LevelVar)
 	l := &liveSettings{path: path, flags: map[string]bool{}, level: level,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), metricsAddr: make(chan string, 1), cur: base}
-	var settled time.Duration
+	var settled, rescan time.Duration
 	l.onSettle = func(window, _ time.Duration) { settled = window }
+	l.onRescan = func(d time.Duration) { rescan = d }
 
 	write("log_level = debug\nsettle_window = 30s\ndefault_timeout = 5s\nmetrics_listen = 127.0.0.1:19477\nrescan_interval = 1m\n")
 	l.reload(base)
@@ -92,8 +93,8 @@ func TestReload(t *testing.T) {
 	if cur.SettleWindow != 30*time.Second || settled != 30*time.Second {
 		t.Errorf("settle_window not applied on reload: settings %s, engine %s", cur.SettleWindow, settled)
 	}
-	if cur.RescanInterval != base.RescanInterval {
-		t.Errorf("rescan_interval applied on reload (%s); it needs a restart", cur.RescanInterval)
+	if cur.RescanInterval != time.Minute || rescan != time.Minute {
+		t.Errorf("rescan_interval not applied on reload: settings %s, engine %s", cur.RescanInterval, rescan)
 	}
 	select {
 	case a := <-l.metricsAddr:

@@ -64,7 +64,7 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 	if err := m.SetSource(eng); err != nil {
 		return err
 	}
-	live.onSettle = eng.SetSettle // before live.watch starts
+	live.onSettle, live.onRescan = eng.SetSettle, eng.SetRescanInterval // before live.watch starts
 
 	var guardActive guardState
 	svc, err := dbus.New(dbus.Config{

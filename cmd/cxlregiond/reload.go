@@ -13,8 +13,7 @@ import (
 )
 
 // liveSettings holds the settings in force and applies reloads of the
-// config file: log level, default timeout and metrics address at once; the
-// rest is logged as needing a restart.
+// config file: every key takes effect at once.
 type liveSettings struct {
 	path  string          // config file; "" when none
 	flags map[string]bool // keys given on the command line, which win
@@ -24,6 +23,8 @@ type liveSettings struct {
 	metricsAddr chan string
 	// onSettle applies a new settle window and bound quiet time.
 	onSettle func(window, boundQuiet time.Duration)
+	// onRescan applies a new rescan interval.
+	onRescan func(time.Duration)
 
 	mu  sync.Mutex
 	cur settings
@@ -68,19 +69,16 @@ func (l *liveSettings) reload(base settings) {
 	l.mu.Lock()
 	prev := l.cur
 	changed := changedKeys(prev, next)
-	for _, key := range changed {
-		if !reloadable[key] {
-			l.log.Warn("config key changed; it takes effect at the next start", "key", key)
-		}
-	}
-	l.cur.LogLevel, l.cur.DefaultTimeout, l.cur.MetricsListen = next.LogLevel, next.DefaultTimeout, next.MetricsListen
-	l.cur.SettleWindow, l.cur.BoundQuiet = next.SettleWindow, next.BoundQuiet
+	l.cur = next
 	cur := l.cur
-	onSettle := l.onSettle
+	onSettle, onRescan := l.onSettle, l.onRescan
 	l.mu.Unlock()
 	l.level.Set(cur.LogLevel)
 	if onSettle != nil && (cur.SettleWindow != prev.SettleWindow || cur.BoundQuiet != prev.BoundQuiet) {
 		onSettle(cur.SettleWindow, cur.BoundQuiet)
+	}
+	if onRescan != nil && cur.RescanInterval != prev.RescanInterval {
+		onRescan(cur.RescanInterval)
 	}
 	if cur.MetricsListen != prev.MetricsListen {
 		select {

@@ -73,6 +73,8 @@ type Engine struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	rescanReq chan chan error
+	// rescanEvery carries a new RescanInterval to Run (the latest wins).
+	rescanEvery chan time.Duration
 
 	mu       sync.Mutex
 	topo     *sysfs.Topology
@@ -126,19 +128,20 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	return &Engine{
-		cfg:       cfg,
-		fs:        cfg.FS,
-		writers:   cfg.Writers,
-		log:       cfg.Logger,
-		journal:   j,
-		ready:     make(chan struct{}),
-		rescanReq: make(chan chan error),
-		roots:     make(map[string]*rootState),
-		regions:   make(map[string]*regionState),
-		deletes:   make(map[genKey]*deleteCall),
-		gone:      make(map[genKey]bool),
-		creating:  make(map[string]bool),
-		changed:   make(chan struct{}),
+		cfg:         cfg,
+		fs:          cfg.FS,
+		writers:     cfg.Writers,
+		log:         cfg.Logger,
+		journal:     j,
+		ready:       make(chan struct{}),
+		rescanReq:   make(chan chan error),
+		rescanEvery: make(chan time.Duration, 1),
+		roots:       make(map[string]*rootState),
+		regions:     make(map[string]*regionState),
+		deletes:     make(map[genKey]*deleteCall),
+		gone:        make(map[genKey]bool),
+		creating:    make(map[string]bool),
+		changed:     make(chan struct{}),
 	}, nil
 }
 
@@ -170,17 +173,28 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.cfg.Events != nil {
 		wg.Go(func() { e.followUevents(ctx, needRescan) })
 	}
+	var ticker *time.Ticker
 	var tick <-chan time.Time
-	if e.cfg.RescanInterval > 0 {
-		t := time.NewTicker(e.cfg.RescanInterval)
-		defer t.Stop()
-		tick = t.C
+	every := func(d time.Duration) {
+		if ticker != nil {
+			ticker.Stop()
+			ticker, tick = nil, nil
+		}
+		if d > 0 {
+			ticker = time.NewTicker(d)
+			tick = ticker.C
+		}
 	}
+	every(e.cfg.RescanInterval)
+	defer every(0)
 	for {
 		var err error
 		select {
 		case <-ctx.Done():
 			return nil
+		case d := <-e.rescanEvery:
+			every(d)
+			continue
 		case reason := <-needRescan:
 			err = e.rescan(ctx, reason)
 		case <-tick:
@@ -191,6 +205,23 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("rescan failed", "err", err)
+		}
+	}
+}
+
+// SetRescanInterval changes the period of full rescans (a config reload);
+// 0 stops them. It does not block: a running engine applies the latest
+// value, one not yet running starts with it.
+func (e *Engine) SetRescanInterval(d time.Duration) {
+	for {
+		select {
+		case e.rescanEvery <- d:
+			return
+		default:
+		}
+		select {
+		case <-e.rescanEvery: // an older value nobody took yet
+		default:
 		}
 	}
 }

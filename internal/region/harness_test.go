@@ -90,7 +90,9 @@ func (h *harness) start(mod func(*Config)) *Engine {
 		if err := <-done; err != nil {
 			h.t.Errorf("engine Run: %v", err)
 		}
-		cfg.Events.Close()
+		if cfg.Events != nil {
+			cfg.Events.Close()
+		}
 	}
 	h.t.Cleanup(func() {
 		if h.stop != nil {
