@@ -49,13 +49,21 @@ func (g *Guard) onOpen(ev event) {
 			g.log.Debug("guard: open abandoned", "pid", ev.pid, "file", t.Path, "reason", context.Cause(ctx))
 			return
 		}
-		if (result == ResultAllowed || result == ResultWaited) && (!delivered || !g.proc.alive(ev.pid)) {
-			// The opener was killed while it waited (the kernel takes the
-			// answer to a cancelled wait without complaint, hence the
-			// /proc check): its open never happened, so no close will end
-			// the hold taken for it.
-			g.abandon(openKey{pid: ev.pid, file: id})
-			return
+		if result == ResultAllowed || result == ResultWaited {
+			if !delivered {
+				// The opener stopped waiting: its open never happened.
+				g.abandon(openKey{pid: ev.pid, file: id})
+				return
+			}
+			if !g.proc.alive(ev.pid) {
+				// Either the opener was killed while it waited (the kernel
+				// takes the answer to a cancelled wait without complaint)
+				// and no close will end the hold taken for it, or it has
+				// already written, closed and exited. Either way it holds
+				// no descriptor now. The open is counted: in the second
+				// case, the common one for `echo`, it happened.
+				g.abandon(openKey{pid: ev.pid, file: id})
+			}
 		}
 		g.cfg.Observer(t.Kind.String(), result)
 		if result == ResultRefused {
