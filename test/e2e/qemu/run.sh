@@ -39,6 +39,10 @@ declare -A PINNED=(
 	[6.1]=linux-image-6.1.0-56-amd64-unsigned
 	[6.12]=linux-image-6.12.107+deb12-amd64-unsigned
 )
+# The boots of each kernel: "main" runs every scenario but those that need a
+# boot of their own (a cxl_acpi unbind ends the topology for the boot).
+SETS="main unbind-guard"
+declare -A SET_SCENARIO=([unbind-guard]=daemon-guard-acpi-unbind)
 MODULES="libnvdimm nd_pmem nd_btt dax_pmem device_dax cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl"
 
 log() { echo "e2e-qemu: $*" >&2; }
@@ -172,10 +176,12 @@ build_initramfs() {
 	rm -rf "$st"
 }
 
-# boot KERNEL INITRAMFS WORKDIR: run the VM until it powers off, resets or
-# the hang limit ends it. The CXL topology is the reference captures' one.
+# boot KERNEL INITRAMFS WORKDIR SET: run the VM until it powers off, resets
+# or the hang limit ends it; SET names the guest's scenario set
+# (guest/scenarios.sh run_all_scenarios). The CXL topology is the reference
+# captures' one.
 boot() {
-	local kernel=$1 initrd=$2 w=$3 rc=0
+	local kernel=$1 initrd=$2 w=$3 set=$4 rc=0
 	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,guest-logs}.txt
 	truncate -s 256M "$w/cxltest.raw" "$w/lsa.raw"
 	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 \
@@ -190,7 +196,7 @@ boot() {
 		-nodefaults -display none -no-reboot \
 		-serial file:"$w/console.txt" -serial file:"$w/results.txt" -serial file:"$w/guest-logs.txt" \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 loglevel=1 pci=nomsi log_buf_len=64M nokaslr panic=-1 rdinit=/init cxltest.cycles=$CYCLES cxltest.daemon_cycles=$DAEMON_CYCLES cxltest.settle_ms=$SETTLE_MS${ONLY:+ cxltest.only=$ONLY}${GUEST_ARGS:+ $GUEST_ARGS}" \
+		-append "console=ttyS0 loglevel=1 pci=nomsi log_buf_len=64M nokaslr panic=-1 rdinit=/init cxltest.cycles=$CYCLES cxltest.daemon_cycles=$DAEMON_CYCLES cxltest.settle_ms=$SETTLE_MS cxltest.set=$set${ONLY:+ cxltest.only=$ONLY}${GUEST_ARGS:+ $GUEST_ARGS}" \
 		</dev/null >"$w/qemu.log" 2>&1 || rc=$?
 	rm -f "$w"/{cxltest,lsa}.raw
 	return $rc
@@ -283,12 +289,34 @@ run_kernel() {
 	mkdir -p "$w"
 	build_initramfs "$kroot" "$uname" "$w/initramfs.cpio"
 	KERNEL_NOTES+=("$uname: $pkg $version")
-	log "booting $uname ($pkg $version), CYCLES=$CYCLES, hang limit ${BOOT_TIMEOUT}s"
-	t0=$(date +%s)
-	local qrc=0
-	boot "$kroot/boot/vmlinuz-$uname" "$w/initramfs.cpio" "$w" || qrc=$?
-	log "$uname: VM ended after $(($(date +%s) - t0))s (qemu exit $qrc)"
-	collect "$uname" "$w" "$qrc"
+	local set wb qrc
+	for set in $SETS; do
+		# The main set runs in out/<uname>, any other in out/<uname>/<set>.
+		wb=$w
+		if [ "$set" != main ]; then
+			wanted_set "$set" || continue
+			wb=$w/$set
+			mkdir -p "$wb"
+		fi
+		log "booting $uname ($pkg $version), set $set, CYCLES=$CYCLES, hang limit ${BOOT_TIMEOUT}s"
+		t0=$(date +%s)
+		qrc=0
+		boot "$kroot/boot/vmlinuz-$uname" "$w/initramfs.cpio" "$wb" "$set" || qrc=$?
+		log "$uname: VM ($set) ended after $(($(date +%s) - t0))s (qemu exit $qrc)"
+		collect "$uname" "$wb" "$qrc"
+	done
+}
+
+# wanted_set SET: whether ONLY, if given, names the scenario of boot SET.
+wanted_set() {
+	local g
+	[ -n "$ONLY" ] || return 0
+	IFS=, read -ra globs <<<"$ONLY"
+	for g in "${globs[@]}"; do
+		# shellcheck disable=SC2053
+		[[ ${SET_SCENARIO[$1]} == $g ]] && return 0
+	done
+	return 1
 }
 
 print_table() {
@@ -319,7 +347,7 @@ judge_file() {
 	KERNEL_NOTES=("recorded: $1")
 	TIMINGS=()
 	DAEMON_NOTE="(recorded run)"
-	collect "$(sed -n 's/^BOOT kernel=//p' "$1" | head -1)" "$w" 0
+	collect "$(sed -n 's/^BOOT kernel=\([^ ]*\).*/\1/p' "$1" | head -1)" "$w" 0
 	rm -rf "$w"
 	print_table
 	echo "qemu: $PASSED passed, $FAILED failed"

@@ -61,6 +61,19 @@ stop_daemon() {
 # busybox wget segfaults in this guest: the racer scrapes (pure Go).
 scrape() { racer get "http://$METRICS_ADDR/metrics" 2>/tmp/scrape.err; }
 
+# guard_counts sets G_ALLOWED, G_WAITED, G_PASSED and G_REFUSED: the guard's
+# counts of other processes' opens of delete_region, by result.
+guard_counts() {
+	# shellcheck disable=SC2046
+	set -- $(scrape | awk '/^cxlregiond_guard_opens_total[{]/ && /kind="delete_region"/ {
+		if ($0 ~ /result="allowed"/) a += $NF
+		if ($0 ~ /result="waited"/) w += $NF
+		if ($0 ~ /result="passed"/) p += $NF
+		if ($0 ~ /result="refused"/) r += $NF
+	} END { printf "%d %d %d %d\n", a, w, p, r }')
+	G_ALLOWED=${1:-0} G_WAITED=${2:-0} G_PASSED=${3:-0} G_REFUSED=${4:-0}
+}
+
 metric_deletes() {
 	scrape | awk '/^cxlregiond_sysfs_writes_total[{]/ && /attribute="delete_region"/ && /result="ok"/ { s += $NF } END { printf "%d\n", s }'
 }
@@ -216,13 +229,50 @@ daemon_scenarios() {
 		# writer from a process's open to its close, so writers that open
 		# first and wait for each other would deadlock (until its queue
 		# timeout), which is the guard working, not a race.
+		GUARDED=1
 		racer_scenario daemon-guard clean ok -state committed -deleter raw -open-early=false
+		GUARDED=
 	else
 		emit "RESULT daemon-guard expect=clean cycles=0/$DAEMON_CYCLES warn=0 bug=0 writes=- failures=1 check=fail note=cxlregiond --guard=on not answering: $(daemon_log_tail)"
+	fi
+	# (h) ndctl unaware of the daemon: the baseline is ndctl-raw, with the
+	# same cycle count, so 0 WARNING here is a finding, not luck. The settle
+	# window is SETTLE_MS, not the default 2 s: the racer's regions are
+	# foreign and unbound, and ndctl's own teardown writes (commit, targets)
+	# restart the window before each open of delete_region, so 1000 cycles
+	# would take over an hour. The window is for auto-assembly, which this
+	# guest does not do; the bound-region rule (nd region registered, then
+	# --bound-quiet) is unchanged.
+	if ! command -v cxl >/dev/null; then
+		emit "SKIP ndctl-guard cxl (ndctl) not in the initramfs"
+	elif wanted ndctl-guard; then
+		stop_daemon
+		if start_daemon --guard=on --settle-window="${SETTLE_MS}ms"; then
+			ndctl_cycles
+			GUARDED=1
+			racer_scenario ndctl-guard clean none -state "$NDCTL_STATE" -deleter exec -exec "cxl destroy-region -f {}"
+			GUARDED=
+			CYCLES_NOW=$DAEMON_CYCLES
+		else
+			emit "RESULT ndctl-guard expect=clean cycles=0/1000 warn=0 bug=0 writes=- failures=1 check=fail note=cxlregiond --guard=on not answering: $(daemon_log_tail)"
+		fi
 	fi
 	# The raw bound baseline that follows must not run under the daemon.
 	stop_daemon
 	CYCLES_NOW=
+}
+
+# rebind_acpi binds cxl_acpi again and waits for the topology to return.
+rebind_acpi() {
+	echo ACPI0017:00 >/sys/bus/platform/drivers/cxl_acpi/bind
+	# The endpoint does not come back by itself (README: 6.12 does not re-add
+	# it): re-probe the memdevs' PCI functions.
+	for dev in /sys/bus/pci/drivers/cxl_pci/0000:*; do
+		[ -e "$dev" ] || continue
+		echo "${dev##*/}" >/sys/bus/pci/drivers/cxl_pci/unbind
+		echo "${dev##*/}" >/sys/bus/pci/drivers/cxl_pci/bind
+	done
+	wait_topology 30
 }
 
 # (c) cxl_acpi unbind while CLI deletes are queued: no WARNING, the callers
@@ -250,15 +300,7 @@ scenario_acpi_unbind() {
 	[ "$WRITES" -le 1 ] || fail_check "$WRITES delete_region writes for $r"
 	NOTE="$errs of 3 deletes failed, $WRITES delete write(s)"
 	[ "$errs" -gt 0 ] || [ "$WRITES" -eq 1 ] || fail_check "deletes all succeeded but no delete write was counted"
-	echo ACPI0017:00 >/sys/bus/platform/drivers/cxl_acpi/bind
-	# The endpoint does not come back by itself (README: 6.12 does not re-add
-	# it): re-probe the memdevs' PCI functions.
-	for dev in /sys/bus/pci/drivers/cxl_pci/0000:*; do
-		[ -e "$dev" ] || continue
-		echo "${dev##*/}" >/sys/bus/pci/drivers/cxl_pci/unbind
-		echo "${dev##*/}" >/sys/bus/pci/drivers/cxl_pci/bind
-	done
-	if ! wait_topology 30; then
+	if ! rebind_acpi; then
 		# QEMU keeps the HDM decoders committed through the teardown, and the
 		# kernel then refuses to enumerate them: no endpoint, so no new
 		# region is possible in this boot. That is the kernel and the emulator,
@@ -282,6 +324,90 @@ scenario_acpi_unbind() {
 	r=$(regions_now | head -1)
 	cxlregionctl delete "$r" >/tmp/acpi.out 2>&1 || fail_check "delete after rebind: $(head -c 300 /tmp/acpi.out | tr '\n' ' ')"
 	CYCLES_RUN=1
+}
+
+# guard_queue prints how many foreign opens the daemon's guard holds.
+guard_queue() { cxlregionctl status 2>/dev/null | sed -n 's/^guard queue: *//p'; }
+
+# (i) the same unbind with the guard on, against writers that bypass the
+# daemon: a raw process holds delete_region open (so the writer is busy),
+# then 3 CLI deletes and 2 raw `echo regionN > delete_region` queue behind
+# it, then `echo ACPI0017:00 > .../cxl_acpi/unbind`. Without the guard the
+# unbind and a raw delete would race the kernel's region teardown; with it
+# the unbind's open waits for every writer, so the deletes run one at a time
+# before it and at most one of them writes.
+scenario_guard_acpi_unbind() {
+	CYCLES_ASKED=1
+	if ! cxlregionctl create --decoder "$ROOT_DECODER" --type pmem --size 256M >/tmp/acpi.out 2>&1; then
+		fail_check "create before unbind: $(head -c 300 /tmp/acpi.out | tr '\n' ' ')"
+		return
+	fi
+	r=$(regions_now | head -1)
+	del=/sys/bus/cxl/devices/$ROOT_DECODER/delete_region
+	m0=$(metric_deletes)
+	# The holder's open waits for the new region to settle, then holds the
+	# writer for 2 s without writing.
+	sh -c "exec 3>$del; sleep 2" &
+	holder=$!
+	j=0
+	until [ -e "/proc/$holder/fd/3" ] || [ "$j" -ge 300 ]; do
+		usleep 50000
+		j=$((j + 1))
+	done
+	[ -e "/proc/$holder/fd/3" ] || { fail_check "holder's open of delete_region not allowed in 15 s"; return; }
+	pids=
+	for i in 1 2 3; do
+		cxlregionctl delete "$r" >/tmp/acpi.ctl.$i 2>&1 &
+		pids="$pids $!"
+	done
+	raws=
+	for i in 1 2; do
+		sh -c "echo $r >$del" 2>/tmp/acpi.raw.$i &
+		raws="$raws $!"
+	done
+	j=0
+	until [ "$(guard_queue)" -ge 2 ] 2>/dev/null || [ "$j" -ge 100 ]; do
+		usleep 20000
+		j=$((j + 1))
+	done
+	q=$(guard_queue)
+	[ "${q:-0}" -ge 2 ] || fail_check "raw deleters not held by the guard (queue ${q:-?})"
+	t0=$(uptime_s)
+	echo ACPI0017:00 >/sys/bus/platform/drivers/cxl_acpi/unbind || fail_check "cxl_acpi unbind failed"
+	held=$(($(uptime_s) - t0))
+	ctl_errs=0
+	for p in $pids; do
+		wait "$p" || ctl_errs=$((ctl_errs + 1))
+	done
+	raw_ok=0
+	for p in $raws; do
+		wait "$p" && raw_ok=$((raw_ok + 1))
+	done
+	wait "$holder"
+	WRITES=$(($(metric_deletes) - m0 + raw_ok))
+	[ "$WRITES" -le 1 ] || fail_check "$WRITES successful delete_region writes for $r (daemon and raw)"
+	[ -e "/sys/bus/cxl/devices/$r" ] && fail_check "$r still in sysfs after the unbind"
+	refused=$(scrape | awk '/^cxlregiond_guard_opens_total[{]/ && /result="refused"/ { s += $NF } END { printf "%d\n", s }')
+	NOTE="unbind held ${held}s; $raw_ok of 2 raw and $((3 - ctl_errs)) of 3 CLI deletes succeeded, $WRITES delete write(s), $refused open(s) refused"
+	CYCLES_RUN=1
+	if rebind_acpi; then
+		NOTE="$NOTE; topology back after rebind"
+	else
+		NOTE="$NOTE; topology not back after rebind$(dmesg | grep -q 'Committed with zero size' && echo ' (Committed with zero size)')"
+	fi
+}
+
+daemon_guard_acpi_unbind_scenario() {
+	daemon_built || return 0
+	wanted daemon-guard-acpi-unbind || return 0
+	ROOT_DECODER=$(root_decoder)
+	start_bus || { emit "RESULT daemon-guard-acpi-unbind expect=clean cycles=0/1 warn=0 bug=0 writes=- failures=1 check=fail note=dbus-daemon: $(head -c 300 /tmp/dbus.err | tr '\n' ' ')"; return; }
+	if ! start_daemon --guard=on; then
+		emit "RESULT daemon-guard-acpi-unbind expect=clean cycles=0/1 warn=0 bug=0 writes=- failures=1 check=fail note=cxlregiond --guard=on not answering: $(daemon_log_tail)"
+		return
+	fi
+	check_scenario daemon-guard-acpi-unbind scenario_guard_acpi_unbind
+	stop_daemon
 }
 
 daemon_acpi_unbind_scenario() {

@@ -83,6 +83,8 @@ begin_scenario() {
 #   EXPECT: race (the unserialized baseline: WARNING must be > 0) or clean
 #   WRITES_FROM: ok (successful delete_region writes seen by the racer),
 #                metric (the daemon's delete_region ok counter), none
+# With GUARDED set (the daemon runs with --guard=on) the guard's counters of
+# delete_region opens must show that it held the writers' opens.
 racer_scenario() {
 	name=$1 expect=$2 writes_from=$3
 	shift 3
@@ -92,6 +94,10 @@ racer_scenario() {
 	# starts several Go clients, slow under TCG.
 	n=${CYCLES_NOW:-$CYCLES}
 	[ "$writes_from" = metric ] && m0=$(metric_deletes)
+	if [ -n "$GUARDED" ]; then
+		guard_counts
+		ga0=$G_ALLOWED gw0=$G_WAITED gp0=$G_PASSED gr0=$G_REFUSED
+	fi
 	w0=$(warns)
 	b0=$(bugs)
 	t0=$(uptime_s)
@@ -109,7 +115,19 @@ racer_scenario() {
 	metric) writes=$(($(metric_deletes) - m0)) ;;
 	*) writes=- ;;
 	esac
-	emit "RESULT $name expect=$expect cycles=$(field cycles "$line") warn=$((w1 - w0)) bug=$((b1 - b0)) writes=$writes secs=$secs failures=$(field failures "$line") check=- outcomes=$(field outcomes "$line") pairs=$(field pairs "$line") note=$(echo "$line" | sed -n 's/.* note=//p')"
+	failures=$(field failures "$line")
+	note=$(echo "$line" | sed -n 's/.* note=//p')
+	if [ -n "$GUARDED" ]; then
+		# The guard must have acted on these writers' opens, and refused none.
+		guard_counts
+		ga=$((G_ALLOWED - ga0)) gw=$((G_WAITED - gw0)) gp=$((G_PASSED - gp0)) gr=$((G_REFUSED - gr0))
+		note="guard: delete_region opens allowed=$ga waited=$gw passed=$gp refused=$gr; $note"
+		if [ $((ga + gw)) -eq 0 ] || [ "$gr" -ne 0 ]; then
+			failures=$((failures + 1))
+			note="guard did not serialize the opens: $note"
+		fi
+	fi
+	emit "RESULT $name expect=$expect cycles=$(field cycles "$line") warn=$((w1 - w0)) bug=$((b1 - b0)) writes=$writes secs=$secs failures=$failures check=- outcomes=$(field outcomes "$line") pairs=$(field pairs "$line") note=$note"
 }
 
 # check_scenario NAME: a scenario judged by its own shell function
@@ -147,12 +165,8 @@ raw_and_flock() {
 	CYCLES_NOW=
 }
 
-# ndctl's `cxl destroy-region -f` has no locking of its own (kernel-cxl.md §7).
-ndctl_scenarios() {
-	if ! command -v cxl >/dev/null; then
-		emit "SKIP ndctl-raw cxl (ndctl) not in the initramfs"
-		return
-	fi
+# ndctl_cycles sets CYCLES_NOW for the ndctl scenarios: they race rarely.
+ndctl_cycles() {
 	# Two `cxl` processes rarely reach delete_region within the race window
 	# together (each first walks sysfs and writes commit, target and dpa_size
 	# under the kernel's rwsems): about 1 cycle in 10 on uncommitted regions
@@ -163,13 +177,37 @@ ndctl_scenarios() {
 	# At least 1000 even in short runs: 0 WARNING must mean something.
 	CYCLES_NOW=$((CYCLES * 10))
 	[ "$CYCLES_NOW" -ge 1000 ] || CYCLES_NOW=1000
+}
+
+# ndctl's `cxl destroy-region -f` has no locking of its own (kernel-cxl.md §7).
+ndctl_scenarios() {
+	if ! command -v cxl >/dev/null; then
+		emit "SKIP ndctl-raw cxl (ndctl) not in the initramfs"
+		return
+	fi
+	ndctl_cycles
 	racer_scenario ndctl-raw race none -state "$NDCTL_STATE" -deleter exec -exec "cxl destroy-region -f {}"
 	racer_scenario ndctl-flock clean none -state "$NDCTL_STATE" -deleter exec \
 		-exec "racer lock $LOCK_FILE -- cxl destroy-region -f {}"
 	CYCLES_NOW=
 }
 
+# run_all_scenarios runs the set of this boot (cxltest.set). A cxl_acpi
+# unbind leaves QEMU's decoders committed and the topology gone for the rest
+# of the boot (README.md), so each unbind scenario ends a boot: the one with
+# the guard on has a boot of its own.
 run_all_scenarios() {
+	case "$SET" in
+	main) ;;
+	unbind-guard)
+		daemon_guard_acpi_unbind_scenario
+		return
+		;;
+	*)
+		emit "FATAL unknown cxltest.set=$SET"
+		return
+		;;
+	esac
 	# Only when named (cxltest.only=selftest-oops): deletes bound regions
 	# without waiting for the nd side, which oopses these kernels within a
 	# few dozen cycles (race-oops-example.txt), to prove an oops ends the
