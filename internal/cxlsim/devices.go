@@ -21,6 +21,7 @@ type device struct {
 	modalias  string
 	driver    string
 	ref       string // state object: decoder, port, memdev or region name
+	ino       uint64 // inode number of the directory, set by register
 }
 
 type devKind int
@@ -59,6 +60,10 @@ const (
 
 // register adds d to the tree without an event (boot, load).
 func (k *Kernel) register(d *device) *device {
+	if d.ino == 0 {
+		k.lastIno++
+		d.ino = k.lastIno
+	}
 	k.devs[d.path] = d
 	if d.bus != "" {
 		if k.bus[d.bus] == nil {

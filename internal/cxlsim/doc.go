@@ -142,5 +142,9 @@
 //  19. Persistence: the state file holds the model, not in-flight work. On
 //     load, pending nd/dax registrations and unfinished assemblies are
 //     completed, as the kernel would have; a delete interrupted before its
-//     release never happened.
+//     release never happened. Inode numbers are given afresh on load.
+//  20. Inode numbers (Kernel.Ino): each device directory gets the next
+//     number when it is registered, so a device registered again under an
+//     old name has a new one, as kernfs's cyclic 64-bit ids give. Only
+//     device directories are numbered; other paths answer EINVAL.
 package cxlsim

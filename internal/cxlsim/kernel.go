@@ -33,6 +33,9 @@ type Kernel struct {
 	// the tree
 	devs map[string]*device            // by sysfs path
 	bus  map[string]map[string]*device // bus -> name -> device
+	// lastIno numbers device directories as kernfs does: each registered
+	// device gets the next number, never one of a device that went.
+	lastIno uint64
 
 	acpiTearing bool // a cxl_acpi unbind is running (it drops k.mu)
 

@@ -239,6 +239,22 @@ func (k *Kernel) listDevice(d *device, sub string) []string {
 	return out
 }
 
+// Ino implements sysfs.Backend for device directories (by their bus link
+// or their path): a new number for every device registered, as kernfs
+// gives. Other paths give EINVAL: nothing reads theirs.
+func (k *Kernel) Ino(name string) (uint64, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n, ok := k.resolve(name)
+	switch {
+	case !ok:
+		return 0, pathErr("stat", name, unix.ENOENT)
+	case n.dev == nil || n.rest != "" || n.driver != "":
+		return 0, pathErr("stat", name, unix.EINVAL)
+	}
+	return n.dev.ino, nil
+}
+
 // ReadLink implements sysfs.Backend: the target relative to the link's
 // directory, computed as kernfs does (up to the common ancestor of the
 // link's directory and the target's parent, then down).

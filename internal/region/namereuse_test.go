@@ -65,3 +65,64 @@ func TestStaleDeleteSparesReusedName(t *testing.T) {
 	}
 	h.requireClean()
 }
+
+// TestStaleDeleteSparesReusedNameWithoutUevents is the same race with no
+// uevents to tell the engine (the socket overflowed, or they are still
+// queued): only what the identity check under the writer reads can tell
+// the regions apart. A ram region has no uuid and the new one gets the
+// same HPA range, so only its directory's inode number shows that it is
+// new.
+//
+// Mutation: drop the Ino comparison from sameGeneration and the ram case
+// deletes the new region.
+func TestStaleDeleteSparesReusedNameWithoutUevents(t *testing.T) {
+	for _, tc := range []struct{ typ, root string }{
+		{"ram", "decoder0.2"},
+		{"pmem", "decoder0.0"},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			h := newHarness(t)
+			eng := h.start(func(c *Config) { c.Events = nil })
+			ctx := context.Background()
+			old, err := eng.Create(ctx, CreateRequest{RootDecoder: tc.root, Type: tc.typ, Size: 256 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, held := h.holdWriter(tc.root)
+			result := make(chan error, 1)
+			go func() { result <- eng.Delete(ctx, DeleteRequest{Name: old.Name, Generation: old.Generation}) }()
+			waitFor(t, "the stale delete to queue", func() bool { return w.QueueDepth() == 2 })
+
+			attr := func(dev, a string) string { p, _ := sysfs.DeviceAttr(dev, a); return p }
+			for _, wr := range [][2]string{
+				{sysfs.RegionUnbindPath, old.Name},
+				{attr(tc.root, "delete_region"), old.Name},
+				{attr(old.Targets[0], "dpa_size"), "0"},
+			} {
+				if err := h.fs.Write(wr[0], wr[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reused := h.rawCreate(tc.root, tc.typ, 256<<20, []string{old.Targets[0]}, false)
+			before, err := h.fs.ReadRegion(reused)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reused != old.Name || before.Resource == nil || *before.Resource != old.Resource {
+				t.Fatalf("new region %s at %v: the test needs %s at %#x again", reused, before.Resource, old.Name, old.Resource)
+			}
+			held.Release()
+
+			if err := <-result; !isErr(err, ErrNotFound) {
+				t.Fatalf("stale delete = %v, want NotFound", err)
+			}
+			if _, err := h.fs.ReadRegion(reused); err != nil {
+				t.Fatalf("new %s was deleted: %v", reused, err)
+			}
+			if got := h.k.Writes(tc.root + "/delete_region"); got != 1 {
+				t.Fatalf("delete_region writes = %d, want only the other tool's", got)
+			}
+			h.requireClean()
+		})
+	}
+}

@@ -126,10 +126,15 @@ func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq, ticket
 
 // sameGeneration tells whether a new reading of a name is the region the
 // model knows, or a new one that reuses the name. Attributes only move from
-// unset to set within a generation; a different root decoder, uuid or
-// resource means the kernel made a new region.
+// unset to set within a generation; a different root decoder, directory
+// inode, uuid or resource means the kernel made a new region.
 func sameGeneration(old, cur sysfs.Region) bool {
 	if old.RootDecoder != cur.RootDecoder || old.Type != cur.Type {
+		return false
+	}
+	// The directory's inode number settles it: without a uuid (ram) and at
+	// the same HPA range a new region would otherwise look like the old.
+	if old.Ino != 0 && cur.Ino != 0 && old.Ino != cur.Ino {
 		return false
 	}
 	if old.UUID != "" && old.UUID != cur.UUID {

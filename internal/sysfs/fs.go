@@ -41,6 +41,11 @@ type Backend interface {
 	// ReadLink returns a symbolic link's target as the kernel gives it
 	// (relative, e.g. "../../../devices/platform/ACPI0017:00/root0/decoder0.0").
 	ReadLink(name string) (string, error)
+	// Ino returns the inode number of what name resolves to, following
+	// links. kernfs gives each node a 64-bit id that is not reused within a
+	// boot, so a device removed and registered again under its old name has
+	// a new number.
+	Ino(name string) (uint64, error)
 }
 
 // FS is a sysfs tree with typed readers and a single-attribute writer.
@@ -180,6 +185,15 @@ func (d Dir) ReadDir(name string) ([]string, error) {
 // ReadLink implements Backend.
 func (d Dir) ReadLink(name string) (string, error) {
 	return os.Readlink(d.path(name))
+}
+
+// Ino implements Backend.
+func (d Dir) Ino(name string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(d.path(name), &st); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: name, Err: err}
+	}
+	return st.Ino, nil
 }
 
 // UeventSeqnumPath is the kernel's last uevent SEQNUM.

@@ -2,8 +2,10 @@ package sysfs_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ type liveBackend struct {
 	trigger string // access (ReadDir or ReadFile name) after which dev vanishes
 	dev     string
 	enodev  bool // answer ENODEV below dev instead of removing it
+	replace bool // remove dev and register it again (a new directory) instead
 
 	mu    sync.Mutex
 	fired bool
@@ -46,6 +49,20 @@ func (l *liveBackend) fire(name string) {
 	real, err := filepath.EvalSymlinks(link)
 	if err != nil {
 		panic(err)
+	}
+	if l.replace {
+		// A copy is a new directory with new inode numbers, as kernfs
+		// gives a device registered again under its old name.
+		if out, err := exec.Command("cp", "-a", real, real+".new").CombinedOutput(); err != nil {
+			panic(fmt.Sprintf("cp: %v: %s", err, out))
+		}
+		if err := os.RemoveAll(real); err != nil {
+			panic(err)
+		}
+		if err := os.Rename(real+".new", real); err != nil {
+			panic(err)
+		}
+		return
 	}
 	if err := os.RemoveAll(real); err != nil {
 		panic(err)
@@ -169,6 +186,40 @@ func TestReadRegionVanishes(t *testing.T) {
 		if enodev && !errors.Is(err, unix.ENODEV) {
 			t.Errorf("ReadRegion: %v lost the kernel's ENODEV", err)
 		}
+	}
+}
+
+// TestReadRegionReplaced: a region deleted and made again under its name
+// while ReadRegion reads it gives no reading (its attributes would mix two
+// regions) but "not found"; the next read sees the new region, with a new
+// inode number.
+//
+// Mutation: drop the second Ino read in readRegion and the mixed reading
+// comes back as region0.
+func TestReadRegionReplaced(t *testing.T) {
+	fsys, l := live(t, capturePath("6.12", "5-bound"), "bus/cxl/devices/region0/size", "region0", false)
+	l.replace = true
+	oldIno, err := l.Backend.Ino("bus/cxl/devices/region0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fsys.ReadRegion("region0")
+	if !l.fired {
+		t.Fatalf("trigger never read; reads: %v", l.reads)
+	}
+	var nodev *sysfs.NoDeviceError
+	if !errors.As(err, &nodev) || !strings.Contains(err.Error(), "registered again") {
+		t.Fatalf("ReadRegion across a replacement: %v; want a *NoDeviceError saying it was registered again", err)
+	}
+	l.mu.Lock()
+	l.trigger = ""
+	l.mu.Unlock()
+	again, err := fsys.ReadRegion("region0")
+	if err != nil {
+		t.Fatalf("ReadRegion after the replacement: %v", err)
+	}
+	if again.Ino == 0 || again.Ino == oldIno {
+		t.Errorf("new region0 has inode %d, the old one had %d", again.Ino, oldIno)
 	}
 }
 

@@ -106,8 +106,25 @@ func (f *FS) readRegion(d *device) (Region, error) {
 	if err := f.readRegionChildren(d, &reg); err != nil {
 		return Region{}, err
 	}
+	// A region deleted and made again under its name while it was read
+	// would mix the attributes of two regions: only a reading of one
+	// directory counts, and the old region is gone.
+	ino, err := f.b.Ino(d.path)
+	switch {
+	case isGone(err):
+		return Region{}, &NoDeviceError{Device: d.name, Err: err}
+	case err != nil:
+		return Region{}, fmt.Errorf("stat %s: %w", d.path, err)
+	case ino != d.ino:
+		return Region{}, &NoDeviceError{Device: d.name, Err: errReplaced}
+	}
+	reg.Ino = ino
 	return reg, nil
 }
+
+// errReplaced says a device directory was removed and registered again
+// under its name while it was being read.
+var errReplaced = errors.New("removed and registered again while being read")
 
 // readRegionChildren fills what the kernel registers asynchronously below
 // a bound region. The pmem_regionN and dax_regionN devices are
