@@ -6,6 +6,9 @@
 //
 //   - Generation: a region is a name plus a generation; a name the kernel
 //     reuses is a new generation, and a request for an older one is NotFound.
+//     A new generation shows as a different root decoder, type, directory
+//     inode, uuid or HPA range (sameGeneration), or as an add uevent after
+//     the reading.
 //   - coalesce (delete.go): concurrent deletes of one generation join the one
 //     in flight; delete_region is written at most once per generation.
 //   - settled (settle.go): no delete into unfinished kernel work (auto-assembly,
