@@ -275,27 +275,48 @@ rebind_acpi() {
 	wait_topology 30
 }
 
+# acpi_region makes the region the unbind scenarios delete, through the
+# CLI, and sets R to its name.
+acpi_region() {
+	if ! cxlregionctl create --decoder "$ROOT_DECODER" --type pmem --size 256M >/tmp/acpi.out 2>&1; then
+		fail_check "create before unbind: $(head -c 300 /tmp/acpi.out | tr '\n' ' ')"
+		return 1
+	fi
+	R=$(regions_now | head -1)
+}
+
+# ctl_deletes REGION starts 3 concurrent `cxlregionctl delete REGION` and
+# sets CTL_PIDS.
+ctl_deletes() {
+	CTL_PIDS=
+	for i in 1 2 3; do
+		cxlregionctl delete "$1" >/tmp/acpi.ctl.$i 2>&1 &
+		CTL_PIDS="$CTL_PIDS $!"
+	done
+}
+
+# wait_failed PID... waits for background jobs of this shell and sets
+# FAILED to how many exited non-zero.
+wait_failed() {
+	FAILED=0
+	for p in "$@"; do
+		wait "$p" || FAILED=$((FAILED + 1))
+	done
+}
+
 # (c) cxl_acpi unbind while CLI deletes are queued: no WARNING, the callers
 # get errors (or the one delete that won is the only write), and after a
 # rebind a new create works.
 scenario_acpi_unbind() {
 	CYCLES_ASKED=1
-	if ! cxlregionctl create --decoder "$ROOT_DECODER" --type pmem --size 256M >/tmp/acpi.out 2>&1; then
-		fail_check "create before unbind: $(head -c 300 /tmp/acpi.out | tr '\n' ' ')"
-		return
-	fi
-	r=$(regions_now | head -1)
+	acpi_region || return
+	r=$R
 	m0=$(metric_deletes)
-	pids=
-	for i in 1 2 3; do
-		cxlregionctl delete "$r" >/tmp/acpi.$i 2>&1 &
-		pids="$pids $!"
-	done
+	ctl_deletes "$r"
 	echo ACPI0017:00 >/sys/bus/platform/drivers/cxl_acpi/unbind
-	errs=0
-	for p in $pids; do
-		wait "$p" || errs=$((errs + 1))
-	done
+	# shellcheck disable=SC2086
+	wait_failed $CTL_PIDS
+	errs=$FAILED
 	WRITES=$(($(metric_deletes) - m0))
 	[ "$WRITES" -le 1 ] || fail_check "$WRITES delete_region writes for $r"
 	NOTE="$errs of 3 deletes failed, $WRITES delete write(s)"
@@ -338,16 +359,14 @@ guard_queue() { cxlregionctl status 2>/dev/null | sed -n 's/^guard queue: *//p';
 # before it and at most one of them writes.
 scenario_guard_acpi_unbind() {
 	CYCLES_ASKED=1
-	if ! cxlregionctl create --decoder "$ROOT_DECODER" --type pmem --size 256M >/tmp/acpi.out 2>&1; then
-		fail_check "create before unbind: $(head -c 300 /tmp/acpi.out | tr '\n' ' ')"
-		return
-	fi
-	r=$(regions_now | head -1)
+	acpi_region || return
+	r=$R
 	del=/sys/bus/cxl/devices/$ROOT_DECODER/delete_region
 	m0=$(metric_deletes)
 	# The holder's open waits for the new region to settle, then holds the
-	# writer for 2 s without writing.
-	sh -c "exec 3>$del; sleep 2" &
+	# writer for 5 s without writing: time for the Go clients to start
+	# under TCG and for the raw deleters to queue behind it.
+	sh -c "exec 3>$del; sleep 5" &
 	holder=$!
 	j=0
 	until [ -e "/proc/$holder/fd/3" ] || [ "$j" -ge 300 ]; do
@@ -355,11 +374,7 @@ scenario_guard_acpi_unbind() {
 		j=$((j + 1))
 	done
 	[ -e "/proc/$holder/fd/3" ] || { fail_check "holder's open of delete_region not allowed in 15 s"; return; }
-	pids=
-	for i in 1 2 3; do
-		cxlregionctl delete "$r" >/tmp/acpi.ctl.$i 2>&1 &
-		pids="$pids $!"
-	done
+	ctl_deletes "$r"
 	raws=
 	for i in 1 2; do
 		sh -c "echo $r >$del" 2>/tmp/acpi.raw.$i &
@@ -375,20 +390,19 @@ scenario_guard_acpi_unbind() {
 	t0=$(uptime_s)
 	echo ACPI0017:00 >/sys/bus/platform/drivers/cxl_acpi/unbind || fail_check "cxl_acpi unbind failed"
 	held=$(($(uptime_s) - t0))
-	ctl_errs=0
-	for p in $pids; do
-		wait "$p" || ctl_errs=$((ctl_errs + 1))
-	done
-	raw_ok=0
-	for p in $raws; do
-		wait "$p" && raw_ok=$((raw_ok + 1))
-	done
+	# shellcheck disable=SC2086
+	wait_failed $CTL_PIDS
+	ctl_errs=$FAILED
+	# shellcheck disable=SC2086
+	wait_failed $raws
+	raw_ok=$((2 - FAILED))
 	wait "$holder"
 	WRITES=$(($(metric_deletes) - m0 + raw_ok))
 	[ "$WRITES" -le 1 ] || fail_check "$WRITES successful delete_region writes for $r (daemon and raw)"
 	[ -e "/sys/bus/cxl/devices/$r" ] && fail_check "$r still in sysfs after the unbind"
 	refused=$(scrape | awk '/^cxlregiond_guard_opens_total[{]/ && /result="refused"/ { s += $NF } END { printf "%d\n", s }')
 	NOTE="unbind held ${held}s; $raw_ok of 2 raw and $((3 - ctl_errs)) of 3 CLI deletes succeeded, $WRITES delete write(s), $refused open(s) refused"
+	[ "$ctl_errs" -eq 0 ] || NOTE="$NOTE; CLI said: $(cat /tmp/acpi.ctl.1 /tmp/acpi.ctl.2 /tmp/acpi.ctl.3 | sort -u | head -c 200 | tr '\n' ' ')"
 	CYCLES_RUN=1
 	if rebind_acpi; then
 		NOTE="$NOTE; topology back after rebind"
