@@ -44,7 +44,6 @@ type device struct {
 	name    string
 	path    string // real location, e.g. "devices/platform/ACPI0017:00/root0/decoder0.0"
 	devtype string
-	ino     uint64 // of the directory, read before its attributes
 	attrs   *attrReader
 }
 
@@ -73,13 +72,6 @@ func (f *FS) openDevice(name string) (*device, error) {
 	if !strings.HasPrefix(devPath, "devices/") || path.Base(devPath) != name {
 		return nil, &ParseError{File: link, Value: target, Err: errors.New("link does not point to a device directory")}
 	}
-	ino, err := f.b.Ino(devPath)
-	if err != nil {
-		if isGone(err) {
-			return nil, &NoDeviceError{Device: name, Err: err}
-		}
-		return nil, fmt.Errorf("stat %s: %w", devPath, err)
-	}
 	entries, err := f.b.ReadDir(link)
 	if err != nil {
 		if isGone(err) {
@@ -87,7 +79,7 @@ func (f *FS) openDevice(name string) (*device, error) {
 		}
 		return nil, fmt.Errorf("list %s: %w", link, err)
 	}
-	d := &device{name: name, path: devPath, ino: ino, attrs: &attrReader{b: f.b, dev: name, dir: link, names: make(map[string]bool, len(entries))}}
+	d := &device{name: name, path: devPath, attrs: &attrReader{b: f.b, dev: name, dir: link, names: make(map[string]bool, len(entries))}}
 	for _, e := range entries {
 		d.attrs.names[e] = true
 	}

@@ -65,6 +65,12 @@ func (f *FS) NextRegionName(rootDecoder, typ string) (string, error) {
 // readRegion reads a region's attributes and what the kernel registered
 // below it. Only Scan and ReadRegion call it, so both report the same.
 func (f *FS) readRegion(d *device) (Region, error) {
+	// Only regions need their inode (their identity); read it before their
+	// attributes, and again after them.
+	ino, err := f.dirIno(d)
+	if err != nil {
+		return Region{}, err
+	}
 	r := d.attrs
 	reg := Region{
 		Name:                  d.name,
@@ -109,17 +115,27 @@ func (f *FS) readRegion(d *device) (Region, error) {
 	// A region deleted and made again under its name while it was read
 	// would mix the attributes of two regions: only a reading of one
 	// directory counts, and the old region is gone.
-	ino, err := f.b.Ino(d.path)
-	switch {
-	case isGone(err):
-		return Region{}, &NoDeviceError{Device: d.name, Err: err}
-	case err != nil:
-		return Region{}, fmt.Errorf("stat %s: %w", d.path, err)
-	case ino != d.ino:
+	after, err := f.dirIno(d)
+	if err != nil {
+		return Region{}, err
+	}
+	if after != ino {
 		return Region{}, &NoDeviceError{Device: d.name, Err: errReplaced}
 	}
 	reg.Ino = ino
 	return reg, nil
+}
+
+// dirIno is the inode number of a device's directory.
+func (f *FS) dirIno(d *device) (uint64, error) {
+	ino, err := f.b.Ino(d.path)
+	switch {
+	case isGone(err):
+		return 0, &NoDeviceError{Device: d.name, Err: err}
+	case err != nil:
+		return 0, fmt.Errorf("stat %s: %w", d.path, err)
+	}
+	return ino, nil
 }
 
 // errReplaced says a device directory was removed and registered again
