@@ -3,6 +3,6 @@
 // io.github.cxlregion1.xml), error names, option keys, property names, the
 // JSON shapes cxlregionctl prints, and the CLI's exit codes.
 //
-// Everything here is shared by the daemon (internal/dbus) and the client
+// Everything here is shared by the daemon (internal/service) and the client
 // (cmd/cxlregionctl), so that a name is spelled in exactly one place.
 package api

@@ -10,15 +10,15 @@ import (
 	"sync"
 	"syscall"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 	"github.com/cxlregion/cxlregiond/internal/cxlsim"
-	"github.com/cxlregion/cxlregiond/internal/dbus"
 	"github.com/cxlregion/cxlregiond/internal/guard"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/metrics"
 	"github.com/cxlregion/cxlregiond/internal/region"
+	"github.com/cxlregion/cxlregiond/internal/service"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
 )
@@ -67,14 +67,14 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 	live.onSettle, live.onRescan = eng.SetSettle, eng.SetRescanInterval // before live.watch starts
 
 	var guardActive guardState
-	svc, err := dbus.New(dbus.Config{
+	svc, err := service.New(service.Config{
 		Engine: eng, Version: api.Version, Simulated: sim != nil,
 		GuardActive: guardActive.active, GuardQueueDepth: guardActive.queueDepth, DefaultTimeout: live.defaultTimeout, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	conn, err := godbus.ConnectSystemBus(godbus.WithHandler(svc))
+	conn, err := dbus.ConnectSystemBus(dbus.WithHandler(svc))
 	if err != nil {
 		return fmt.Errorf("cannot connect to the system bus (%s): %w", busAddress(), err)
 	}
@@ -135,7 +135,7 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 			"guard", guardActive.active(), "root_decoders", len(eng.RootDecoders()), "regions", len(eng.Regions()))
 	})
 	notifyStopping()
-	if errors.Is(err, dbus.ErrNameTaken) {
+	if errors.Is(err, service.ErrNameTaken) {
 		return err
 	}
 	if err != nil {

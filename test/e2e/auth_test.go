@@ -13,7 +13,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
-	"github.com/cxlregion/cxlregiond/internal/dbus/dbustest"
+	"github.com/cxlregion/cxlregiond/internal/service/dbustest"
 )
 
 var none = map[string]godbus.Variant{}

@@ -20,7 +20,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
-	"github.com/cxlregion/cxlregiond/internal/dbus/dbustest"
+	"github.com/cxlregion/cxlregiond/internal/service/dbustest"
 )
 
 // daemon is one cxlregiond --simulate on its own private bus.

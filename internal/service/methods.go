@@ -1,41 +1,41 @@
-package dbus
+package service
 
 import (
 	"context"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 	"github.com/cxlregion/cxlregiond/internal/region"
 )
 
-func (s *Service) managerCreateRegion(req *request) ([]any, *godbus.Error) {
+func (s *Service) managerCreateRegion(req *request) ([]any, *dbus.Error) {
 	root := req.args[0].(string)
-	o, err := parseOptions(api.MethodCreateRegion, req.args[1].(map[string]godbus.Variant), api.CreateOptions)
+	o, err := parseOptions(api.MethodCreateRegion, req.args[1].(map[string]dbus.Variant), api.CreateOptions)
 	if err != nil {
 		return nil, err
 	}
 	return s.createRegion(req, root, o)
 }
 
-func (s *Service) rootDecoderCreateRegion(req *request) ([]any, *godbus.Error) {
+func (s *Service) rootDecoderCreateRegion(req *request) ([]any, *dbus.Error) {
 	root, _ := api.RootDecoderName(req.path)
-	o, err := parseOptions(api.MethodCreateRegion, req.args[0].(map[string]godbus.Variant), api.CreateOptions)
+	o, err := parseOptions(api.MethodCreateRegion, req.args[0].(map[string]dbus.Variant), api.CreateOptions)
 	if err != nil {
 		return nil, err
 	}
 	return s.createRegion(req, root, o)
 }
 
-func (s *Service) createRegion(req *request, root string, o options) ([]any, *godbus.Error) {
+func (s *Service) createRegion(req *request, root string, o options) ([]any, *dbus.Error) {
 	creq, err := createRequest(root, o)
 	if err != nil {
 		return nil, err
 	}
 	rootPath, _ := api.RootDecoderPath(root)
 	return s.execute(req, operation{
-		kind: "create", what: "create region in " + root, objects: []godbus.ObjectPath{rootPath}, opts: o,
-		run: func(ctx context.Context) (godbus.ObjectPath, error) {
+		kind: "create", what: "create region in " + root, objects: []dbus.ObjectPath{rootPath}, opts: o,
+		run: func(ctx context.Context) (dbus.ObjectPath, error) {
 			info, err := s.engine.Create(ctx, creq)
 			if err != nil {
 				return "", err
@@ -47,21 +47,21 @@ func (s *Service) createRegion(req *request, root string, o options) ([]any, *go
 	})
 }
 
-func (s *Service) managerDeleteRegion(req *request) ([]any, *godbus.Error) {
+func (s *Service) managerDeleteRegion(req *request) ([]any, *dbus.Error) {
 	name := req.args[0].(string)
 	if err := validRegionName(name); err != nil {
 		return nil, err
 	}
-	o, err := parseOptions(api.MethodDeleteRegion, req.args[1].(map[string]godbus.Variant), api.DeleteOptions)
+	o, err := parseOptions(api.MethodDeleteRegion, req.args[1].(map[string]dbus.Variant), api.DeleteOptions)
 	if err != nil {
 		return nil, err
 	}
 	return s.deleteRegion(req, name, o, false)
 }
 
-func (s *Service) regionDelete(req *request) ([]any, *godbus.Error) {
+func (s *Service) regionDelete(req *request) ([]any, *dbus.Error) {
 	name, _ := api.RegionName(req.path)
-	o, err := parseOptions(api.MethodDelete, req.args[0].(map[string]godbus.Variant), api.DeleteOptions)
+	o, err := parseOptions(api.MethodDelete, req.args[0].(map[string]dbus.Variant), api.DeleteOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -71,12 +71,12 @@ func (s *Service) regionDelete(req *request) ([]any, *godbus.Error) {
 // deleteRegion deletes a region. Called on a Region object without the
 // generation option, it pins the generation that object shows, so a
 // request can never hit a newer region that took the name meanwhile.
-func (s *Service) deleteRegion(req *request, name string, o options, pinObject bool) ([]any, *godbus.Error) {
+func (s *Service) deleteRegion(req *request, name string, o options, pinObject bool) ([]any, *dbus.Error) {
 	dreq := region.DeleteRequest{Name: name, Generation: o.generation}
 	p, _ := api.RegionPath(name)
 	return s.execute(req, operation{
-		kind: "delete", what: "delete " + name, objects: []godbus.ObjectPath{p}, opts: o,
-		check: func() *godbus.Error {
+		kind: "delete", what: "delete " + name, objects: []dbus.ObjectPath{p}, opts: o,
+		check: func() *dbus.Error {
 			if pinObject && dreq.Generation == 0 {
 				gen, err := s.regionGeneration(name)
 				if err != nil {
@@ -86,7 +86,7 @@ func (s *Service) deleteRegion(req *request, name string, o options, pinObject b
 			}
 			return nil
 		},
-		run: func(ctx context.Context) (godbus.ObjectPath, error) {
+		run: func(ctx context.Context) (dbus.ObjectPath, error) {
 			err := s.engine.Delete(ctx, dreq)
 			s.sync()
 			return api.NoJob, err
@@ -94,27 +94,27 @@ func (s *Service) deleteRegion(req *request, name string, o options, pinObject b
 	})
 }
 
-func (s *Service) regionEnable(req *request) ([]any, *godbus.Error) {
+func (s *Service) regionEnable(req *request) ([]any, *dbus.Error) {
 	return s.bindRegion(req, api.MethodEnable, "enable", s.engine.Enable)
 }
 
-func (s *Service) regionDisable(req *request) ([]any, *godbus.Error) {
+func (s *Service) regionDisable(req *request) ([]any, *dbus.Error) {
 	return s.bindRegion(req, api.MethodDisable, "disable", s.engine.Disable)
 }
 
-func (s *Service) bindRegion(req *request, methodName, kind string, do func(context.Context, string) error) ([]any, *godbus.Error) {
+func (s *Service) bindRegion(req *request, methodName, kind string, do func(context.Context, string) error) ([]any, *dbus.Error) {
 	name, _ := api.RegionName(req.path)
-	o, err := parseOptions(methodName, req.args[0].(map[string]godbus.Variant), api.BindOptions)
+	o, err := parseOptions(methodName, req.args[0].(map[string]dbus.Variant), api.BindOptions)
 	if err != nil {
 		return nil, err
 	}
 	return s.execute(req, operation{
-		kind: kind, what: kind + " " + name, objects: []godbus.ObjectPath{req.path}, opts: o,
-		check: func() *godbus.Error {
+		kind: kind, what: kind + " " + name, objects: []dbus.ObjectPath{req.path}, opts: o,
+		check: func() *dbus.Error {
 			_, err := s.regionGeneration(name)
 			return err
 		},
-		run: func(ctx context.Context) (godbus.ObjectPath, error) {
+		run: func(ctx context.Context) (dbus.ObjectPath, error) {
 			err := do(ctx, name)
 			s.sync()
 			return api.NoJob, err
@@ -122,10 +122,10 @@ func (s *Service) bindRegion(req *request, methodName, kind string, do func(cont
 	})
 }
 
-func (s *Service) managerRefresh(req *request) ([]any, *godbus.Error) {
+func (s *Service) managerRefresh(req *request) ([]any, *dbus.Error) {
 	return s.execute(req, operation{
 		kind: "refresh", what: "refresh", opts: options{timeout: refreshTimeout}, noResult: true,
-		run: func(ctx context.Context) (godbus.ObjectPath, error) {
+		run: func(ctx context.Context) (dbus.ObjectPath, error) {
 			err := s.engine.Rescan(ctx)
 			s.sync()
 			return "", err

@@ -1,13 +1,13 @@
-package dbus
+package service
 
 import (
 	"sync"
 	"testing"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
-	"github.com/cxlregion/cxlregiond/internal/dbus/dbustest"
+	"github.com/cxlregion/cxlregiond/internal/service/dbustest"
 )
 
 // fakePolkit owns org.freedesktop.PolicyKit1 on the test bus and answers
@@ -18,7 +18,7 @@ type fakePolkit struct {
 	asked []string // "kind name action"
 }
 
-func (p *fakePolkit) CheckAuthorization(subject polkitSubject, action string, details map[string]string, flags uint32, cancel string) (polkitResult, *godbus.Error) {
+func (p *fakePolkit) CheckAuthorization(subject polkitSubject, action string, details map[string]string, flags uint32, cancel string) (polkitResult, *dbus.Error) {
 	name, _ := subject.Details["name"].Value().(string)
 	p.mu.Lock()
 	p.asked = append(p.asked, subject.Kind+" "+name+" "+action)
@@ -28,7 +28,7 @@ func (p *fakePolkit) CheckAuthorization(subject polkitSubject, action string, de
 
 func startPolkit(t *testing.T, allow bool) *fakePolkit {
 	t.Helper()
-	conn, err := godbus.ConnectSystemBus()
+	conn, err := dbus.ConnectSystemBus()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func startPolkit(t *testing.T, allow bool) *fakePolkit {
 	if err := conn.Export(p, polkitPath, "org.freedesktop.PolicyKit1.Authority"); err != nil {
 		t.Fatal(err)
 	}
-	if reply, err := conn.RequestName(polkitName, godbus.NameFlagDoNotQueue); err != nil || reply != godbus.RequestNameReplyPrimaryOwner {
+	if reply, err := conn.RequestName(polkitName, dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
 		t.Fatalf("own %s: %v %v", polkitName, reply, err)
 	}
 	return p

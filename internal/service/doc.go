@@ -1,4 +1,4 @@
-// Package dbus exports cxlregiond's engine on the system bus under
+// Package service exports cxlregiond's engine on the system bus under
 // io.github.cxlregion1 (the contract is in package api).
 //
 // The Service is a godbus Handler of its own rather than a set of
@@ -13,4 +13,4 @@
 // InterfacesRemoved and PropertiesChanged, batched, emitted with no engine
 // lock held. Method calls are validated (options.go), authorized (auth.go),
 // then handed to the engine, with or without a Job (job.go).
-package dbus
+package service

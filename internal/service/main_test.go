@@ -1,4 +1,4 @@
-package dbus
+package service
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
-	"github.com/cxlregion/cxlregiond/internal/dbus/dbustest"
+	"github.com/cxlregion/cxlregiond/internal/service/dbustest"
 )
 
 // clientEnv makes the test binary act as a D-Bus client (see clientMain):
@@ -29,13 +29,13 @@ func TestMain(m *testing.M) {
 }
 
 // noOpts is an empty options dictionary (a{sv}).
-var noOpts = map[string]godbus.Variant{}
+var noOpts = map[string]dbus.Variant{}
 
 // clientMain calls every mutating method and prints "name<TAB>error name"
 // per call ("ok" on success); first it reads the managed objects, which
 // anyone may.
 func clientMain() int {
-	conn, err := godbus.ConnectSystemBus()
+	conn, err := dbus.ConnectSystemBus()
 	if err != nil {
 		fmt.Println("connect\t" + err.Error())
 		return 1
@@ -116,7 +116,7 @@ func copyFile(t *testing.T, from, to string) {
 type harness struct {
 	eng    *fakeEngine
 	svc    *Service
-	client *godbus.Conn
+	client *dbus.Conn
 	cancel context.CancelFunc
 	served chan error
 }
@@ -133,7 +133,7 @@ func startService(t *testing.T, eng *fakeEngine, tweak func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := godbus.ConnectSystemBus(godbus.WithHandler(svc))
+	conn, err := dbus.ConnectSystemBus(dbus.WithHandler(svc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func startService(t *testing.T, eng *fakeEngine, tweak func(*Config)) *harness {
 	case <-time.After(10 * time.Second):
 		t.Fatal("service not ready within 10s")
 	}
-	h.client, err = godbus.ConnectSystemBus()
+	h.client, err = dbus.ConnectSystemBus()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func (h *harness) stop(t *testing.T) {
 	}
 }
 
-func (h *harness) call(path godbus.ObjectPath, method string, args ...any) *godbus.Call {
+func (h *harness) call(path dbus.ObjectPath, method string, args ...any) *dbus.Call {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return h.client.Object(api.BusName, path).CallWithContext(ctx, method, 0, args...)
@@ -189,18 +189,18 @@ func (h *harness) managed(t *testing.T) api.ManagedObjects {
 }
 
 // signals subscribes to every signal the service emits.
-func (h *harness) signals(t *testing.T) <-chan *godbus.Signal {
+func (h *harness) signals(t *testing.T) <-chan *dbus.Signal {
 	t.Helper()
-	if err := h.client.AddMatchSignal(godbus.WithMatchSender(api.BusName)); err != nil {
+	if err := h.client.AddMatchSignal(dbus.WithMatchSender(api.BusName)); err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan *godbus.Signal, 256)
+	ch := make(chan *dbus.Signal, 256)
 	h.client.Signal(ch)
 	return ch
 }
 
 // waitSignal returns the first signal matching name (and path, if set).
-func waitSignal(t *testing.T, ch <-chan *godbus.Signal, name string, path godbus.ObjectPath) *godbus.Signal {
+func waitSignal(t *testing.T, ch <-chan *dbus.Signal, name string, path dbus.ObjectPath) *dbus.Signal {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {

@@ -1,9 +1,9 @@
-package dbus
+package service
 
 import (
 	"time"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 )
@@ -12,40 +12,40 @@ import (
 // before the caller gets its path, Completed and its outcome properties
 // when done, removed JobGrace later (at once on shutdown). done is called
 // when the operation has finished.
-func (s *Service) startJob(op operation, uid uint32, done func()) godbus.ObjectPath {
+func (s *Service) startJob(op operation, uid uint32, done func()) dbus.ObjectPath {
 	s.mu.Lock()
 	s.nextJob++
 	path := api.JobPath(s.nextJob)
 	s.mu.Unlock()
-	objects := append([]godbus.ObjectPath{}, op.objects...)
+	objects := append([]dbus.ObjectPath{}, op.objects...)
 	s.tree.update(func(tx *treeTx) {
 		tx.set(path, object{api.JobInterface: {
-			api.PropOperation:    godbus.MakeVariant(op.kind),
-			api.PropObjects:      godbus.MakeVariant(objects),
-			api.PropProgress:     godbus.MakeVariant(0.0),
-			api.PropStartedByUID: godbus.MakeVariant(uid),
-			api.PropCancelable:   godbus.MakeVariant(false),
-			api.PropFinished:     godbus.MakeVariant(false),
-			api.PropSuccess:      godbus.MakeVariant(false),
-			api.PropErrorName:    godbus.MakeVariant(""),
-			api.PropMessage:      godbus.MakeVariant(""),
+			api.PropOperation:    dbus.MakeVariant(op.kind),
+			api.PropObjects:      dbus.MakeVariant(objects),
+			api.PropProgress:     dbus.MakeVariant(0.0),
+			api.PropStartedByUID: dbus.MakeVariant(uid),
+			api.PropCancelable:   dbus.MakeVariant(false),
+			api.PropFinished:     dbus.MakeVariant(false),
+			api.PropSuccess:      dbus.MakeVariant(false),
+			api.PropErrorName:    dbus.MakeVariant(""),
+			api.PropMessage:      dbus.MakeVariant(""),
 		}})
 	})
 	go func() {
 		defer done()
 		result, err := s.run(op, uid)
 		changes := props{
-			api.PropProgress: godbus.MakeVariant(1.0),
-			api.PropFinished: godbus.MakeVariant(true),
-			api.PropSuccess:  godbus.MakeVariant(err == nil),
+			api.PropProgress: dbus.MakeVariant(1.0),
+			api.PropFinished: dbus.MakeVariant(true),
+			api.PropSuccess:  dbus.MakeVariant(err == nil),
 		}
 		message := ""
 		if err != nil {
-			changes[api.PropErrorName] = godbus.MakeVariant(err.Name)
-			changes[api.PropMessage] = godbus.MakeVariant(err.Error())
+			changes[api.PropErrorName] = dbus.MakeVariant(err.Name)
+			changes[api.PropMessage] = dbus.MakeVariant(err.Error())
 			message = errorText(err)
 		} else if result != "" && result != api.NoJob {
-			changes[api.PropObjects] = godbus.MakeVariant([]godbus.ObjectPath{result})
+			changes[api.PropObjects] = dbus.MakeVariant([]dbus.ObjectPath{result})
 		}
 		s.tree.update(func(tx *treeTx) {
 			tx.patch(path, api.JobInterface, changes)

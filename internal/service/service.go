@@ -1,4 +1,4 @@
-package dbus
+package service
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 	"github.com/cxlregion/cxlregiond/internal/region"
@@ -72,7 +72,7 @@ type Service struct {
 	log    *slog.Logger
 	xml    *api.Interfaces
 	tree   *objectTree
-	conn   atomic.Pointer[godbus.Conn]
+	conn   atomic.Pointer[dbus.Conn]
 	// selfUID is the daemon's effective uid.
 	selfUID uint32
 
@@ -91,7 +91,7 @@ type Service struct {
 	stopped chan struct{}  // closed when Serve returns
 }
 
-// New returns a service; pass it to godbus.WithHandler when connecting,
+// New returns a service; pass it to dbus.WithHandler when connecting,
 // then call Serve.
 func New(cfg Config) (*Service, error) {
 	if cfg.Engine == nil {
@@ -128,8 +128,8 @@ func New(cfg Config) (*Service, error) {
 // bus name and calls ready; then it follows the engine until ctx ends.
 // On shutdown it refuses new mutating calls (Busy), lets in-flight ones
 // finish for ShutdownGrace, cancels the rest (a create rolls back) and
-// waits for them. conn must have been made with godbus.WithHandler(s).
-func (s *Service) Serve(ctx context.Context, conn *godbus.Conn, ready func()) error {
+// waits for them. conn must have been made with dbus.WithHandler(s).
+func (s *Service) Serve(ctx context.Context, conn *dbus.Conn, ready func()) error {
 	defer close(s.stopped)
 	s.conn.Store(conn)
 	events, unsubscribe := s.engine.Subscribe(ctx)
@@ -140,11 +140,11 @@ func (s *Service) Serve(ctx context.Context, conn *godbus.Conn, ready func()) er
 		return nil
 	}
 	s.sync()
-	reply, err := conn.RequestName(api.BusName, godbus.NameFlagDoNotQueue)
+	reply, err := conn.RequestName(api.BusName, dbus.NameFlagDoNotQueue)
 	if err != nil {
 		return fmt.Errorf("request bus name %s: %w", api.BusName, err)
 	}
-	if reply != godbus.RequestNameReplyPrimaryOwner && reply != godbus.RequestNameReplyAlreadyOwner {
+	if reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner {
 		return ErrNameTaken
 	}
 	s.log.Info("serving on the bus", "name", api.BusName)
@@ -199,7 +199,7 @@ func drain(events <-chan region.Event, first region.Event) bool {
 }
 
 // begin admits a mutating call, or refuses it while shutting down.
-func (s *Service) begin(what string) (done func(), err *godbus.Error) {
+func (s *Service) begin(what string) (done func(), err *dbus.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {

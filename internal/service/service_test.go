@@ -1,4 +1,4 @@
-package dbus
+package service
 
 import (
 	"errors"
@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
-	"github.com/cxlregion/cxlregiond/internal/dbus/dbustest"
+	"github.com/cxlregion/cxlregiond/internal/service/dbustest"
 	"github.com/cxlregion/cxlregiond/internal/region"
 )
 
@@ -51,7 +51,7 @@ func TestIntrospectionServesTheXML(t *testing.T) {
 	eng.addRegion("region0")
 	h := startService(t, eng, nil)
 	tests := []struct {
-		path godbus.ObjectPath
+		path dbus.ObjectPath
 		want []string
 		not  []string
 	}{
@@ -83,9 +83,9 @@ func TestIntrospectionServesTheXML(t *testing.T) {
 func TestCreateAndDeleteFollowedBySignals(t *testing.T) {
 	h := startService(t, newFakeEngine(), nil)
 	sigs := h.signals(t)
-	var path godbus.ObjectPath
+	var path dbus.ObjectPath
 	err := h.call(api.ManagerPath, api.ManagerInterface+".CreateRegion", "decoder0.0",
-		map[string]godbus.Variant{api.OptSize: godbus.MakeVariant(uint64(256 << 20))}).Store(&path)
+		map[string]dbus.Variant{api.OptSize: dbus.MakeVariant(uint64(256 << 20))}).Store(&path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,10 +97,10 @@ func TestCreateAndDeleteFollowedBySignals(t *testing.T) {
 		t.Fatalf("%s not exported when CreateRegion returned", path)
 	}
 	added := waitSignal(t, sigs, api.ObjectManagerInterface+".InterfacesAdded", api.RootPath)
-	if added.Body[0].(godbus.ObjectPath) != path {
+	if added.Body[0].(dbus.ObjectPath) != path {
 		t.Errorf("InterfacesAdded for %v", added.Body[0])
 	}
-	var job godbus.ObjectPath
+	var job dbus.ObjectPath
 	if err := h.call(api.ManagerPath, api.ManagerInterface+".DeleteRegion", "region0", noOpts).Store(&job); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestCreateAndDeleteFollowedBySignals(t *testing.T) {
 		t.Errorf("DeleteRegion without no_wait returned %s, want /", job)
 	}
 	removed := waitSignal(t, sigs, api.ObjectManagerInterface+".InterfacesRemoved", api.RootPath)
-	if removed.Body[0].(godbus.ObjectPath) != path {
+	if removed.Body[0].(dbus.ObjectPath) != path {
 		t.Errorf("InterfacesRemoved for %v", removed.Body[0])
 	}
 	if _, ok := h.managed(t)[path]; ok {
@@ -128,7 +128,7 @@ func TestPropertiesChangedCarriesOnlyChanges(t *testing.T) {
 	if s.Body[0].(string) != api.RegionInterface {
 		t.Errorf("PropertiesChanged for interface %v", s.Body[0])
 	}
-	changed := s.Body[1].(map[string]godbus.Variant)
+	changed := s.Body[1].(map[string]dbus.Variant)
 	if len(changed) != 1 || changed[api.PropState].Value() != "committed" {
 		t.Errorf("changed = %v, want only State=committed", changed)
 	}
@@ -142,22 +142,22 @@ func TestNewGenerationIsANewObject(t *testing.T) {
 	h := startService(t, eng, nil)
 	sigs := h.signals(t)
 	eng.addRegion("region0") // same name, next generation
-	path := godbus.ObjectPath(api.RegionsPath + "/region0")
+	path := dbus.ObjectPath(api.RegionsPath + "/region0")
 	removed := waitSignal(t, sigs, api.ObjectManagerInterface+".InterfacesRemoved", api.RootPath)
 	added := waitSignal(t, sigs, api.ObjectManagerInterface+".InterfacesAdded", api.RootPath)
 	if removed.Body[0] != path || added.Body[0] != path {
 		t.Fatalf("removed %v, added %v", removed.Body[0], added.Body[0])
 	}
-	gen := added.Body[1].(map[string]map[string]godbus.Variant)[api.RegionInterface][api.PropGeneration]
+	gen := added.Body[1].(map[string]map[string]dbus.Variant)[api.RegionInterface][api.PropGeneration]
 	if gen.Value() != uint64(2) {
 		t.Errorf("added generation %v, want 2", gen)
 	}
 }
 
-func opts(kv ...any) map[string]godbus.Variant {
-	m := map[string]godbus.Variant{}
+func opts(kv ...any) map[string]dbus.Variant {
+	m := map[string]dbus.Variant{}
 	for i := 0; i < len(kv); i += 2 {
-		m[kv[i].(string)] = godbus.MakeVariant(kv[i+1])
+		m[kv[i].(string)] = dbus.MakeVariant(kv[i+1])
 	}
 	return m
 }
@@ -174,7 +174,7 @@ func TestInvalidArgumentsNeverReachTheEngine(t *testing.T) {
 	del := api.ManagerInterface + ".DeleteRegion"
 	tests := []struct {
 		name   string
-		path   godbus.ObjectPath
+		path   dbus.ObjectPath
 		method string
 		args   []any
 		want   string // part of the message
@@ -222,7 +222,7 @@ func TestInvalidArgumentsNeverReachTheEngine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := h.call(tt.path, tt.method, tt.args...).Err
-			var de godbus.Error
+			var de dbus.Error
 			if !errors.As(err, &de) || de.Name != api.ErrorInvalidArgument {
 				t.Fatalf("err = %v (%s), want %s", err, dbustest.ErrName(err), api.ErrorInvalidArgument)
 			}
@@ -247,7 +247,7 @@ func TestPropertiesAreReadOnly(t *testing.T) {
 	eng := newFakeEngine()
 	eng.addRegion("region0")
 	h := startService(t, eng, nil)
-	err := h.call(api.RegionsPath+"/region0", api.PropertiesInterface+".Set", api.RegionInterface, api.PropSize, godbus.MakeVariant(uint64(1))).Err
+	err := h.call(api.RegionsPath+"/region0", api.PropertiesInterface+".Set", api.RegionInterface, api.PropSize, dbus.MakeVariant(uint64(1))).Err
 	if dbustest.ErrName(err) != "org.freedesktop.DBus.Error.PropertyReadOnly" {
 		t.Errorf("Set: %v", err)
 	}
@@ -326,7 +326,7 @@ func TestNoWaitReturnsAJob(t *testing.T) {
 	eng.gate = make(chan struct{})
 	h := startService(t, eng, nil)
 	sigs := h.signals(t)
-	var job godbus.ObjectPath
+	var job dbus.ObjectPath
 	err := h.call(api.ManagerPath, api.ManagerInterface+".DeleteRegion", "region0", opts(api.OptNoWait, true)).Store(&job)
 	if err != nil {
 		t.Fatal(err)
@@ -361,7 +361,7 @@ func TestFailedJobReportsTheError(t *testing.T) {
 	eng.fail = fmt.Errorf("create on decoder0.0: %w", region.ErrFrozen)
 	h := startService(t, eng, func(c *Config) { c.JobGrace = 5 * time.Second })
 	sigs := h.signals(t)
-	var job godbus.ObjectPath
+	var job dbus.ObjectPath
 	err := h.call(api.ManagerPath, api.ManagerInterface+".CreateRegion", "decoder0.0",
 		opts(api.OptSize, uint64(256<<20), api.OptNoWait, true)).Store(&job)
 	if err != nil {
@@ -402,7 +402,7 @@ func TestNameTakenIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := godbus.ConnectSystemBus(godbus.WithHandler(svc))
+	conn, err := dbus.ConnectSystemBus(dbus.WithHandler(svc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,10 @@
-package dbus
+package service
 
 import (
 	"fmt"
 	"strings"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 )
@@ -12,16 +12,16 @@ import (
 // request is one incoming method call, decoded.
 type request struct {
 	sender string
-	path   godbus.ObjectPath
+	path   dbus.ObjectPath
 	member string
 	args   []any
 }
 
-// handlerFunc serves a method; a non-nil error is a *godbus.Error.
-type handlerFunc func(req *request) ([]any, *godbus.Error)
+// handlerFunc serves a method; a non-nil error is a *dbus.Error.
+type handlerFunc func(req *request) ([]any, *dbus.Error)
 
 // method is a method of one of the service's interfaces. It decodes its own
-// arguments (godbus.ArgumentDecoder): a call whose signature differs from
+// arguments (dbus.ArgumentDecoder): a call whose signature differs from
 // the declared one is refused with InvalidArgument, naming both.
 type method struct {
 	name string
@@ -30,12 +30,12 @@ type method struct {
 	fn   handlerFunc
 }
 
-func (m *method) DecodeArguments(_ *godbus.Conn, sender string, msg *godbus.Message, body []any) ([]any, error) {
-	got := godbus.SignatureOf(body...).String()
+func (m *method) DecodeArguments(_ *dbus.Conn, sender string, msg *dbus.Message, body []any) ([]any, error) {
+	got := dbus.SignatureOf(body...).String()
 	if got != m.in {
 		return nil, invalidArg("%s takes (%s), got (%s)", m.name, m.args, got)
 	}
-	path, _ := msg.Headers[godbus.FieldPath].Value().(godbus.ObjectPath)
+	path, _ := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
 	return []any{&request{sender: sender, path: path, member: m.name, args: body}}, nil
 }
 
@@ -56,15 +56,15 @@ func (m *method) NumReturns() int       { return 0 }
 func (m *method) ArgumentValue(int) any { return nil }
 func (m *method) ReturnValue(int) any   { return nil }
 func (m *method) String() string        { return m.name }
-func (m *method) Signature() godbus.Signature {
-	sig, _ := godbus.ParseSignature(m.in)
+func (m *method) Signature() dbus.Signature {
+	sig, _ := dbus.ParseSignature(m.in)
 	return sig
 }
 
 // iface is one interface of an object: its methods by name.
 type iface map[string]*method
 
-func (i iface) LookupMethod(name string) (godbus.Method, bool) {
+func (i iface) LookupMethod(name string) (dbus.Method, bool) {
 	m, ok := i[name]
 	return m, ok
 }
@@ -77,7 +77,7 @@ type node struct {
 // LookupInterface finds an interface; a call without an interface name is
 // served by the first interface that has the method, as the D-Bus
 // specification allows.
-func (n *node) LookupInterface(name string) (godbus.Interface, bool) {
+func (n *node) LookupInterface(name string) (dbus.Interface, bool) {
 	if name != "" {
 		i, ok := n.ifaces[name]
 		return i, ok
@@ -93,11 +93,11 @@ func (n *node) LookupInterface(name string) (godbus.Interface, bool) {
 	return all, true
 }
 
-// LookupObject implements godbus.Handler. Every path at or above an object
+// LookupObject implements dbus.Handler. Every path at or above an object
 // is introspectable; region and root decoder paths of a well-formed name
 // answer even when absent, so that a call on a region that is gone gets
 // NotFound instead of the bus's generic UnknownObject.
-func (s *Service) LookupObject(path godbus.ObjectPath) (godbus.ServerObject, bool) {
+func (s *Service) LookupObject(path dbus.ObjectPath) (dbus.ServerObject, bool) {
 	n := &node{ifaces: map[string]iface{
 		api.IntrospectInterface: {"Introspect": s.introspectMethod()},
 		api.PropertiesInterface: s.propertiesMethods(),
@@ -132,7 +132,7 @@ func (s *Service) LookupObject(path godbus.ObjectPath) (godbus.ServerObject, boo
 	return n, true
 }
 
-func isAncestor(path godbus.ObjectPath, of string) bool {
+func isAncestor(path dbus.ObjectPath, of string) bool {
 	return path == "/" || strings.HasPrefix(of, string(path)+"/")
 }
 
@@ -162,7 +162,7 @@ func (s *Service) methodsOf(name string) iface {
 }
 
 func (s *Service) introspectMethod() *method {
-	return &method{name: "Introspect", in: "", fn: func(req *request) ([]any, *godbus.Error) {
+	return &method{name: "Introspect", in: "", fn: func(req *request) ([]any, *dbus.Error) {
 		var ifaces []string
 		if req.path == api.RootPath {
 			ifaces = append(ifaces, api.ObjectManagerInterface)
@@ -175,7 +175,7 @@ func (s *Service) introspectMethod() *method {
 }
 
 func (s *Service) getManagedObjectsMethod() *method {
-	return &method{name: "GetManagedObjects", in: "", fn: func(*request) ([]any, *godbus.Error) {
+	return &method{name: "GetManagedObjects", in: "", fn: func(*request) ([]any, *dbus.Error) {
 		return []any{s.tree.managed()}, nil
 	}}
 }
@@ -184,7 +184,7 @@ func (s *Service) getManagedObjectsMethod() *method {
 // every property is read-only.
 func (s *Service) propertiesMethods() iface {
 	return iface{
-		"Get": {name: "Get", in: "ss", args: "s interface_name, s property_name", fn: func(req *request) ([]any, *godbus.Error) {
+		"Get": {name: "Get", in: "ss", args: "s interface_name, s property_name", fn: func(req *request) ([]any, *dbus.Error) {
 			ifaceName, prop := req.args[0].(string), req.args[1].(string)
 			p, err := s.propsOf(req.path, ifaceName)
 			if err != nil {
@@ -192,26 +192,26 @@ func (s *Service) propertiesMethods() iface {
 			}
 			v, ok := p[prop]
 			if !ok {
-				return nil, &godbus.Error{Name: "org.freedesktop.DBus.Error.UnknownProperty",
+				return nil, &dbus.Error{Name: "org.freedesktop.DBus.Error.UnknownProperty",
 					Body: []any{fmt.Sprintf("%s has no property %s", ifaceName, truncate(prop))}}
 			}
 			return []any{v}, nil
 		}},
-		"GetAll": {name: "GetAll", in: "s", args: "s interface_name", fn: func(req *request) ([]any, *godbus.Error) {
+		"GetAll": {name: "GetAll", in: "s", args: "s interface_name", fn: func(req *request) ([]any, *dbus.Error) {
 			p, err := s.propsOf(req.path, req.args[0].(string))
 			if err != nil {
 				return nil, err
 			}
 			return []any{p}, nil
 		}},
-		"Set": {name: "Set", in: "ssv", args: "s interface_name, s property_name, v value", fn: func(req *request) ([]any, *godbus.Error) {
-			return nil, &godbus.Error{Name: "org.freedesktop.DBus.Error.PropertyReadOnly",
+		"Set": {name: "Set", in: "ssv", args: "s interface_name, s property_name, v value", fn: func(req *request) ([]any, *dbus.Error) {
+			return nil, &dbus.Error{Name: "org.freedesktop.DBus.Error.PropertyReadOnly",
 				Body: []any{fmt.Sprintf("property %s is read-only: every property of %s is", truncate(req.args[1].(string)), api.BusName)}}
 		}},
 	}
 }
 
-func (s *Service) propsOf(path godbus.ObjectPath, ifaceName string) (props, *godbus.Error) {
+func (s *Service) propsOf(path dbus.ObjectPath, ifaceName string) (props, *dbus.Error) {
 	if p, ok := s.tree.get(path, ifaceName); ok {
 		return p, nil
 	}
@@ -221,6 +221,6 @@ func (s *Service) propsOf(path godbus.ObjectPath, ifaceName string) (props, *god
 	if name, ok := api.RootDecoderName(path); ok && ifaceName == api.RootDecoderInterface {
 		return nil, notFound("root decoder %s does not exist", name)
 	}
-	return nil, &godbus.Error{Name: "org.freedesktop.DBus.Error.UnknownInterface",
+	return nil, &dbus.Error{Name: "org.freedesktop.DBus.Error.UnknownInterface",
 		Body: []any{fmt.Sprintf("object %s has no interface %s", path, truncate(ifaceName))}}
 }

@@ -1,4 +1,4 @@
-package dbus
+package service
 
 import (
 	"maps"
@@ -7,20 +7,20 @@ import (
 	"strings"
 	"sync"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 )
 
 // props is one interface's properties; object is an object's interfaces.
 type (
-	props  = map[string]godbus.Variant
+	props  = map[string]dbus.Variant
 	object = map[string]props
 )
 
 // signal is one D-Bus signal to emit.
 type signal struct {
-	path godbus.ObjectPath
+	path dbus.ObjectPath
 	name string // interface.member
 	args []any
 }
@@ -31,7 +31,7 @@ type signal struct {
 // only what changed (godbus has no ObjectManager that keeps itself in
 // sync, and its prop package emits a signal per Set).
 type objectTree struct {
-	root godbus.ObjectPath
+	root dbus.ObjectPath
 	emit func(signal)
 
 	// updateMu serializes updates so their signals leave in the order the
@@ -39,11 +39,11 @@ type objectTree struct {
 	// is not: a slow bus never blocks GetManagedObjects or Properties.Get.
 	updateMu sync.Mutex
 	mu       sync.RWMutex
-	objects  map[godbus.ObjectPath]object
+	objects  map[dbus.ObjectPath]object
 }
 
-func newObjectTree(root godbus.ObjectPath, emit func(signal)) *objectTree {
-	return &objectTree{root: root, emit: emit, objects: map[godbus.ObjectPath]object{}}
+func newObjectTree(root dbus.ObjectPath, emit func(signal)) *objectTree {
+	return &objectTree{root: root, emit: emit, objects: map[dbus.ObjectPath]object{}}
 }
 
 // treeTx is one batch of changes to the tree.
@@ -73,7 +73,7 @@ func (t *objectTree) applyAndEmit(fn func(tx *treeTx)) {
 }
 
 // set makes path have exactly the interfaces and properties of obj.
-func (tx *treeTx) set(path godbus.ObjectPath, obj object) {
+func (tx *treeTx) set(path dbus.ObjectPath, obj object) {
 	cur, exists := tx.t.objects[path]
 	next := cloneObject(obj)
 	tx.t.objects[path] = next
@@ -106,7 +106,7 @@ func (tx *treeTx) set(path godbus.ObjectPath, obj object) {
 }
 
 // patch changes some properties of one interface of an existing object.
-func (tx *treeTx) patch(path godbus.ObjectPath, iface string, changes props) {
+func (tx *treeTx) patch(path dbus.ObjectPath, iface string, changes props) {
 	obj, ok := tx.t.objects[path]
 	if !ok {
 		return
@@ -122,7 +122,7 @@ func (tx *treeTx) patch(path godbus.ObjectPath, iface string, changes props) {
 }
 
 // remove drops an object.
-func (tx *treeTx) remove(path godbus.ObjectPath) {
+func (tx *treeTx) remove(path dbus.ObjectPath) {
 	cur, ok := tx.t.objects[path]
 	if !ok {
 		return
@@ -133,13 +133,13 @@ func (tx *treeTx) remove(path godbus.ObjectPath) {
 
 // signal queues a signal of the object's own (Job.Completed) in order with
 // the property changes of the same batch.
-func (tx *treeTx) signal(path godbus.ObjectPath, name string, args ...any) {
+func (tx *treeTx) signal(path dbus.ObjectPath, name string, args ...any) {
 	tx.out = append(tx.out, signal{path, name, args})
 }
 
 // paths lists the objects whose path starts with prefix.
-func (tx *treeTx) paths(prefix string) []godbus.ObjectPath {
-	var out []godbus.ObjectPath
+func (tx *treeTx) paths(prefix string) []dbus.ObjectPath {
+	var out []dbus.ObjectPath
 	for p := range tx.t.objects {
 		if strings.HasPrefix(string(p), prefix) {
 			out = append(out, p)
@@ -149,20 +149,20 @@ func (tx *treeTx) paths(prefix string) []godbus.ObjectPath {
 }
 
 // property reads one property inside a batch.
-func (tx *treeTx) property(path godbus.ObjectPath, iface, name string) (godbus.Variant, bool) {
+func (tx *treeTx) property(path dbus.ObjectPath, iface, name string) (dbus.Variant, bool) {
 	v, ok := tx.t.objects[path][iface][name]
 	return v, ok
 }
 
-func (tx *treeTx) added(path godbus.ObjectPath, obj object) {
-	payload := make(map[string]map[string]godbus.Variant, len(obj))
+func (tx *treeTx) added(path dbus.ObjectPath, obj object) {
+	payload := make(map[string]map[string]dbus.Variant, len(obj))
 	for iface, p := range obj {
 		payload[iface] = maps.Clone(p)
 	}
 	tx.out = append(tx.out, signal{tx.t.root, api.ObjectManagerInterface + ".InterfacesAdded", []any{path, payload}})
 }
 
-func (tx *treeTx) changed(path godbus.ObjectPath, iface string, old, next props) {
+func (tx *treeTx) changed(path dbus.ObjectPath, iface string, old, next props) {
 	diff := props{}
 	for name, v := range next {
 		if ov, ok := old[name]; !ok || !sameVariant(ov, v) {
@@ -186,7 +186,7 @@ func (tx *treeTx) changed(path godbus.ObjectPath, iface string, old, next props)
 }
 
 // get returns a copy of one interface's properties.
-func (t *objectTree) get(path godbus.ObjectPath, iface string) (props, bool) {
+func (t *objectTree) get(path dbus.ObjectPath, iface string) (props, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	p, ok := t.objects[path][iface]
@@ -195,7 +195,7 @@ func (t *objectTree) get(path godbus.ObjectPath, iface string) (props, bool) {
 
 // interfaces lists an object's interfaces, or false if there is no such
 // object.
-func (t *objectTree) interfaces(path godbus.ObjectPath) ([]string, bool) {
+func (t *objectTree) interfaces(path dbus.ObjectPath) ([]string, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	obj, ok := t.objects[path]
@@ -206,10 +206,10 @@ func (t *objectTree) interfaces(path godbus.ObjectPath) ([]string, bool) {
 }
 
 // managed is the reply of GetManagedObjects.
-func (t *objectTree) managed() map[godbus.ObjectPath]map[string]map[string]godbus.Variant {
+func (t *objectTree) managed() map[dbus.ObjectPath]map[string]map[string]dbus.Variant {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	out := make(map[godbus.ObjectPath]map[string]map[string]godbus.Variant, len(t.objects))
+	out := make(map[dbus.ObjectPath]map[string]map[string]dbus.Variant, len(t.objects))
 	for p, obj := range t.objects {
 		out[p] = cloneObject(obj)
 	}
@@ -218,7 +218,7 @@ func (t *objectTree) managed() map[godbus.ObjectPath]map[string]map[string]godbu
 
 // children lists the names of the nodes directly below path that lead to
 // an object, for introspection.
-func (t *objectTree) children(path godbus.ObjectPath) []string {
+func (t *objectTree) children(path dbus.ObjectPath) []string {
 	prefix := string(path) + "/"
 	if path == "/" {
 		prefix = "/"
@@ -242,7 +242,7 @@ func cloneObject(obj object) object {
 	return out
 }
 
-func sameVariant(a, b godbus.Variant) bool {
+func sameVariant(a, b dbus.Variant) bool {
 	return a.Signature() == b.Signature() && reflect.DeepEqual(a.Value(), b.Value())
 }
 

@@ -1,10 +1,10 @@
-package dbus
+package service
 
 import (
 	"context"
 	"time"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 )
@@ -16,13 +16,13 @@ const refreshTimeout = time.Minute
 type operation struct {
 	kind    string // create, delete, enable, disable, refresh
 	what    string // "delete region3", for messages and logs
-	objects []godbus.ObjectPath
+	objects []dbus.ObjectPath
 	opts    options
 	// check runs after authorization, before the operation starts: a
 	// precondition read from the exported model (the region exists).
-	check func() *godbus.Error
+	check func() *dbus.Error
 	// run does the work; it returns the object the caller gets back.
-	run func(ctx context.Context) (godbus.ObjectPath, error)
+	run func(ctx context.Context) (dbus.ObjectPath, error)
 	// noResult marks a method that returns nothing (Refresh).
 	noResult bool
 }
@@ -30,7 +30,7 @@ type operation struct {
 // execute admits, authorizes and runs an operation, waiting for it or, with
 // no_wait, returning a Job at once. Authorization comes after validation
 // and before anything else: a refused caller changes nothing.
-func (s *Service) execute(req *request, op operation) ([]any, *godbus.Error) {
+func (s *Service) execute(req *request, op operation) ([]any, *dbus.Error) {
 	done, berr := s.begin(op.what)
 	if berr != nil {
 		return nil, berr
@@ -62,7 +62,7 @@ func (s *Service) execute(req *request, op operation) ([]any, *godbus.Error) {
 }
 
 // run runs an operation under its timeout and logs its outcome.
-func (s *Service) run(op operation, uid uint32) (godbus.ObjectPath, *godbus.Error) {
+func (s *Service) run(op operation, uid uint32) (dbus.ObjectPath, *dbus.Error) {
 	ctx, cancel := s.opContext(op.opts.timeout)
 	defer cancel()
 	start := time.Now()
@@ -91,7 +91,7 @@ func (s *Service) opContext(timeout time.Duration) (context.Context, context.Can
 }
 
 // regionGeneration reads the generation the exported region object shows.
-func (s *Service) regionGeneration(name string) (uint64, *godbus.Error) {
+func (s *Service) regionGeneration(name string) (uint64, *dbus.Error) {
 	p, _ := api.RegionPath(name)
 	ps, ok := s.tree.get(p, api.RegionInterface)
 	if !ok {

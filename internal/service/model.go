@@ -1,9 +1,9 @@
-package dbus
+package service
 
 import (
 	"strings"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 	"github.com/cxlregion/cxlregiond/internal/region"
@@ -20,13 +20,13 @@ func (s *Service) sync() {
 	roots := s.engine.RootDecoders()
 	manager := s.managerProps()
 	s.tree.applyAndEmit(func(tx *treeTx) {
-		wantRegions := map[godbus.ObjectPath]props{}
+		wantRegions := map[dbus.ObjectPath]props{}
 		for _, r := range regions {
 			if p, ok := api.RegionPath(r.Name); ok {
 				wantRegions[p] = regionProps(r)
 			}
 		}
-		wantRoots := map[godbus.ObjectPath]props{}
+		wantRoots := map[dbus.ObjectPath]props{}
 		for _, rd := range roots {
 			if p, ok := api.RootDecoderPath(rd.Name); ok {
 				wantRoots[p] = rootDecoderProps(rd)
@@ -59,8 +59,8 @@ func (s *Service) sync() {
 	})
 }
 
-func sortedPaths(m map[godbus.ObjectPath]props) []godbus.ObjectPath {
-	out := make([]godbus.ObjectPath, 0, len(m))
+func sortedPaths(m map[dbus.ObjectPath]props) []dbus.ObjectPath {
+	out := make([]dbus.ObjectPath, 0, len(m))
 	for p := range m {
 		out = append(out, p)
 	}
@@ -86,47 +86,47 @@ func (s *Service) managerProps() props {
 		guardQueue = uint32(max(s.cfg.GuardQueueDepth(), 0))
 	}
 	return props{
-		api.PropGuardQueue:     godbus.MakeVariant(guardQueue),
-		api.PropVersion:        godbus.MakeVariant(s.cfg.Version),
-		api.PropKernelFeatures: godbus.MakeVariant(features),
-		api.PropGuardActive:    godbus.MakeVariant(guard),
-		api.PropSimulated:      godbus.MakeVariant(s.cfg.Simulated),
+		api.PropGuardQueue:     dbus.MakeVariant(guardQueue),
+		api.PropVersion:        dbus.MakeVariant(s.cfg.Version),
+		api.PropKernelFeatures: dbus.MakeVariant(features),
+		api.PropGuardActive:    dbus.MakeVariant(guard),
+		api.PropSimulated:      dbus.MakeVariant(s.cfg.Simulated),
 	}
 }
 
 func regionProps(r region.RegionInfo) props {
 	return props{
-		api.PropName:                  godbus.MakeVariant(r.Name),
-		api.PropRootDecoder:           godbus.MakeVariant(r.RootDecoder),
-		api.PropType:                  godbus.MakeVariant(r.Type),
-		api.PropSize:                  godbus.MakeVariant(r.Size),
-		api.PropResource:              godbus.MakeVariant(r.Resource),
-		api.PropUUID:                  godbus.MakeVariant(r.UUID),
-		api.PropInterleaveWays:        godbus.MakeVariant(nonNegative(r.InterleaveWays)),
-		api.PropInterleaveGranularity: godbus.MakeVariant(nonNegative(r.InterleaveGranularity)),
-		api.PropTargets:               godbus.MakeVariant(nonNil(r.Targets)),
-		api.PropMemdevs:               godbus.MakeVariant(nonNil(r.Memdevs)),
-		api.PropState:                 godbus.MakeVariant(string(r.State)),
-		api.PropGeneration:            godbus.MakeVariant(r.Generation),
-		api.PropOrigin:                godbus.MakeVariant(string(r.Origin)),
-		api.PropSettled:               godbus.MakeVariant(r.Settled),
+		api.PropName:                  dbus.MakeVariant(r.Name),
+		api.PropRootDecoder:           dbus.MakeVariant(r.RootDecoder),
+		api.PropType:                  dbus.MakeVariant(r.Type),
+		api.PropSize:                  dbus.MakeVariant(r.Size),
+		api.PropResource:              dbus.MakeVariant(r.Resource),
+		api.PropUUID:                  dbus.MakeVariant(r.UUID),
+		api.PropInterleaveWays:        dbus.MakeVariant(nonNegative(r.InterleaveWays)),
+		api.PropInterleaveGranularity: dbus.MakeVariant(nonNegative(r.InterleaveGranularity)),
+		api.PropTargets:               dbus.MakeVariant(nonNil(r.Targets)),
+		api.PropMemdevs:               dbus.MakeVariant(nonNil(r.Memdevs)),
+		api.PropState:                 dbus.MakeVariant(string(r.State)),
+		api.PropGeneration:            dbus.MakeVariant(r.Generation),
+		api.PropOrigin:                dbus.MakeVariant(string(r.Origin)),
+		api.PropSettled:               dbus.MakeVariant(r.Settled),
 	}
 }
 
 func rootDecoderProps(rd region.RootDecoderInfo) props {
 	return props{
-		api.PropName:                  godbus.MakeVariant(rd.Name),
-		api.PropPort:                  godbus.MakeVariant(rd.Port),
-		api.PropPmemCapable:           godbus.MakeVariant(rd.CapPmem),
-		api.PropRAMCapable:            godbus.MakeVariant(rd.CapRAM),
-		api.PropSize:                  godbus.MakeVariant(rd.Size),
-		api.PropFreeCapacity:          godbus.MakeVariant(rd.FreeCapacity),
-		api.PropInterleaveWays:        godbus.MakeVariant(nonNegative(rd.InterleaveWays)),
-		api.PropInterleaveGranularity: godbus.MakeVariant(nonNegative(rd.InterleaveGranularity)),
-		api.PropTargets:               godbus.MakeVariant(nonNil(rd.Targets)),
-		api.PropFrozen:                godbus.MakeVariant(rd.Frozen),
-		api.PropFrozenReason:          godbus.MakeVariant(oneLine(rd.FrozenReason)),
-		api.PropQueueDepth:            godbus.MakeVariant(nonNegative(rd.QueueDepth)),
+		api.PropName:                  dbus.MakeVariant(rd.Name),
+		api.PropPort:                  dbus.MakeVariant(rd.Port),
+		api.PropPmemCapable:           dbus.MakeVariant(rd.CapPmem),
+		api.PropRAMCapable:            dbus.MakeVariant(rd.CapRAM),
+		api.PropSize:                  dbus.MakeVariant(rd.Size),
+		api.PropFreeCapacity:          dbus.MakeVariant(rd.FreeCapacity),
+		api.PropInterleaveWays:        dbus.MakeVariant(nonNegative(rd.InterleaveWays)),
+		api.PropInterleaveGranularity: dbus.MakeVariant(nonNegative(rd.InterleaveGranularity)),
+		api.PropTargets:               dbus.MakeVariant(nonNil(rd.Targets)),
+		api.PropFrozen:                dbus.MakeVariant(rd.Frozen),
+		api.PropFrozenReason:          dbus.MakeVariant(oneLine(rd.FrozenReason)),
+		api.PropQueueDepth:            dbus.MakeVariant(nonNegative(rd.QueueDepth)),
 	}
 }
 

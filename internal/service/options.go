@@ -1,4 +1,4 @@
-package dbus
+package service
 
 import (
 	"math"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 	"github.com/cxlregion/cxlregiond/internal/region"
@@ -35,7 +35,7 @@ type options struct {
 // parseOptions accepts only the keys a method takes, each with its one
 // D-Bus type (api.OptionTypes). Anything else is InvalidArgument: a typo
 // must not silently turn into a default.
-func parseOptions(methodName string, raw map[string]godbus.Variant, allowed []string) (options, *godbus.Error) {
+func parseOptions(methodName string, raw map[string]dbus.Variant, allowed []string) (options, *dbus.Error) {
 	var o options
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
@@ -89,7 +89,7 @@ func parseOptions(methodName string, raw map[string]godbus.Variant, allowed []st
 // every name, number and uuid with the engine's own Validate functions.
 // What depends on the topology (free capacity, a duplicate uuid, ways the
 // window can interleave) the engine checks before its first write.
-func createRequest(rootDecoder string, o options) (region.CreateRequest, *godbus.Error) {
+func createRequest(rootDecoder string, o options) (region.CreateRequest, *dbus.Error) {
 	req := region.CreateRequest{RootDecoder: rootDecoder, Type: o.typ, Size: o.size,
 		Targets: o.targets, UUID: o.uuid, NoBind: o.noBind}
 	if req.Type == "" {
@@ -157,7 +157,7 @@ func createRequest(rootDecoder string, o options) (region.CreateRequest, *godbus
 }
 
 // validRegionName checks a region name argument.
-func validRegionName(name string) *godbus.Error {
+func validRegionName(name string) *dbus.Error {
 	if err := region.ValidateRegionName(name); err != nil {
 		return invalidArg("%v", err)
 	}

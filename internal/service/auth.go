@@ -1,4 +1,4 @@
-package dbus
+package service
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 )
@@ -30,7 +30,7 @@ const (
 // polkitSubject is polkit's (sa{sv}) subject.
 type polkitSubject struct {
 	Kind    string
-	Details map[string]godbus.Variant
+	Details map[string]dbus.Variant
 }
 
 // polkitResult is polkit's (bba{ss}) authorization result.
@@ -46,7 +46,7 @@ type polkitResult struct {
 // on the simulator started by an ordinary user); anyone else only if polkit
 // runs on the bus and grants io.github.cxlregion1.manage. Any failure to
 // find out is a refusal. It returns the caller's uid, which a Job reports.
-func (s *Service) authorize(ctx context.Context, sender string, interactive bool, what string) (uint32, *godbus.Error) {
+func (s *Service) authorize(ctx context.Context, sender string, interactive bool, what string) (uint32, *dbus.Error) {
 	conn := s.conn.Load()
 	if conn == nil || sender == "" {
 		return 0, accessDenied("%s: cannot identify the caller", what)
@@ -82,7 +82,7 @@ func (s *Service) authorize(ctx context.Context, sender string, interactive bool
 
 // polkitPresent reports whether polkit runs on the bus or can be started
 // by it.
-func polkitPresent(ctx context.Context, conn *godbus.Conn) (bool, error) {
+func polkitPresent(ctx context.Context, conn *dbus.Conn) (bool, error) {
 	var has bool
 	if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, polkitName).Store(&has); err != nil {
 		return false, err
@@ -104,7 +104,7 @@ func polkitPresent(ctx context.Context, conn *godbus.Conn) (bool, error) {
 
 // checkPolkit asks polkit about the caller's bus name: polkit resolves the
 // name to its process itself, so a caller cannot pass a pid it does not own.
-func (s *Service) checkPolkit(ctx context.Context, conn *godbus.Conn, sender string, interactive bool) (bool, error) {
+func (s *Service) checkPolkit(ctx context.Context, conn *dbus.Conn, sender string, interactive bool) (bool, error) {
 	var flags uint32
 	if interactive {
 		flags = polkitAllowUserInteraction
@@ -112,7 +112,7 @@ func (s *Service) checkPolkit(ctx context.Context, conn *godbus.Conn, sender str
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), authInteractiveTimeout)
 		defer cancel()
 	}
-	subject := polkitSubject{Kind: "system-bus-name", Details: map[string]godbus.Variant{"name": godbus.MakeVariant(sender)}}
+	subject := polkitSubject{Kind: "system-bus-name", Details: map[string]dbus.Variant{"name": dbus.MakeVariant(sender)}}
 	var res polkitResult
 	call := conn.Object(polkitName, polkitPath).CallWithContext(ctx, polkitCheckAuth, 0,
 		subject, api.PolkitAction, map[string]string{}, flags, "")

@@ -1,16 +1,16 @@
-package dbus
+package service
 
 import (
 	"testing"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 )
 
 func TestObjectTreeSignalsOnlyChanges(t *testing.T) {
-	const path = godbus.ObjectPath(api.RegionsPath + "/region1")
-	v := godbus.MakeVariant
+	const path = dbus.ObjectPath(api.RegionsPath + "/region1")
+	v := dbus.MakeVariant
 	base := object{api.RegionInterface: {"A": v("x"), "B": v(uint64(1))}}
 	tests := []struct {
 		name string
@@ -45,7 +45,7 @@ func TestObjectTreeSignalsOnlyChanges(t *testing.T) {
 		for _, s := range got {
 			name := s.name[len(s.name)-len(lastElem(s.name)):]
 			if name == "PropertiesChanged" {
-				for k := range s.args[1].(map[string]godbus.Variant) {
+				for k := range s.args[1].(map[string]dbus.Variant) {
 					name += " " + k
 				}
 			}
@@ -77,12 +77,12 @@ func lastElem(s string) string {
 func TestObjectTreeReturnsCopies(t *testing.T) {
 	tree := newObjectTree(api.RootPath, func(signal) {})
 	tree.update(func(tx *treeTx) {
-		tx.set(api.ManagerPath, object{api.ManagerInterface: {"A": godbus.MakeVariant("x")}})
+		tx.set(api.ManagerPath, object{api.ManagerInterface: {"A": dbus.MakeVariant("x")}})
 	})
 	p, _ := tree.get(api.ManagerPath, api.ManagerInterface)
-	p["A"] = godbus.MakeVariant("changed")
+	p["A"] = dbus.MakeVariant("changed")
 	m := tree.managed()
-	m[api.ManagerPath][api.ManagerInterface]["A"] = godbus.MakeVariant("changed")
+	m[api.ManagerPath][api.ManagerInterface]["A"] = dbus.MakeVariant("changed")
 	again, _ := tree.get(api.ManagerPath, api.ManagerInterface)
 	if again["A"].Value() != "x" {
 		t.Errorf("tree changed through a copy: %v", again["A"])
@@ -96,7 +96,7 @@ func TestObjectTreeChildren(t *testing.T) {
 		tx.set(api.RegionsPath+"/region1", object{})
 		tx.set(api.RegionsPath+"/region2", object{})
 	})
-	tests := map[godbus.ObjectPath]string{
+	tests := map[dbus.ObjectPath]string{
 		"/":              "io",
 		"/io/github":     "cxlregion1",
 		api.RootPath:     "Manager regions",

@@ -1,44 +1,44 @@
-package dbus
+package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
 
-	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
 	"github.com/cxlregion/cxlregiond/internal/region"
 )
 
-func newError(name, format string, args ...any) *godbus.Error {
-	return &godbus.Error{Name: name, Body: []any{fmt.Sprintf(format, args...)}}
+func newError(name, format string, args ...any) *dbus.Error {
+	return &dbus.Error{Name: name, Body: []any{fmt.Sprintf(format, args...)}}
 }
 
-func invalidArg(format string, args ...any) *godbus.Error {
+func invalidArg(format string, args ...any) *dbus.Error {
 	return newError(api.ErrorInvalidArgument, format, args...)
 }
 
-func notFound(format string, args ...any) *godbus.Error {
+func notFound(format string, args ...any) *dbus.Error {
 	return newError(api.ErrorNotFound, format, args...)
 }
 
-func accessDenied(format string, args ...any) *godbus.Error {
+func accessDenied(format string, args ...any) *dbus.Error {
 	return newError(api.ErrorAccessDenied, format, args...)
 }
 
-func busy(format string, args ...any) *godbus.Error {
+func busy(format string, args ...any) *dbus.Error {
 	return newError(api.ErrorBusy, format, args...)
 }
 
-func failed(format string, args ...any) *godbus.Error {
+func failed(format string, args ...any) *dbus.Error {
 	return newError(api.ErrorFailed, format, args...)
 }
 
 // errorFor maps an engine error to its typed D-Bus error. The message is
 // the whole error chain: it names the object, the step, and for a kernel
 // error the attribute and the errno.
-func errorFor(err error) *godbus.Error {
+func errorFor(err error) *dbus.Error {
 	var ke *region.KernelError
 	name := api.ErrorFailed
 	switch {
@@ -55,11 +55,11 @@ func errorFor(err error) *godbus.Error {
 	case errors.As(err, &ke):
 		name = api.ErrorKernelError
 	}
-	return &godbus.Error{Name: name, Body: []any{err.Error()}}
+	return &dbus.Error{Name: name, Body: []any{err.Error()}}
 }
 
 // errorText is "Name: message", as Job.Completed reports a failure.
-func errorText(e *godbus.Error) string {
+func errorText(e *dbus.Error) string {
 	return e.Name + ": " + e.Error()
 }
 
