@@ -11,8 +11,8 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
-	"github.com/cxlregion/cxlregiond/internal/service/dbustest"
 	"github.com/cxlregion/cxlregiond/internal/region"
+	"github.com/cxlregion/cxlregiond/internal/service/dbustest"
 )
 
 func TestManagedObjectsDescribeTheModel(t *testing.T) {
