@@ -179,7 +179,7 @@ ndctl_cycles() {
 	[ "$CYCLES_NOW" -ge 1000 ] || CYCLES_NOW=1000
 }
 
-# ndctl's `cxl destroy-region -f` has no locking of its own (kernel-cxl.md §7).
+# ndctl's `cxl destroy-region -f` has no locking of its own (docs/kernel.md#ndctl).
 ndctl_scenarios() {
 	if ! command -v cxl >/dev/null; then
 		emit "SKIP ndctl-raw cxl (ndctl) not in the initramfs"
@@ -210,7 +210,7 @@ run_all_scenarios() {
 	esac
 	# Only when named (cxltest.only=selftest-oops): deletes bound regions
 	# without waiting for the nd side, which oopses these kernels within a
-	# few dozen cycles (race-oops-example.txt), to prove an oops ends the
+	# few dozen cycles (docs/kernel.md#nd-oops), to prove an oops ends the
 	# boot with an OOPS line rather than a hang. It must FAIL.
 	case " $ONLY " in *" selftest-oops "*)
 		racer_scenario selftest-oops clean ok -state bound -deleter flock -lock-file "$LOCK_FILE" -nd-wait=false -settle 0ms
