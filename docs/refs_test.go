@@ -239,10 +239,13 @@ func (c *checker) check(file, text string) []problem {
 	}
 	for i, line := range lines {
 		n := i + 1
+		if !strings.ContainsAny(line, "/.#C") && !strings.Contains(line, "uarantee") {
+			continue // no reference of any kind
+		}
 		if m := foreignRE.FindString(line); m != "" {
 			add(n, kindForeign, "%q cites a document outside the repository; cite docs/design.md or docs/kernel.md", strings.TrimLeft(m, " (\"'`"))
 		}
-		for _, m := range repoPathRE.FindAllStringSubmatchIndex(line, -1) {
+		for _, m := range findAll(line, "/", repoPathRE) {
 			p := line[m[2]:m[3]]
 			if m[3] < len(line) && strings.ContainsRune("*<{[$", rune(line[m[3]])) {
 				continue // a pattern, not a path
@@ -256,7 +259,7 @@ func (c *checker) check(file, text string) []problem {
 				add(n, kindPath, "%s does not exist", p)
 			}
 		}
-		for _, m := range mdAnchorRE.FindAllStringSubmatch(line, -1) {
+		for _, m := range findAllString(line, ".md#", mdAnchorRE) {
 			target, ok := c.resolve(file, m[1], !strings.Contains(m[1], "/") || isMD)
 			if !ok {
 				add(n, kindPath, "%s does not exist", m[1])
@@ -267,7 +270,7 @@ func (c *checker) check(file, text string) []problem {
 			}
 		}
 		if isMD {
-			for _, m := range mdLinkRE.FindAllStringSubmatch(line, -1) {
+			for _, m := range findAllString(line, "](", mdLinkRE) {
 				ref := m[1]
 				if strings.Contains(ref, "://") || strings.HasPrefix(ref, "mailto:") {
 					continue
@@ -287,7 +290,7 @@ func (c *checker) check(file, text string) []problem {
 				}
 			}
 		}
-		for _, m := range guaranteeRE.FindAllStringSubmatch(line, -1) {
+		for _, m := range findAllString(strings.ToLower(line), "guarantee", guaranteeRE) {
 			for _, g := range numberRE.FindAllString(m[1], -1) {
 				if !c.guarantees[g] {
 					add(n, kindGuarantee, "guarantee %s is not in docs/design.md", g)
@@ -299,7 +302,7 @@ func (c *checker) check(file, text string) []problem {
 				add(n, kindCapture, "capture id %s is not in docs/kernel.md", id)
 			}
 		}
-		for _, m := range bareFileRE.FindAllStringSubmatchIndex(line, -1) {
+		for _, m := range findAll(line, ".", bareFileRE) {
 			name := line[m[2]:m[3]]
 			if rest := line[m[3]:]; len(rest) > 1 && rest[0] == '.' && unicode.IsLetter(rune(rest[1])) || strings.HasPrefix(rest, "(") {
 				continue // a Go selector or call (l.log.Info), not a file
@@ -313,6 +316,23 @@ func (c *checker) check(file, text string) []problem {
 		}
 	}
 	return ps
+}
+
+// findAll runs re on line only if line contains hint: the check reads
+// every file of the repository, and most lines cite nothing.
+func findAll(line, hint string, re *regexp.Regexp) [][]int {
+	if !strings.Contains(line, hint) {
+		return nil
+	}
+	return re.FindAllStringSubmatchIndex(line, -1)
+}
+
+// findAllString is findAll giving the matched strings.
+func findAllString(line, hint string, re *regexp.Regexp) [][]string {
+	if !strings.Contains(line, hint) {
+		return nil
+	}
+	return re.FindAllStringSubmatch(line, -1)
 }
 
 // goComments keeps only the comment text of each line of a Go file (the
