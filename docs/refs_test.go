@@ -49,8 +49,9 @@ var (
 	captureRE = regexp.MustCompile(`\bC\d\d\b`)
 	// A bare document or data file name (no directory).
 	bareFileRE = regexp.MustCompile(`(?:^|[^A-Za-z0-9_./$-])([A-Za-z0-9_][A-Za-z0-9_.-]*\.(?:md|txt|tsv|log))\b`)
-	// Documents that live outside the repository.
-	foreignRE = regexp.MustCompile(`DESIGN\.md|kernel-cxl\.md|(?:^|[^A-Za-z0-9_])reference/|\.\./shared\b|/work/shared\b`)
+	// Documents that live outside the repository, and section numbers
+	// (the repository's documents have anchors, not numbered sections).
+	foreignRE = regexp.MustCompile(`DESIGN\.md|kernel-cxl\.md|(?:^|[^A-Za-z0-9_])reference/|\.\./shared\b|/work/shared\b|§`)
 	// Explicit anchors in Markdown.
 	anchorIDRE = regexp.MustCompile(`<a\s+(?:id|name)="([^"]+)"`)
 )
@@ -239,7 +240,7 @@ func (c *checker) check(file, text string) []problem {
 	}
 	for i, line := range lines {
 		n := i + 1
-		if !strings.ContainsAny(line, "/.#C") && !strings.Contains(line, "uarantee") {
+		if !strings.ContainsAny(line, "/.#C§") && !strings.Contains(line, "uarantee") {
 			continue // no reference of any kind
 		}
 		if m := foreignRE.FindString(line); m != "" {
@@ -465,6 +466,7 @@ func TestCheckerFindsEachKind(t *testing.T) {
 		{"foreign design", "README.md", "| guarantee (" + foreignDoc + ") |\n", []string{kindForeign}},
 		{"foreign reference", "internal/a/x.go", "// machine of " + foreignDir + ": one bridge\n", []string{kindForeign}},
 		{"foreign kernel doc", "run.sh", "# (kernel-cxl" + ".md §7)\n", []string{kindForeign}},
+		{"section number", "internal/a/x.go", "// delete_region does not (§5.1).\n", []string{kindForeign}},
 		{"generated output", "run.sh", "# writes results.txt and guest-logs.txt\n", nil},
 		{"go code is not a reference", "internal/a/x.go", "package a\n\nvar p = \"internal/gone/x.go guarantee 99\" // internal/a\nfunc f() { l.log.Info(\"x\") }\n", nil},
 		{"go comment is", "internal/a/x.go", "package a\n\nvar p = \"//\" /* guarantee 99 */\n", []string{kindGuarantee}},

@@ -226,7 +226,7 @@ func (t topology) endpointDPA() (uint64, error) {
 	return strconv.ParseUint(s, 0, 64)
 }
 
-// freeDPA returns the endpoint capacity: delete_region does not (§5.1).
+// freeDPA returns the endpoint capacity: delete_region does not (docs/kernel.md#delete).
 func (t topology) freeDPA() error {
 	return writeAttr(t.cxl(t.endpoint, "dpa_size"), "0")
 }
