@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,47 @@ type allocation struct {
 	Position int    `json:"position"`
 }
 
+// journalPhases are the phases each op records (create.go, delete.go).
+var journalPhases = map[string][]string{
+	"create": {"begin", "created", "configured", "allocating", "attached", "committed"},
+	"delete": {"begin", "deleting", "written"},
+}
+
+// check refuses an intent no run of the daemon wrote: recovery writes the
+// names it holds to sysfs, so a corrupt file must stop the start rather
+// than reach the kernel.
+func (in *intent) check() error {
+	phases, ok := journalPhases[in.Op]
+	if !ok {
+		return fmt.Errorf("unknown op %q", truncate(in.Op))
+	}
+	if !slices.Contains(phases, in.Phase) {
+		return fmt.Errorf("%s: unknown phase %q", in.Op, truncate(in.Phase))
+	}
+	if err := ValidateDecoderName(in.RootDecoder); err != nil {
+		return err
+	}
+	if in.Name != "" || in.Op == "delete" {
+		if err := ValidateRegionName(in.Name); err != nil {
+			return err
+		}
+	}
+	for _, t := range in.Targets {
+		if t == "" {
+			continue
+		}
+		if err := ValidateDecoderName(t); err != nil {
+			return err
+		}
+	}
+	for _, a := range in.Allocated {
+		if err := ValidateDecoderName(a.Decoder); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // journal keeps intents as one JSON file each under <state>/intents, and a
 // generation counter that never goes back, across restarts.
 type journal struct {
@@ -56,6 +98,11 @@ type journal struct {
 }
 
 const genReserve = 1024
+
+// maxCounter bounds the intent ids and generations a journal accepts: a
+// daemon counting from 1 never reaches it, and counting on from any value
+// below it cannot wrap.
+const maxCounter = 1 << 62
 
 func openJournal(stateDir string) (*journal, error) {
 	dir := filepath.Join(stateDir, "intents")
@@ -79,6 +126,12 @@ func openJournal(stateDir string) (*journal, error) {
 		if err := json.Unmarshal(b, &in); err != nil {
 			return nil, fmt.Errorf("journal %s: %w", ent.Name(), err)
 		}
+		if err := in.check(); err != nil {
+			return nil, fmt.Errorf("journal %s: %w", ent.Name(), err)
+		}
+		if in.ID > maxCounter {
+			return nil, fmt.Errorf("journal %s: id %d is beyond any the daemon hands out", ent.Name(), in.ID)
+		}
 		j.pending[in.ID] = &in
 		j.nextID = max(j.nextID, in.ID)
 	}
@@ -91,6 +144,10 @@ func openJournal(stateDir string) (*journal, error) {
 		n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("journal: generation file: %w", err)
+		}
+		if n > maxCounter {
+			// Counting on from here would wrap to generation 0.
+			return nil, fmt.Errorf("journal: generation file: %d is beyond any the daemon hands out", n)
 		}
 		// Generations reserved by the previous run may have been handed
 		// out: start above all of them.
