@@ -56,7 +56,7 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 	eng, err := region.New(region.Config{
 		FS: fs, Writers: reg, Events: events, StateDir: o.stateDir,
 		SettleWindow: s.SettleWindow, BoundQuiet: s.BoundQuiet, RescanInterval: s.RescanInterval,
-		DefaultTimeout: s.DefaultTimeout, Logger: log,
+		DefaultTimeout: s.DefaultTimeout, OnSubscriberOverflow: m.ObserveSubscriberResync, Logger: log,
 	})
 	if err != nil {
 		return err

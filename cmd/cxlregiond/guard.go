@@ -66,7 +66,7 @@ func startGuard(ctx context.Context, o *daemonOptions, simulated bool, reg *lock
 					return
 				}
 				switch ev.Kind {
-				case region.RootDecoderAdded, region.RootDecoderRemoved, region.Rescanned:
+				case region.RootDecoderAdded, region.RootDecoderRemoved, region.Rescanned, region.SubscriberResync:
 					update()
 				}
 			}

@@ -36,7 +36,12 @@ type Config struct {
 	RescanInterval time.Duration
 	// DefaultTimeout bounds a request whose context has no deadline.
 	DefaultTimeout time.Duration
-	Logger         *slog.Logger
+	// SubscriberQueue bounds the events queued for one subscriber
+	// (default DefaultSubscriberQueue); OnSubscriberOverflow, when set, is
+	// called each time a subscriber's queue is dropped for a resync.
+	SubscriberQueue      int
+	OnSubscriberOverflow func()
+	Logger               *slog.Logger
 	// crashAt, when it returns true for a journal point, makes the engine
 	// stop dead there, as a killed daemon would. Tests only.
 	crashAt func(point string) bool
@@ -54,6 +59,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DefaultTimeout == 0 {
 		c.DefaultTimeout = 60 * time.Second
+	}
+	if c.SubscriberQueue <= 0 {
+		c.SubscriberQueue = DefaultSubscriberQueue
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -133,6 +141,7 @@ func New(cfg Config) (*Engine, error) {
 		writers:     cfg.Writers,
 		log:         cfg.Logger,
 		journal:     j,
+		hub:         hub{limit: cfg.SubscriberQueue, overflowed: cfg.OnSubscriberOverflow},
 		ready:       make(chan struct{}),
 		rescanReq:   make(chan chan error),
 		rescanEvery: make(chan time.Duration, 1),
