@@ -186,7 +186,7 @@ func busAddress() string {
 
 // guardState is the guard as the D-Bus GuardActive property sees it.
 type guardState struct {
-	mu sync.Mutex
+	mu sync.Mutex // guards g, set once the guard has started
 	g  *guard.Guard
 }
 

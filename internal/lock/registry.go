@@ -53,7 +53,7 @@ type Registry struct {
 	log     *slog.Logger
 	observe func(attr string, d time.Duration, err error)
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards writers; the fields above are fixed by NewRegistry
 	writers map[string]*Writer
 }
 

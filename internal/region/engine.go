@@ -71,12 +71,16 @@ func (c *Config) setDefaults() {
 // Engine is the model of the host's regions and the only path by which the
 // daemon changes them.
 type Engine struct {
+	// cfg is fixed once New returns and is read without a lock. The
+	// settings a reload changes are copied out of it into fields under mu
+	// (settleWindow, boundQuiet) or sent to Run (rescanEvery); cfg's own
+	// SettleWindow and BoundQuiet are only their starting values.
 	cfg     Config
 	fs      *sysfs.FS
 	writers *lock.Registry
 	log     *slog.Logger
-	journal *journal
-	hub     hub
+	journal *journal // has its own lock
+	hub     hub      // has its own locks
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -84,6 +88,9 @@ type Engine struct {
 	// rescanEvery carries a new RescanInterval to Run (the latest wins).
 	rescanEvery chan time.Duration
 
+	// mu guards every field below it. It is held only for reads and
+	// updates of the model, never across a sysfs write, a wait or a
+	// publish to subscribers.
 	mu       sync.Mutex
 	topo     *sysfs.Topology
 	roots    map[string]*rootState
@@ -94,6 +101,10 @@ type Engine struct {
 	changed  chan struct{}   // closed and replaced on every model change
 	crashed  bool
 	tickets  uint64 // last reading ticket handed out
+	// settleWindow and boundQuiet are the settle rule's times
+	// (Config.SettleWindow, Config.BoundQuiet); SetSettle changes them.
+	settleWindow time.Duration
+	boundQuiet   time.Duration
 }
 
 type rootState struct {
@@ -151,6 +162,9 @@ func New(cfg Config) (*Engine, error) {
 		gone:        make(map[genKey]bool),
 		creating:    make(map[string]bool),
 		changed:     make(chan struct{}),
+
+		settleWindow: cfg.SettleWindow,
+		boundQuiet:   cfg.BoundQuiet,
 	}, nil
 }
 

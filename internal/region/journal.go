@@ -90,6 +90,8 @@ func (in *intent) check() error {
 type journal struct {
 	dir string
 
+	// mu guards the fields below. nextGeneration holds it across the
+	// reservation's write, so no number is handed out unreserved.
 	mu      sync.Mutex
 	nextID  uint64
 	gen     uint64 // last generation handed out
