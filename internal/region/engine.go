@@ -79,8 +79,9 @@ type Engine struct {
 	fs      *sysfs.FS
 	writers *lock.Registry
 	log     *slog.Logger
-	journal *journal // has its own lock
-	hub     hub      // has its own locks
+	journal *journal     // has its own lock
+	made    *madeRegions // has its own lock
+	hub     hub          // has its own locks
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -146,12 +147,17 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	made, err := openMade(cfg.StateDir, readBootID())
+	if err != nil {
+		cfg.Logger.Error("regions found at startup have an unknown origin", "err", err)
+	}
 	return &Engine{
 		cfg:         cfg,
 		fs:          cfg.FS,
 		writers:     cfg.Writers,
 		log:         cfg.Logger,
 		journal:     j,
+		made:        made,
 		hub:         hub{limit: cfg.SubscriberQueue, overflowed: cfg.OnSubscriberOverflow},
 		ready:       make(chan struct{}),
 		rescanReq:   make(chan chan error),
