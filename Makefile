@@ -90,3 +90,15 @@ fuzz:
 	   $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >$(BIN)/fuzz-$$fn.txt 2>&1 || \
 	     { tail -30 $(BIN)/fuzz-$$fn.txt; echo "FAIL $$fn"; exit 1; }; \
 	   echo "$$fn ($$pkg): $$(grep -o 'execs: [0-9]*' $(BIN)/fuzz-$$fn.txt | tail -1 | cut -d' ' -f2) execs in $$(( $$(date +%s) - start )) s, 0 crashers"; done
+
+# Soak (README, Reliability): 16 clients doing random operations on the
+# engine over the simulated kernel, with another tool's raw creates and
+# deletes, auto-assembly and cxl_acpi unbinds beside them, for DURATION.
+# Prints resources at start and end, operations, WARNING/BUG and double
+# deletes (both must be 0). Without the race detector: it is the
+# long-running daemon's build. CI runs DURATION=2m.
+DURATION ?= 2m
+soak:
+	@mkdir -p $(BIN)
+	CXLREGIOND_SOAK=$(DURATION) $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./internal/region/ >$(BIN)/soak.txt 2>&1; \
+	  rc=$$?; grep -E 'soak_test.go|^(---|ok|FAIL|PASS)' $(BIN)/soak.txt; exit $$rc
