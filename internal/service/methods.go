@@ -35,6 +35,7 @@ func (s *Service) createRegion(req *request, root string, o options) ([]any, *db
 	rootPath, _ := api.RootDecoderPath(root)
 	return s.execute(req, operation{
 		kind: "create", what: "create region in " + root, objects: []dbus.ObjectPath{rootPath}, opts: o,
+		cancelable: true,
 		run: func(ctx context.Context) (dbus.ObjectPath, error) {
 			info, err := s.engine.Create(ctx, creq)
 			if err != nil {
