@@ -77,7 +77,7 @@ type Service struct {
 	// dispatch is every served interface's methods, built from the XML.
 	dispatch map[string]iface
 	tree     *objectTree
-	conn   atomic.Pointer[dbus.Conn]
+	conn     atomic.Pointer[dbus.Conn]
 	// selfUID is the daemon's effective uid.
 	selfUID uint32
 
