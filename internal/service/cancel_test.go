@@ -158,3 +158,30 @@ func TestNonRootCannotCancel(t *testing.T) {
 		t.Errorf("Completed%v after a refused Cancel, want success", done.Body)
 	}
 }
+
+// A delete job is Cancelable until its first write: cancelled while it
+// waits, it stops, the region stays and the job reports Cancelled.
+func TestCancelStopsADelete(t *testing.T) {
+	eng := newFakeEngine()
+	eng.addRegion("region0")
+	eng.gate = make(chan struct{})
+	h := startService(t, eng, func(c *Config) { c.JobGrace = 5 * time.Second })
+	sigs := h.signals(t)
+	var job dbus.ObjectPath
+	if err := h.call(api.RegionsPath+"/region0", api.RegionInterface+".Delete", opts(api.OptNoWait, true)).Store(&job); err != nil {
+		t.Fatal(err)
+	}
+	if jobProp(t, h, job, api.PropCancelable) != true {
+		t.Fatal("a delete job before its first write is not Cancelable")
+	}
+	if err := h.call(job, api.JobInterface+"."+api.MethodCancel, noOpts).Err; err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	done := waitSignal(t, sigs, api.JobInterface+"."+api.SignalCompleted, job)
+	if done.Body[0] != false || !strings.HasPrefix(done.Body[1].(string), api.ErrorCancelled+": ") {
+		t.Errorf("Completed%v, want failure with %s", done.Body, api.ErrorCancelled)
+	}
+	if regions := eng.Regions(); len(regions) != 1 {
+		t.Errorf("regions after a cancelled delete: %v", regions)
+	}
+}

@@ -166,6 +166,9 @@ func (e *fakeEngine) Delete(ctx context.Context, req region.DeleteRequest) error
 	if err := e.record(ctx, "delete "+req.Name); err != nil {
 		return err
 	}
+	if err := region.PointOfNoReturn(ctx); err != nil {
+		return fmt.Errorf("delete %s: cancelled before its first write: %w", req.Name, err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, ok := e.regions[req.Name]

@@ -77,6 +77,7 @@ func (s *Service) deleteRegion(req *request, name string, o options, pinObject b
 	p, _ := api.RegionPath(name)
 	return s.execute(req, operation{
 		kind: "delete", what: "delete " + name, objects: []dbus.ObjectPath{p}, opts: o,
+		cancelable: true,
 		check: func() *dbus.Error {
 			if pinObject && dreq.Generation == 0 {
 				gen, err := s.regionGeneration(name)
