@@ -199,7 +199,7 @@ func TestHostileCallers(t *testing.T) {
 		add("ways "+strconv.FormatUint(uint64(n), 10), api.ManagerPath, create, invalid, "decoder0.0", opt(api.OptSize, size*16, api.OptWays, n))
 		add("granularity "+strconv.FormatUint(uint64(n), 10), api.ManagerPath, create, invalid, "decoder0.0", opt(api.OptSize, size, api.OptGranularity, n))
 	}
-	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -1, 0, -0.0, 5e-324, 1e-12, api.MaxTimeout.Seconds() + 1, math.MaxFloat64} {
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -1, 0, math.Copysign(0, -1), 5e-324, 1e-12, api.MaxTimeout.Seconds() + 1, math.MaxFloat64} {
 		for _, m := range methods {
 			o := opt(api.OptTimeout, f)
 			if strings.Contains(m.method, "CreateRegion") {
