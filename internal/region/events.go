@@ -118,9 +118,9 @@ type subscriber struct {
 	mu sync.Mutex // guards queue and resync
 	// queue holds events not yet taken by the subscriber's goroutine.
 	queue []Event
-	// resync is set from a queue overflow until the subscriber has been
-	// handed its SubscriberResync: events in between are dropped, since
-	// the subscriber re-reads the model anyway.
+	// resync is set from a queue overflow until the subscriber's
+	// goroutine takes its SubscriberResync: events in between are dropped,
+	// since the subscriber re-reads the model anyway.
 	resync bool
 }
 
@@ -177,17 +177,17 @@ func (h *hub) subscribe(ctx context.Context) (<-chan Event, func()) {
 			s.mu.Lock()
 			batch := s.queue
 			s.queue = nil
+			if len(batch) > 0 && batch[0].Kind == SubscriberResync {
+				// Events from now on queue behind the resync: none
+				// published after the subscriber sees it is lost.
+				s.resync = false
+			}
 			s.mu.Unlock()
 			for _, ev := range batch {
 				select {
 				case s.out <- ev:
 				case <-ctx.Done():
 					return
-				}
-				if ev.Kind == SubscriberResync {
-					s.mu.Lock()
-					s.resync = false
-					s.mu.Unlock()
 				}
 			}
 			select {
