@@ -77,7 +77,8 @@ func TestSoak(t *testing.T) {
 	if err != nil || d <= 0 {
 		t.Skipf("set %s to a duration (make soak DURATION=2m)", soakEnv)
 	}
-	h := newHarness(t, cxlsim.WithAssembleDuration(40*time.Millisecond))
+	reports := &reportKeeper{}
+	h := newHarness(t, cxlsim.WithAssembleDuration(40*time.Millisecond), cxlsim.WithLogWriter(reports))
 	var deleteWrites, deleteRefused atomic.Int64
 	var refusedMu sync.Mutex
 	var refused []string
@@ -296,7 +297,7 @@ func TestSoak(t *testing.T) {
 	t.Logf("end: %s", end)
 	t.Logf("WARNING %d, BUG %d, delete_region writes %d, double deletes %d, subscriber resyncs %d", warn, bug, deleteWrites.Load(), deleteRefused.Load(), resyncs.Load())
 	if warn != 0 || bug != 0 {
-		t.Errorf("simulated kernel printed %d WARNING, %d BUG:\n%s", warn, bug, lastLines(h.k.Log(), 60))
+		t.Errorf("simulated kernel printed %d WARNING, %d BUG; the first reports with the writes before them:\n%s", warn, bug, reports)
 	}
 	if n := deleteRefused.Load(); n != 0 {
 		t.Errorf("%d double deletes: %v", n, refused[:min(len(refused), 10)])
@@ -307,4 +308,40 @@ func TestSoak(t *testing.T) {
 	if end.goroutines > start.goroutines+8 || end.fds > start.fds+8 || end.heapKB > 4*start.heapKB+16*1024 {
 		t.Errorf("resources grew: start %s, end %s", start, end)
 	}
+}
+
+// reportKeeper is the soak's kernel log writer: it keeps, for each of the
+// first few WARNING or BUG reports, the lines before and after it, so a
+// report from minute 20 of a soak is not lost among millions of lines.
+type reportKeeper struct {
+	mu      sync.Mutex
+	ring    []string
+	after   int
+	reports int
+	out     []string
+}
+
+func (k *reportKeeper) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	line := strings.TrimSuffix(string(p), "\n")
+	if k.after > 0 {
+		k.out = append(k.out, line)
+		k.after--
+	}
+	if (strings.Contains(line, "WARNING:") || strings.Contains(line, "BUG:")) && k.reports < 3 {
+		k.reports++
+		k.out = append(append(append(k.out, "----"), k.ring...), line)
+		k.after = 15
+	}
+	if k.ring = append(k.ring, line); len(k.ring) > 40 {
+		k.ring = k.ring[1:]
+	}
+	return len(p), nil
+}
+
+func (k *reportKeeper) String() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return strings.Join(k.out, "\n")
 }
