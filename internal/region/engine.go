@@ -80,7 +80,7 @@ type Engine struct {
 	journal *journal.Journal
 	// journalErrors counts journal failures surfaced by journalFailed.
 	journalErrors atomic.Uint64
-	hub     hub
+	hub           hub
 
 	ready     chan struct{}
 	readyOnce sync.Once
