@@ -54,7 +54,7 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 		return err
 	}
 	eng, err := region.New(region.Config{
-		FS: fs, Writers: reg, Events: events, StateDir: o.stateDir,
+		FS: fs, Writers: reg, Events: events, StateDir: o.stateDir, BootID: bootID(log),
 		SettleWindow: s.SettleWindow, BoundQuiet: s.BoundQuiet, RescanInterval: s.RescanInterval,
 		DefaultTimeout: s.DefaultTimeout, Logger: log,
 	})

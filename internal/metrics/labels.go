@@ -43,6 +43,10 @@ var (
 	// Rescans whose reason says uevents were lost.
 	resyncReasons = []string{"overflow", "gap"}
 
+	// What needed the journal when it failed (region.Event.Reason of a
+	// JournalFailed event).
+	journalOperations = []string{"create", "delete", "recover", "generation", "close"}
+
 	regionStates = []region.State{region.StateConfiguring, region.StateCommitted, region.StateEnabled, region.StateDeleting}
 	regionTypes  = []string{"pmem", "ram"}
 
