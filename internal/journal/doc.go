@@ -26,8 +26,9 @@
 //
 // Compaction: Open rewrites the log with only the live intents and the
 // generation reservation (renameio: temporary file in the same directory,
-// fsync, rename, fsync of the directory), so the file never grows past one
-// run's records. The same rewrite repairs a log after a failed write or
+// fsync, rename, fsync of the directory); a running daemon does the same
+// when the log passes Options.CompactAt (1 MiB, about a thousand
+// operations), so the file stays small however long the daemon runs. The same rewrite repairs a log after a failed write or
 // fsync (after a failed fsync Linux may have dropped the dirty pages, so
 // the file is rewritten from memory, not trusted).
 //

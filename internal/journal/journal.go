@@ -37,6 +37,10 @@ type Options struct {
 	OpenFile func(path string) (File, error)
 	// BootID is stamped on every new intent (Intent.BootID).
 	BootID string
+	// CompactAt is the log size past which Done rewrites it compacted
+	// (one more fsync, once per that many bytes); 0 means 1 MiB, about
+	// a thousand operations.
+	CompactAt int64
 	// GenerationReserve is how many generation numbers one durable record
 	// reserves; 0 means 1024.
 	GenerationReserve uint64
@@ -51,7 +55,9 @@ type Journal struct {
 	openFile func(string) (File, error)
 	reserve  uint64
 	bootID   string
-	report   OpenReport
+	// compactAt bounds the log: past it Done rewrites it compacted.
+	compactAt uint64
+	report    OpenReport
 
 	mu   sync.Mutex
 	cond *sync.Cond // broadcast when a sync ends
@@ -59,9 +65,11 @@ type Journal struct {
 	// written and synced count bytes appended since Open and bytes known
 	// durable; a commit waits until synced reaches its record's end.
 	written, synced uint64
-	syncing         bool
-	failed          error // sticky until a rewrite succeeds
-	closed          bool
+	// rewritten is written as of the last rewrite (the compacted base).
+	rewritten uint64
+	syncing   bool
+	failed    error // sticky until a rewrite succeeds
+	closed    bool
 
 	nextID      uint64
 	gen, genCap uint64
@@ -89,12 +97,13 @@ func Open(stateDir string, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	j := &Journal{
-		path:     filepath.Join(stateDir, FileName),
-		dir:      stateDir,
-		openFile: opts.OpenFile,
-		reserve:  opts.GenerationReserve,
-		bootID:   opts.BootID,
-		pending:  make(map[uint64]*Intent),
+		path:      filepath.Join(stateDir, FileName),
+		dir:       stateDir,
+		openFile:  opts.OpenFile,
+		reserve:   opts.GenerationReserve,
+		bootID:    opts.BootID,
+		compactAt: uint64(opts.CompactAt),
+		pending:   make(map[uint64]*Intent),
 	}
 	j.cond = sync.NewCond(&j.mu)
 	if j.openFile == nil {
@@ -102,6 +111,9 @@ func Open(stateDir string, opts Options) (*Journal, error) {
 	}
 	if j.reserve == 0 {
 		j.reserve = 1024
+	}
+	if j.compactAt == 0 {
+		j.compactAt = 1 << 20
 	}
 	b, err := os.ReadFile(j.path)
 	switch {
@@ -207,13 +219,17 @@ func (j *Journal) rewriteLocked() error {
 	}
 	f, err := j.openFile(j.path)
 	if err != nil {
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		// The file on disk may be the new one while j.f still appends to
+		// the old: fail, so that nothing is appended before a rewrite
+		// succeeds.
+		return j.failLocked(err)
 	}
 	if j.f != nil {
 		_ = j.f.Close() // the old file's content is replaced; its errors no longer matter
 	}
 	j.f = f
 	j.synced = j.written
+	j.rewritten = j.written
 	j.failed = nil
 	return nil
 }
@@ -358,6 +374,12 @@ func (j *Journal) Done(in *Intent, outcome Outcome) error {
 	pos, err := j.appendLocked(&record{Kind: kindDone, ID: in.ID, Outcome: outcome})
 	if err == nil && outcome == Failed {
 		err = j.commitLocked(pos)
+	}
+	if err == nil && j.written-j.rewritten > j.compactAt {
+		// Bounded on a daemon that runs for months, not only at startup.
+		if cerr := j.rewriteLocked(); cerr != nil {
+			err = fmt.Errorf("compacting: %w", cerr)
+		}
 	}
 	return err
 }

@@ -254,6 +254,51 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// TestCompactsWhileRunning: a daemon that runs for months does not grow
+// its log without bound; past CompactAt, Done rewrites it with the live
+// intents only, and what it holds reads back.
+//
+// Mutation: drop the size check's rewrite in Done and the file grows with
+// every operation.
+func TestCompactsWhileRunning(t *testing.T) {
+	const compactAt = 4 << 10
+	dir := t.TempDir()
+	j, err := Open(dir, Options{CompactAt: compactAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := &Intent{Op: OpCreate, RootDecoder: "decoder0.0", Name: "region100"}
+	if err := j.Begin(live); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		in := &Intent{Op: OpDelete, RootDecoder: "decoder0.0", Name: "region" + itoa(i)}
+		if err := errors.Join(j.Begin(in), j.Advance(in, PhaseDeleting), j.Advance(in, PhaseWritten), j.Done(in, Finished)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := os.Stat(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 2*compactAt {
+		t.Fatalf("log is %d bytes after 200 operations, compaction at %d", st.Size(), compactAt)
+	}
+	// Still appending to the file on disk after the rewrites.
+	if err := j.Advance(live, PhaseConfigured); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	left := j2.Unfinished()
+	if len(left) != 1 || left[0].Name != "region100" || left[0].Phase != PhaseConfigured {
+		t.Fatalf("after compactions: %+v, want region100 configured", left)
+	}
+}
+
 // writeLog makes a log of three intents and returns its bytes and the
 // offsets where each record starts.
 func writeLog(t *testing.T, dir string) ([]byte, []int) {

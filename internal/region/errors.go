@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cxlregion/cxlregiond/internal/lock"
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
@@ -59,6 +60,11 @@ func errnoName(errno unix.Errno) string {
 // JournalFailed event, counted by internal/metrics. The caller also
 // returns the error.
 func (e *Engine) journalFailed(op, target string, err error) {
+	if errors.Is(err, journal.ErrClosed) {
+		// Shutting down: the operation is refused, nothing was lost.
+		e.log.Warn("operation refused: the journal is closed", "op", op, "target", target)
+		return
+	}
 	e.journalErrors.Add(1)
 	e.log.Error("intent journal could not be written", "op", op, "target", target, "err", err)
 	e.hub.publish(Event{Kind: JournalFailed, Reason: op, Err: err})
