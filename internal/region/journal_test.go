@@ -2,9 +2,13 @@ package region
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/cxlregion/cxlregiond/internal/cxlsim"
 	"github.com/cxlregion/cxlregiond/internal/journal"
+	"github.com/cxlregion/cxlregiond/internal/lock"
 )
 
 // journalDisk stands in for the disk under the engine's journal: it counts
@@ -332,5 +337,33 @@ func TestIntentOfAnotherBootIsClosed(t *testing.T) {
 	}
 	if left := eng.journal.Unfinished(); len(left) != 0 {
 		t.Fatalf("journal still holds %+v", left)
+	}
+}
+
+// TestUnknownJournalVersionRefusesToStart: an engine on a state directory
+// whose journal has a format version this build does not know does not
+// start, and says which file and which version.
+func TestUnknownJournalVersionRefusesToStart(t *testing.T) {
+	h := newHarness(t)
+	if err := os.MkdirAll(h.stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	hdr := []byte("CXLRJNL\x00")
+	hdr = binary.LittleEndian.AppendUint32(hdr, 99)
+	hdr = binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(hdr, crc32.MakeTable(crc32.Castagnoli)))
+	path := filepath.Join(h.stateDir, journal.FileName)
+	if err := os.WriteFile(path, hdr, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writers, err := lock.NewRegistry(h.fs, h.lockDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.testConfig()
+	cfg.Writers = writers
+	_, err = New(cfg)
+	var ve *journal.VersionError
+	if !errors.As(err, &ve) || ve.Version != 99 || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "version 99") {
+		t.Fatalf("New = %v, want a refusal naming %s and version 99", err, path)
 	}
 }
