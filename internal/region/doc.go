@@ -19,4 +19,9 @@
 //     interrupted (recover.go). Each create and delete makes one journal
 //     record durable, before its first kernel write; crashPoint
 //     (crashpoint.go) is the closed set of places the crash tests stop it.
+//   - PointOfNoReturn (noreturn.go): a create or delete tells its caller,
+//     under the writer, just before the write that cancelling can no longer
+//     undo (commit; unbind or delete_region). Cancelled before it, a create
+//     rolls back and a delete that no other request joined stops unwritten;
+//     the D-Bus Job.Cancel is built on it.
 package region
