@@ -42,9 +42,6 @@ systemd-tmpfiles at boot), not the daemon itself.`,
 		ValidArgsFunction: completeRootDecoders,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			decoder := args[0]
-			if !api.ValidDecoderName(decoder) {
-				return usageErr("%q is not a root decoder name (want e.g. decoder0.0)", decoder)
-			}
 			path, err := lock.LockPath(lockDir, decoder)
 			if err != nil {
 				return usageErr("%v", err)

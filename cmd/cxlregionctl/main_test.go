@@ -38,6 +38,15 @@ func TestUsageErrorsExitInvalidArgument(t *testing.T) {
 		{[]string{"info"}, "accepts 1 arg"},
 		{[]string{"lock", "decoder0.0", "true"}, "usage"},
 		{[]string{"lock", "../x", "--", "true"}, "not a root decoder name"},
+		// The kernel never prints a leading zero (internal/devname): each
+		// command that takes a name refuses the second spelling itself.
+		{[]string{"create", "--decoder", "decoder00.0", "--size", "256M"}, "root decoder name"},
+		{[]string{"create", "--decoder", "decoder0.0", "--size", "256M", "--target", "decoder03.0"}, "--target"},
+		{[]string{"delete", "region01"}, "not a region name"},
+		{[]string{"info", "region01"}, "not a region name"},
+		{[]string{"enable", "region01"}, "not a region name"},
+		{[]string{"disable", "region01"}, "not a region name"},
+		{[]string{"lock", "decoder00.0", "--", "true"}, "not a root decoder name"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := run(t, tt.args...)

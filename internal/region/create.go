@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
@@ -184,7 +185,7 @@ func (c *createRun) handshake(createAttr string) error {
 		if err != nil {
 			return &KernelError{Op: "create", Step: "create_region", Attr: createAttr, Errno: errnoOf(err), Err: err}
 		}
-		if !sysfs.ValidRegionName(offered) {
+		if !devname.IsRegion(offered) {
 			return fmt.Errorf("create_region offered %q, not a region name", offered)
 		}
 		c.intent.Name = offered
