@@ -112,7 +112,7 @@ func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *intent) err
 			}
 		}
 		if reg.Committed {
-			if err := tx.Write(mustAttr(in.Name, "commit"), "0"); err != nil {
+			if err := tx.Write(attrPathOrInvalid(in.Name, "commit"), "0"); err != nil {
 				return kernelErr("rollback", "commit", err)
 			}
 		}
@@ -121,7 +121,7 @@ func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *intent) err
 				continue
 			}
 			step := "target" + strconv.Itoa(pos)
-			if err := tx.Write(mustAttr(in.Name, step), ""); err != nil {
+			if err := tx.Write(attrPathOrInvalid(in.Name, step), ""); err != nil {
 				return kernelErr("rollback", step, err)
 			}
 		}
