@@ -28,9 +28,10 @@ var secondSpellings = struct{ regions, decoders []string }{
 
 // Every package that takes a device name refuses the second spellings, and
 // refusing changes nothing: no lock file, no guard mark, nothing in sysfs.
-// cmd/cxlregionctl's arguments are checked in its own tests
-// (TestUsageErrorsExitInvalidArgument), as a main package cannot be
-// imported.
+// Two more take names and check them in their own tests: cmd/cxlregionctl's
+// arguments (TestUsageErrorsExitInvalidArgument; a main package cannot be
+// imported) and internal/service's D-Bus arguments
+// (TestInvalidArgumentsNeverReachTheEngine, on a private bus).
 //
 // Mutation: let ParseID accept a leading zero, or give any of these
 // packages its own, looser rule again (lock's old `decoder[0-9]+\.[0-9]+`)
