@@ -89,7 +89,7 @@ func (k *Kernel) regionUnbindStore(name string) error {
 // region, pmem_regionN (or the dax device and dax_regionN), then the
 // region's own unbind. Tearing down an nd region whose asynchronous
 // registration has not run yet oopses in kill_device, whatever the caller
-// (race-oops-example.txt shows it under delete_region_store).
+// (docs/kernel.md#nd-oops shows it under delete_region_store).
 func (k *Kernel) releaseRegionDriver(r *regionState, store []string) error {
 	if r == nil || !r.Bound {
 		return nil

@@ -1,6 +1,6 @@
 // Package cxlsim is a model of an UNPATCHED Linux kernel's CXL region
-// sysfs and uevents (Debian's 6.1 and 6.12, the kernels of
-// reference/real-kernel), for tests, benchmarks and `cxlregiond
+// sysfs and uevents (Debian's 6.1 and 6.12, the kernels of the captures in
+// docs/kernel.md#captures), for tests, benchmarks and `cxlregiond
 // --simulate`. It is a model of what the kernel does, not a fake that
 // agrees with the daemon: it imports nothing from the engine, and its
 // races are the kernel's.
@@ -43,8 +43,8 @@
 //     deleters; race 2: cxl_acpi's devres_release_all); a region still
 //     under auto-assembly gives a KASAN use-after-free report (race 3); a
 //     bound pmem region whose nd region libnvdimm has not registered yet
-//     gives the NULL pointer oops of race-oops-example.txt, serialized or
-//     not.
+//     gives the NULL pointer oops of docs/kernel.md#nd-oops, serialized
+//     or not.
 //   - Uevents (uevent.go): ACTION, DEVPATH, SUBSYSTEM, DEVTYPE, DRIVER and
 //     a SEQNUM every event takes, in the captured orders;
 //     TestUeventsMatchCaptures replays the captured phases.
@@ -67,17 +67,19 @@
 //
 // # Model choices
 //
-// Where kernel-cxl.md and the captures differ, the captures win; where
-// neither says, the choice is written here.
+// Where the kernel source reading and the captures differ, the captures
+// win; where neither says, the choice is written here. docs/kernel.md
+// marks each fact with where it was observed; the ids C01-C77 are its
+// capture ids.
 //
-//  1. Unbind uevents carry no DRIVER (captures); kernel-cxl.md §6 says
-//     bind and unbind do.
+//  1. Unbind uevents carry no DRIVER (captures); the source reading
+//     expected it on bind and unbind (docs/kernel.md#uevents).
 //  2. An endpoint decoder's mode can be changed while DPA is allocated
-//     (C35 OK; kernel-cxl.md: EBUSY [U]); ram on a pmem-only device is
-//     ENXIO even while attached (C49).
+//     (C35 OK; the source reading expected EBUSY, unverified); ram on a
+//     pmem-only device is ENXIO even while attached (C49).
 //  3. A failed dpa_size resize frees the old allocation (C37, C40): the
 //     store frees first, then allocates.
-//  4. A window without room gives ERANGE (C24; kernel-cxl.md [U]).
+//  4. A window without room gives ERANGE (C24; unverified in the source).
 //  5. A host bridge decoder shows granularity 4096 on 6.1 and 256 on 6.12
 //     before first use (1-idle); after a region leaves it keeps the
 //     region's granularity and HPA range, only its region link clears

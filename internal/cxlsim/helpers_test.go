@@ -118,8 +118,8 @@ func mustWrite(t testing.TB, k *Kernel, path, value, want string) {
 	}
 }
 
-// dump lists the model's bus/cxl/devices in the capture format of
-// reference/real-kernel/README.md.
+// dump lists the model's bus/cxl/devices in the capture format (package
+// sysfstest; docs/kernel.md#captures).
 func dump(t testing.TB, k *Kernel) []string {
 	t.Helper()
 	names, err := k.ReadDir("bus/cxl/devices")

@@ -160,8 +160,8 @@ var syscallTail = []string{
 }
 
 // warnDevres prints the WARNING devm_release_action gives when the devres
-// entry it should release is gone (race 1 and race 2), as
-// race-warn-example.txt shows it. caller is the store method.
+// entry it should release is gone (race 1 and race 2), as the lab's trace
+// shows it (docs/kernel.md#race-warn). caller is the store method.
 func (k *Kernel) warnDevres(caller string) {
 	k.st.Warn++
 	pid := k.klog.nextPID()
@@ -187,7 +187,7 @@ func (k *Kernel) warnDevres(caller string) {
 }
 
 // warnCacheSync is 6.12's dev_WARN when commit cannot invalidate CPU
-// caches under a hypervisor (commit-warn-under-hypervisor.txt).
+// caches under a hypervisor (docs/kernel.md#commit-hypervisor).
 func (k *Kernel) warnCacheSync(region string) {
 	k.st.Warn++
 	pid := k.klog.nextPID()
@@ -209,7 +209,7 @@ func (k *Kernel) warnCacheSync(region string) {
 
 // oopsNd prints the NULL pointer dereference libnvdimm hits when an nd
 // region is unregistered before its asynchronous registration ran
-// (race-oops-example.txt). store is the sysfs store method that started
+// (docs/kernel.md#nd-oops). store is the sysfs store method that started
 // the teardown.
 func (k *Kernel) oopsNd(store []string) {
 	k.st.Bug++

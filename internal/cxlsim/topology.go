@@ -124,7 +124,7 @@ const (
 	sz1G   = 1 << 30
 )
 
-// QEMUTopology is the machine of reference/real-kernel: one host bridge
+// QEMUTopology is the captured machine (docs/kernel.md#captures): one host bridge
 // (bus 12), one 256 MiB pmem-only memdev with one endpoint decoder, and one
 // 4 GiB window at 0x390000000 that allows pmem and ram. Its names are the
 // captures' names: root0, decoder0.0, port1, decoder1.0, endpoint2,

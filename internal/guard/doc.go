@@ -3,7 +3,7 @@
 // The daemon's per-root-decoder writer (internal/lock) only protects the
 // writes that go through it. An operator's `echo region3 > delete_region`
 // or ndctl's `cxl destroy-region` would still race the daemon and each
-// other (DESIGN.md guarantee 8). The guard closes that hole with fanotify
+// other (docs/design.md guarantee 8). The guard closes that hole with fanotify
 // permission events: it marks the race-relevant control files (every root
 // decoder's delete_region and create_*_region, the cxl_region driver's
 // bind/unbind, cxl_acpi's bind/unbind, cxl_port's unbind) and answers

@@ -26,7 +26,7 @@ var (
 		region.ResultCanceled, region.ResultError,
 	}
 
-	// The attributes the daemon writes (reference/kernel-cxl.md §2-§4);
+	// The attributes the daemon writes (docs/kernel.md#config-order);
 	// targetN is folded into "target".
 	attributes = []string{
 		"create_pmem_region", "create_ram_region", "delete_region",

@@ -2,7 +2,7 @@
 // regions (from sysfs scans and uevents) and performs every change to them
 // through the root decoder's single writer (internal/lock).
 //
-// The guarantees of DESIGN.md live here as named pieces:
+// The guarantees of docs/design.md live here as named pieces:
 //
 //   - Generation: a region is a name plus a generation; a name the kernel
 //     reuses is a new generation, and a request for an older one is NotFound.

@@ -12,7 +12,7 @@ import (
 	"github.com/cxlregion/cxlregiond/internal/sysfs/sysfstest"
 )
 
-// Values of the QEMU topology of reference/real-kernel/README.md, as the
+// Values of the captured QEMU topology (docs/kernel.md#captures), as the
 // captures show them.
 const (
 	windowStart = 0x390000000 // decoder0.0/start

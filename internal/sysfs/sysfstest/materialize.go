@@ -4,8 +4,8 @@
 //
 // # Capture format
 //
-// A capture (reference/real-kernel/<kernel>/sysfs/<N>-<state>.txt, copied
-// into testdata/) is a snapshot of /sys/bus/cxl/devices, one entry a line,
+// A capture (testdata/<kernel>/<N>-<state>.txt, copied from the real
+// kernels' captures: docs/kernel.md#captures) is a snapshot of /sys/bus/cxl/devices, one entry a line,
 // paths relative to /sys/bus/cxl/devices:
 //
 //	decoder0.0 -> ../../../devices/platform/ACPI0017:00/root0/decoder0.0

@@ -32,7 +32,7 @@ BOOT_TIMEOUT=${BOOT_TIMEOUT:-$((600 + CYCLES * 6 + DAEMON_CYCLES * 30))}
 # Extra kernel command line words for the guest (e.g. cxltest.ndctl_state=created).
 GUEST_ARGS=${GUEST_ARGS:-}
 
-# The kernels of the reference captures (shared/reference/real-kernel); when
+# The kernels of the captures (docs/kernel.md#captures); when
 # the archive no longer has one, the newest of the same series is used and
 # the table says which.
 declare -A PINNED=(

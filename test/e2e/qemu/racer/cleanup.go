@@ -29,7 +29,7 @@ func runCleanup(args []string) error {
 }
 
 // removeAll is the single-writer teardown the kernel accepts in any state:
-// delete_region unbinds and detaches by itself (kernel-cxl.md §5.1); only the
+// delete_region unbinds and detaches by itself (docs/kernel.md#delete); only the
 // DPA stays allocated.
 func (t topology) removeAll() ([]string, error) {
 	var removed []string

@@ -79,7 +79,7 @@ func runRace(args []string) error {
 	fs.StringVar(&c.createCmd, "create", "", "command that creates one region (default: raw create handshake); {root} is the root decoder")
 	fs.DurationVar(&c.execTimeout, "exec-timeout", 60*time.Second, "limit for one -exec or -create command")
 	fs.BoolVar(&c.expectDPAFreed, "expect-dpa-freed", false, "count a failure when a delete leaves endpoint DPA allocated")
-	fs.BoolVar(&c.ndWait, "nd-wait", true, "bound: wait until the nd region is bound with its dax seed (false provokes the oops of race-oops-example.txt: for the harness's own oops test)")
+	fs.BoolVar(&c.ndWait, "nd-wait", true, "bound: wait until the nd region is bound with its dax seed (false provokes the nd oops of docs/kernel.md#nd-oops: for the harness's own oops test)")
 	fs.BoolVar(&c.openEarly, "open-early", true, "raw/flock: open delete_region before the barrier (false: open+write+close after it, as `echo` does; needed under the daemon's guard, which holds a writer from open to close)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -152,7 +152,7 @@ func (t topology) createRaw() (string, error) {
 }
 
 // bringTo configures a freshly created region up to st, in the order the
-// kernel requires (kernel-cxl.md §3, the capture's lifecycle.log).
+// kernel requires (docs/kernel.md#config-order, the capture's lifecycle.log).
 func (t topology) bringTo(name string, st regionState, size uint64, settle time.Duration, ndWait bool) error {
 	if st == stateCreated {
 		return nil
@@ -207,7 +207,7 @@ func (t topology) bringTo(name string, st regionState, size uint64, settle time.
 
 // waitNDSettled waits until libnvdimm has registered the nd region, bound its
 // driver and added the dax seed (its last child). Deleting before that oopses
-// 6.1 and 6.12 (race-oops-example.txt) even with serialized writers.
+// 6.1 and 6.12 (docs/kernel.md#nd-oops) even with serialized writers.
 func (t topology) waitNDSettled() error {
 	nd := filepath.Join(t.sys, "bus/nd/devices")
 	return waitFor("nd region bound with its dax seed", 20*time.Second, func() bool {
@@ -226,7 +226,7 @@ func (t topology) endpointDPA() (uint64, error) {
 	return strconv.ParseUint(s, 0, 64)
 }
 
-// freeDPA returns the endpoint capacity: delete_region does not (§5.1).
+// freeDPA returns the endpoint capacity: delete_region does not (docs/kernel.md#delete).
 func (t topology) freeDPA() error {
 	return writeAttr(t.cxl(t.endpoint, "dpa_size"), "0")
 }
