@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
@@ -205,7 +206,7 @@ func (c *createRun) handshake(createAttr string) error {
 		if err != nil {
 			return &KernelError{Op: "create", Step: "create_region", Attr: createAttr, Errno: errnoOf(err), Err: err}
 		}
-		if !sysfs.ValidRegionName(offered) {
+		if !devname.IsRegion(offered) {
 			return fmt.Errorf("create_region offered %q, not a region name", offered)
 		}
 		c.intent.Name = offered
@@ -284,15 +285,15 @@ func (c *createRun) attach() error {
 			}
 			if ed.Mode != p.typ {
 				if ed.DPASize != 0 {
-					if err := c.write(ed.Name+"/dpa_size", mustAttr(ed.Name, "dpa_size"), "0"); err != nil {
+					if err := c.write(ed.Name+"/dpa_size", attrPathOrInvalid(ed.Name, "dpa_size"), "0"); err != nil {
 						return err
 					}
 				}
-				if err := c.write(ed.Name+"/mode", mustAttr(ed.Name, "mode"), p.typ); err != nil {
+				if err := c.write(ed.Name+"/mode", attrPathOrInvalid(ed.Name, "mode"), p.typ); err != nil {
 					return err
 				}
 			}
-			if err := c.write(ed.Name+"/dpa_size", mustAttr(ed.Name, "dpa_size"), perWay); err != nil {
+			if err := c.write(ed.Name+"/dpa_size", attrPathOrInvalid(ed.Name, "dpa_size"), perWay); err != nil {
 				return err
 			}
 		}
@@ -355,19 +356,19 @@ func (e *Engine) releaseAllocation(tx *lock.Tx, a journal.Allocation) error {
 		return nil
 	}
 	if ed.DPASize != 0 {
-		if err := tx.Write(mustAttr(a.Decoder, "dpa_size"), "0"); err != nil {
+		if err := tx.Write(attrPathOrInvalid(a.Decoder, "dpa_size"), "0"); err != nil {
 			return kernelErr("rollback", a.Decoder+"/dpa_size", err)
 		}
 	}
 	if a.OldMode != ed.Mode && (a.OldMode == "ram" || a.OldMode == "pmem") {
-		if err := tx.Write(mustAttr(a.Decoder, "mode"), a.OldMode); err != nil {
+		if err := tx.Write(attrPathOrInvalid(a.Decoder, "mode"), a.OldMode); err != nil {
 			return kernelErr("rollback", a.Decoder+"/mode", err)
 		}
 	}
 	return nil
 }
 
-func (c *createRun) regionAttr(attr string) string { return mustAttr(c.name, attr) }
+func (c *createRun) regionAttr(attr string) string { return attrPathOrInvalid(c.name, attr) }
 
 func (c *createRun) write(step, attr, value string) error {
 	if err := c.tx.Write(attr, value); err != nil {
@@ -376,9 +377,11 @@ func (c *createRun) write(step, attr, value string) error {
 	return nil
 }
 
-// mustAttr builds the path of an attribute of a device whose name was
-// validated or read from sysfs; an invalid name yields a path that fails.
-func mustAttr(dev, attr string) string {
+// attrPathOrInvalid returns the path of an attribute of a device whose
+// name was validated or read from sysfs. It does not panic: an invalid name
+// yields a path under invalid/ that does not exist, so the write fails
+// (ENOENT) and the caller's error names the step.
+func attrPathOrInvalid(dev, attr string) string {
 	p, err := sysfs.DeviceAttr(dev, attr)
 	if err != nil {
 		return "invalid/" + attr

@@ -41,8 +41,8 @@ func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
 			Op: "delete", Target: req.Name, Result: resultOf(err), Duration: time.Since(start), Joined: joined, Err: err,
 		}})
 	}()
-	if !sysfs.ValidRegionName(req.Name) {
-		return fmt.Errorf("delete %q: region name must be region<N>: %w", req.Name, ErrInvalid)
+	if err := ValidateRegionName(req.Name); err != nil {
+		return fmt.Errorf("delete: %w", err)
 	}
 	ctx, cancel := e.withDefaultTimeout(ctx)
 	defer cancel()

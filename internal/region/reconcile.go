@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
 )
@@ -280,7 +281,7 @@ func (e *Engine) seqnum() uint64 {
 }
 
 func (e *Engine) refreshQuietly(name string) {
-	if !sysfs.ValidRegionName(name) {
+	if !devname.IsRegion(name) {
 		return
 	}
 	if _, err := e.refreshRegion(name); err != nil && !errors.Is(err, ErrNotFound) {

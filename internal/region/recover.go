@@ -134,7 +134,7 @@ func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *journal.Int
 			}
 		}
 		if reg.Committed {
-			if err := tx.Write(mustAttr(in.Name, "commit"), "0"); err != nil {
+			if err := tx.Write(attrPathOrInvalid(in.Name, "commit"), "0"); err != nil {
 				return kernelErr("rollback", "commit", err)
 			}
 		}
@@ -143,7 +143,7 @@ func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *journal.Int
 				continue
 			}
 			step := "target" + strconv.Itoa(pos)
-			if err := tx.Write(mustAttr(in.Name, step), ""); err != nil {
+			if err := tx.Write(attrPathOrInvalid(in.Name, step), ""); err != nil {
 				return kernelErr("rollback", step, err)
 			}
 		}
