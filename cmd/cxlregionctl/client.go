@@ -101,11 +101,22 @@ func (c *client) properties(ctx context.Context, what string, path godbus.Object
 	return p, nil
 }
 
-// region reads one region.
-func (c *client) region(ctx context.Context, name string) (api.Region, error) {
+// regionPath is the object path of a region named on the command line. A
+// name the kernel could not have given (region01) is a usage error, found
+// before anything talks to the bus.
+func regionPath(name string) (godbus.ObjectPath, error) {
 	path, ok := api.RegionPath(name)
 	if !ok {
-		return api.Region{}, usageErr("%q is not a region name (want region<N>, e.g. region0)", name)
+		return "", usageErr("%q is not a region name (want region<N>, e.g. region0)", name)
+	}
+	return path, nil
+}
+
+// region reads one region.
+func (c *client) region(ctx context.Context, name string) (api.Region, error) {
+	path, err := regionPath(name)
+	if err != nil {
+		return api.Region{}, err
 	}
 	p, err := c.properties(ctx, name, path, api.RegionInterface)
 	if err != nil {

@@ -66,6 +66,9 @@ func newInfoCommand() *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeRegions,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := regionPath(args[0]); err != nil {
+				return err
+			}
 			c, err := connect()
 			if err != nil {
 				return err

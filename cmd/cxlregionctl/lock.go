@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,9 +43,6 @@ systemd-tmpfiles at boot), not the daemon itself.`,
 		ValidArgsFunction: completeRootDecoders,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			decoder := args[0]
-			if !api.ValidDecoderName(decoder) {
-				return usageErr("%q is not a root decoder name (want e.g. decoder0.0)", decoder)
-			}
 			path, err := lock.LockPath(lockDir, decoder)
 			if err != nil {
 				return usageErr("%v", err)
@@ -72,14 +70,29 @@ func runLocked(ctx context.Context, decoder, path string, timeout time.Duration,
 		waitCtx, cancel = context.WithTimeout(waitCtx, timeout)
 		defer cancel()
 	}
-	go func() {
+	// The wait's signal watcher ends, and is waited for, before COMMAND
+	// starts: otherwise it and the forwarder below would both read sigs,
+	// and a signal meant for COMMAND could end a wait that was over.
+	var watchers sync.WaitGroup
+	waited := make(chan struct{})
+	interrupted := false
+	watchers.Go(func() {
 		select {
 		case <-sigs:
+			interrupted = true
 			cancel()
 		case <-waitCtx.Done():
+		case <-waited:
 		}
-	}()
+	})
 	unlock, err := lock.LockFile(waitCtx, path)
+	close(waited)
+	watchers.Wait()
+	if err == nil && interrupted {
+		// A signal came as the lock was taken: do not start COMMAND.
+		_ = unlock()
+		err = context.Canceled
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return &exitError{code: api.ExitBusy, err: fmt.Errorf("lock %s: still held by another writer after %s", decoder, timeout)}
@@ -98,7 +111,7 @@ func runLocked(ctx context.Context, decoder, path string, timeout time.Duration,
 		return &exitError{code: code, err: fmt.Errorf("lock %s: %w", decoder, err)}
 	}
 	done := make(chan struct{})
-	go func() {
+	watchers.Go(func() {
 		for {
 			select {
 			case s := <-sigs:
@@ -107,9 +120,10 @@ func runLocked(ctx context.Context, decoder, path string, timeout time.Duration,
 				return
 			}
 		}
-	}()
+	})
 	err = child.Wait()
 	close(done)
+	watchers.Wait()
 	if err == nil {
 		return nil
 	}

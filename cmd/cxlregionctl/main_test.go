@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +40,15 @@ func TestUsageErrorsExitInvalidArgument(t *testing.T) {
 		{[]string{"info"}, "accepts 1 arg"},
 		{[]string{"lock", "decoder0.0", "true"}, "usage"},
 		{[]string{"lock", "../x", "--", "true"}, "not a root decoder name"},
+		// The kernel never prints a leading zero (internal/devname): each
+		// command that takes a name refuses the second spelling itself.
+		{[]string{"create", "--decoder", "decoder00.0", "--size", "256M"}, "root decoder name"},
+		{[]string{"create", "--decoder", "decoder0.0", "--size", "256M", "--target", "decoder03.0"}, "--target"},
+		{[]string{"delete", "region01"}, "not a region name"},
+		{[]string{"info", "region01"}, "not a region name"},
+		{[]string{"enable", "region01"}, "not a region name"},
+		{[]string{"disable", "region01"}, "not a region name"},
+		{[]string{"lock", "decoder00.0", "--", "true"}, "not a root decoder name"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := run(t, tt.args...)
@@ -130,5 +141,45 @@ func TestLockTimeoutIsBusy(t *testing.T) {
 	code, _, stderr := run(t, "lock", "decoder0.0", "--lock-dir", dir, "--timeout", "100ms", "--", "true")
 	if code != api.ExitBusy || !strings.Contains(stderr, "decoder0.0") {
 		t.Errorf("exit %d, stderr %q; want %d naming decoder0.0", code, stderr, api.ExitBusy)
+	}
+}
+
+// A signal that comes while COMMAND runs is COMMAND's: lock forwards it.
+// Five rounds, as a race decides it.
+// Mutation: leave the wait's signal watcher running once the lock is
+// taken (the old code) → it takes nearly every SIGTERM, COMMAND runs
+// on and exits 0.
+func TestLockForwardsSignalsToCommand(t *testing.T) {
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	script := `trap 'kill $! 2>/dev/null; exit 42' TERM; sleep 5 & : > "$0"; wait $!`
+	for round := range 5 {
+		_ = os.Remove(ready)
+		codes := make(chan int, 1)
+		go func() {
+			code, _, _ := run(t, "lock", "decoder0.0", "--lock-dir", dir, "--", "sh", "-c", script, ready)
+			codes <- code
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := os.Stat(ready); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: COMMAND did not start", round)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case code := <-codes:
+			if code != 42 {
+				t.Errorf("round %d: exit %d, want 42 (COMMAND's answer to SIGTERM)", round, code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: lock did not return", round)
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
@@ -69,7 +71,7 @@ type createRun struct {
 	e      *Engine
 	tx     *lock.Tx
 	plan   *createPlan
-	intent *intent
+	intent *journal.Intent
 	name   string
 
 	created   bool
@@ -101,8 +103,13 @@ func (e *Engine) createUnderWriter(ctx context.Context, tx *lock.Tx, req CreateR
 		if rbErr := run.rollback(); rbErr != nil {
 			return "", fmt.Errorf("%w (rollback incomplete: %v)", err, rbErr)
 		}
-		if run.intent != nil {
-			_ = e.journal.done(run.intent)
+		if run.intent != nil && run.intent.ID != 0 {
+			// Rolled back to nothing: recovery would find nothing to undo,
+			// so this record may ride on the next sync.
+			if jerr := e.journal.Done(run.intent, journal.Finished); jerr != nil {
+				e.journalFailed("create", run.name, jerr)
+				return "", fmt.Errorf("%w; and its rollback could not be journalled: %w", err, jerr)
+			}
 		}
 		return "", err
 	}
@@ -115,29 +122,29 @@ func (c *createRun) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.intent = &intent{Op: "create", RootDecoder: p.root.Name, Type: p.typ, UUID: p.uuid, Size: p.size, Phase: "begin"}
+	c.intent = &journal.Intent{Op: journal.OpCreate, RootDecoder: p.root.Name, Type: p.typ, UUID: p.uuid, Size: p.size}
 	for _, t := range p.targets {
 		c.intent.Targets = append(c.intent.Targets, t.Name)
 	}
-	if e.crash("create:begin") {
+	if e.crash(crashCreateBegin) {
 		return errCrashed
 	}
 	if err := c.handshake(createAttr); err != nil {
 		return err
 	}
-	if e.crash("create:created") {
+	if e.crash(crashCreateCreated) {
 		return errCrashed
 	}
 	if err := c.configure(); err != nil {
 		return err
 	}
-	if e.crash("create:configured") {
+	if e.crash(crashCreateConfigured) {
 		return errCrashed
 	}
 	if err := c.attach(); err != nil {
 		return err
 	}
-	if e.crash("create:attached") {
+	if e.crash(crashCreateAttached) {
 		return errCrashed
 	}
 	if err := PointOfNoReturn(ctx); err != nil {
@@ -147,25 +154,26 @@ func (c *createRun) do(ctx context.Context) error {
 		return err
 	}
 	c.committed = true
-	if err := e.journal.advance(c.intent, "committed"); err != nil {
+	if err := c.advance(journal.PhaseCommitted); err != nil {
 		return err
 	}
-	if e.crash("create:committed") {
+	if e.crash(crashCreateCommitted) {
 		return errCrashed
 	}
 	if !c.plan.noBind {
 		if err := c.write("bind", sysfs.RegionBindPath, c.name); err != nil {
 			return err
 		}
-		if e.crash("create:bound") {
+		if e.crash(crashCreateBound) {
 			return errCrashed
 		}
 		// From here on a rollback would have to unbind or delete a region
 		// whose devices may still be registering: the crash this daemon
 		// exists to prevent. Wait for them; on timeout report, do not undo.
 		e.recordMade(c.name)
-		if err := e.journal.done(c.intent); err != nil {
-			return err
+		if err := e.journal.Done(c.intent, journal.Finished); err != nil {
+			e.journalFailed("create", c.name, err)
+			return &keepError{fmt.Errorf("region %s was created and bound, but the journal could not record it: %w", c.name, err)}
 		}
 		c.intent = nil
 		if err := e.waitSettledByName(ctx, c.name); err != nil {
@@ -174,7 +182,21 @@ func (c *createRun) do(ctx context.Context) error {
 		return nil
 	}
 	e.recordMade(c.name)
-	return e.journal.done(c.intent)
+	if err := e.journal.Done(c.intent, journal.Finished); err != nil {
+		e.journalFailed("create", c.name, err)
+		return &keepError{fmt.Errorf("region %s was created, but the journal could not record it: %w", c.name, err)}
+	}
+	return nil
+}
+
+// advance records the create's progress: written to the log before the
+// next kernel write, durable with the next sync (see internal/journal).
+func (c *createRun) advance(phase journal.Phase) error {
+	if err := c.e.journal.Advance(c.intent, phase); err != nil {
+		c.e.journalFailed("create", c.intent.Name, err)
+		return err
+	}
+	return nil
 }
 
 // recordMade notes in the state directory that the daemon made a region,
@@ -205,15 +227,18 @@ func (c *createRun) handshake(createAttr string) error {
 		if err != nil {
 			return &KernelError{Op: "create", Step: "create_region", Attr: createAttr, Errno: errnoOf(err), Err: err}
 		}
-		if !sysfs.ValidRegionName(offered) {
+		if !devname.IsRegion(offered) {
 			return fmt.Errorf("create_region offered %q, not a region name", offered)
 		}
 		c.intent.Name = offered
 		if try == 1 {
-			if err := e.journal.begin(c.intent); err != nil {
-				return err
+			// The create's one durable record, before its first kernel
+			// write.
+			if err := e.journal.Begin(c.intent); err != nil {
+				e.journalFailed("create", offered, err)
+				return fmt.Errorf("create not started: %w", err)
 			}
-		} else if err := e.journal.advance(c.intent, "begin"); err != nil {
+		} else if err := c.advance(journal.PhaseBegin); err != nil {
 			return err
 		}
 		// The name is marked as the daemon's only once the kernel has
@@ -230,7 +255,7 @@ func (c *createRun) handshake(createAttr string) error {
 		}
 		time.Sleep(time.Duration(try) * time.Millisecond)
 	}
-	if err := e.journal.advance(c.intent, "created"); err != nil {
+	if err := c.advance(journal.PhaseCreated); err != nil {
 		return err
 	}
 	// Confirm the new region is ours: it exists under our root decoder.
@@ -265,7 +290,7 @@ func (c *createRun) configure() error {
 			c.sized = true
 		}
 	}
-	return c.e.journal.advance(c.intent, "configured")
+	return c.advance(journal.PhaseConfigured)
 }
 
 // attach allocates each target's DPA (mode first if it differs) and attaches
@@ -275,21 +300,21 @@ func (c *createRun) attach() error {
 	perWay := strconv.FormatUint(p.size/uint64(p.ways), 10)
 	for pos, ed := range p.targets {
 		if ed.DPASize == 0 || ed.Mode != p.typ {
-			c.intent.Allocated = append(c.intent.Allocated, allocation{Decoder: ed.Name, OldMode: ed.Mode, Position: pos})
-			if err := c.e.journal.advance(c.intent, "allocating"); err != nil {
+			c.intent.Allocated = append(c.intent.Allocated, journal.Allocation{Decoder: ed.Name, OldMode: ed.Mode, Position: pos})
+			if err := c.advance(journal.PhaseAllocating); err != nil {
 				return err
 			}
 			if ed.Mode != p.typ {
 				if ed.DPASize != 0 {
-					if err := c.write(ed.Name+"/dpa_size", mustAttr(ed.Name, "dpa_size"), "0"); err != nil {
+					if err := c.write(ed.Name+"/dpa_size", attrPathOrInvalid(ed.Name, "dpa_size"), "0"); err != nil {
 						return err
 					}
 				}
-				if err := c.write(ed.Name+"/mode", mustAttr(ed.Name, "mode"), p.typ); err != nil {
+				if err := c.write(ed.Name+"/mode", attrPathOrInvalid(ed.Name, "mode"), p.typ); err != nil {
 					return err
 				}
 			}
-			if err := c.write(ed.Name+"/dpa_size", mustAttr(ed.Name, "dpa_size"), perWay); err != nil {
+			if err := c.write(ed.Name+"/dpa_size", attrPathOrInvalid(ed.Name, "dpa_size"), perWay); err != nil {
 				return err
 			}
 		}
@@ -299,7 +324,7 @@ func (c *createRun) attach() error {
 		}
 		c.targets = append(c.targets, pos)
 	}
-	return c.e.journal.advance(c.intent, "attached")
+	return c.advance(journal.PhaseAttached)
 }
 
 // rollback undoes what the run did, newest first: detach targets, free the
@@ -332,9 +357,9 @@ func (c *createRun) rollback() error {
 
 // releaseAllocations frees the DPA an operation allocated, highest decoder
 // first as the kernel requires.
-func (e *Engine) releaseAllocations(tx *lock.Tx, allocs []allocation) error {
+func (e *Engine) releaseAllocations(tx *lock.Tx, allocs []journal.Allocation) error {
 	allocs = slices.Clone(allocs)
-	slices.SortFunc(allocs, func(a, b allocation) int { return sysfs.CompareNames(b.Decoder, a.Decoder) })
+	slices.SortFunc(allocs, func(a, b journal.Allocation) int { return sysfs.CompareNames(b.Decoder, a.Decoder) })
 	var errs []error
 	for _, a := range allocs {
 		errs = append(errs, e.releaseAllocation(tx, a))
@@ -343,7 +368,7 @@ func (e *Engine) releaseAllocations(tx *lock.Tx, allocs []allocation) error {
 }
 
 // releaseAllocation frees a decoder's DPA and gives it back the mode it had.
-func (e *Engine) releaseAllocation(tx *lock.Tx, a allocation) error {
+func (e *Engine) releaseAllocation(tx *lock.Tx, a journal.Allocation) error {
 	ed, err := e.fs.ReadEndpointDecoder(a.Decoder)
 	if err != nil {
 		return err
@@ -352,19 +377,19 @@ func (e *Engine) releaseAllocation(tx *lock.Tx, a allocation) error {
 		return nil
 	}
 	if ed.DPASize != 0 {
-		if err := tx.Write(mustAttr(a.Decoder, "dpa_size"), "0"); err != nil {
+		if err := tx.Write(attrPathOrInvalid(a.Decoder, "dpa_size"), "0"); err != nil {
 			return kernelErr("rollback", a.Decoder+"/dpa_size", err)
 		}
 	}
 	if a.OldMode != ed.Mode && (a.OldMode == "ram" || a.OldMode == "pmem") {
-		if err := tx.Write(mustAttr(a.Decoder, "mode"), a.OldMode); err != nil {
+		if err := tx.Write(attrPathOrInvalid(a.Decoder, "mode"), a.OldMode); err != nil {
 			return kernelErr("rollback", a.Decoder+"/mode", err)
 		}
 	}
 	return nil
 }
 
-func (c *createRun) regionAttr(attr string) string { return mustAttr(c.name, attr) }
+func (c *createRun) regionAttr(attr string) string { return attrPathOrInvalid(c.name, attr) }
 
 func (c *createRun) write(step, attr, value string) error {
 	if err := c.tx.Write(attr, value); err != nil {
@@ -373,9 +398,11 @@ func (c *createRun) write(step, attr, value string) error {
 	return nil
 }
 
-// mustAttr builds the path of an attribute of a device whose name was
-// validated or read from sysfs; an invalid name yields a path that fails.
-func mustAttr(dev, attr string) string {
+// attrPathOrInvalid returns the path of an attribute of a device whose
+// name was validated or read from sysfs. It does not panic: an invalid name
+// yields a path under invalid/ that does not exist, so the write fails
+// (ENOENT) and the caller's error names the step.
+func attrPathOrInvalid(dev, attr string) string {
 	p, err := sysfs.DeviceAttr(dev, attr)
 	if err != nil {
 		return "invalid/" + attr

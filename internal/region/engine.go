@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
@@ -20,8 +22,13 @@ type Config struct {
 	Writers *lock.Registry
 	// Events is the uevent source; nil means rescans only.
 	Events uevent.Source
-	// StateDir holds the intent journal and the generation counter.
+	// StateDir holds the intent journal and the generation counter
+	// (internal/journal).
 	StateDir string
+	// BootID is the running kernel's boot id
+	// (/proc/sys/kernel/random/boot_id); journal intents of another boot
+	// are closed without touching sysfs. "" when unknown.
+	BootID string
 	// SettleWindow is how long a region the daemon did not create must stay
 	// unchanged before it may be deleted, unless it is committed and bound.
 	SettleWindow time.Duration
@@ -42,9 +49,12 @@ type Config struct {
 	SubscriberQueue      int
 	OnSubscriberOverflow func()
 	Logger               *slog.Logger
-	// crashAt, when it returns true for a journal point, makes the engine
+	// crashAt, when it returns true for a crash point, makes the engine
 	// stop dead there, as a killed daemon would. Tests only.
-	crashAt func(point string) bool
+	crashAt func(crashPoint) bool
+	// journalFile opens the journal's log for appending; tests wrap it to
+	// count syncs or fail writes. nil: the file itself.
+	journalFile func(path string) (journal.File, error)
 }
 
 func (c *Config) setDefaults() {
@@ -79,9 +89,11 @@ type Engine struct {
 	fs      *sysfs.FS
 	writers *lock.Registry
 	log     *slog.Logger
-	journal *journal     // has its own lock
-	made    *madeRegions // has its own lock
-	hub     hub          // has its own locks
+	journal *journal.Journal
+	// journalErrors counts journal failures surfaced by journalFailed.
+	journalErrors atomic.Uint64
+	made          *madeRegions // has its own lock
+	hub           hub          // has its own locks
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -143,11 +155,15 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("region engine: StateDir is required")
 	}
-	j, err := openJournal(cfg.StateDir)
+	j, err := journal.Open(cfg.StateDir, journal.Options{OpenFile: cfg.journalFile, BootID: cfg.BootID})
 	if err != nil {
 		return nil, err
 	}
-	made, err := openMade(cfg.StateDir, readBootID())
+	if rep := j.Report(); rep.TornBytes != 0 || rep.Legacy {
+		cfg.Logger.Warn("journal opened", "path", j.Path(), "torn_tail_bytes", rep.TornBytes,
+			"converted_v1_intents", rep.Converted, "converted_v1", rep.Legacy)
+	}
+	made, err := openMade(cfg.StateDir, cfg.BootID)
 	if err != nil {
 		cfg.Logger.Error("regions found at startup have an unknown origin", "err", err)
 	}
@@ -185,7 +201,15 @@ func (e *Engine) Subscribe(ctx context.Context) (<-chan Event, func()) {
 
 // Run scans, recovers the journal, then follows uevents and rescans until
 // ctx ends.
-func (e *Engine) Run(ctx context.Context) error {
+func (e *Engine) Run(ctx context.Context) (err error) {
+	defer func() {
+		// Last, after every goroutine of Run: what was appended becomes
+		// durable.
+		if cerr := e.journal.Close(); cerr != nil {
+			e.journalFailed("close", e.journal.Path(), cerr)
+			err = errors.Join(err, fmt.Errorf("close journal: %w", cerr))
+		}
+	}()
 	if err := e.rescan(ctx, "startup"); err != nil {
 		return fmt.Errorf("initial scan: %w", err)
 	}

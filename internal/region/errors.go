@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
@@ -53,13 +54,29 @@ func errnoName(errno unix.Errno) string {
 	return fmt.Sprintf("errno %d", int(errno))
 }
 
+// journalFailed surfaces an error of the intent journal, which an
+// operation may not swallow (a lost record could make a restart resume an
+// operation its caller was told had failed): an error-level log and a
+// JournalFailed event, counted by internal/metrics. The caller also
+// returns the error.
+func (e *Engine) journalFailed(op, target string, err error) {
+	if errors.Is(err, journal.ErrClosed) {
+		// Shutting down: the operation is refused, nothing was lost.
+		e.log.Warn("operation refused: the journal is closed", "op", op, "target", target)
+		return
+	}
+	e.journalErrors.Add(1)
+	e.log.Error("intent journal could not be written", "op", op, "target", target, "err", err)
+	e.hub.publish(Event{Kind: JournalFailed, Reason: op, Err: err})
+}
+
 // errCrashed is what an operation returns when a test's crash hook stopped
 // it dead at a journal point.
 var errCrashed = errors.New("engine crashed (test hook)")
 
 // crash reports whether the test hook wants the engine to die at point; once
 // it has, the engine writes nothing more, as a killed daemon would.
-func (e *Engine) crash(point string) bool {
+func (e *Engine) crash(point crashPoint) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.crashed {

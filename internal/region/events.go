@@ -25,6 +25,10 @@ const (
 	// its queue was dropped: events were lost, and it must read the model
 	// afresh (Regions, RootDecoders) instead of trusting what it derived.
 	SubscriberResync
+	// JournalFailed: the intent journal could not write or sync a record
+	// (Reason: the operation, Err: why). The operation that needed it
+	// failed, and no operation starts until the journal is repaired.
+	JournalFailed
 )
 
 func (k EventKind) String() string {
@@ -49,6 +53,8 @@ func (k EventKind) String() string {
 		return "rescanned"
 	case SubscriberResync:
 		return "subscriber_resync"
+	case JournalFailed:
+		return "journal_failed"
 	}
 	return "unknown"
 }
@@ -88,7 +94,8 @@ type Event struct {
 	RootDecoder RootDecoderInfo // RootDecoder* kinds
 	Operation   Operation       // OperationDone
 	Uevent      uevent.Event    // UeventReceived
-	Reason      string          // Rescanned: startup, overflow, gap, request, periodic, thaw
+	Reason      string          // Rescanned: startup, overflow, gap, request, periodic, thaw; JournalFailed: create, delete, recover, generation, close
+	Err         error           // JournalFailed
 }
 
 // DefaultSubscriberQueue bounds the events queued for one subscriber.

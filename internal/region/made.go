@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
@@ -18,10 +17,6 @@ import (
 // (origin daemon, no foreign settle window) instead of taking every
 // committed region it finds for the kernel's.
 const madeFile = "made.json"
-
-// bootIDPath names the running kernel instance: records of an earlier
-// boot say nothing about this one's regions.
-const bootIDPath = "/proc/sys/kernel/random/boot_id"
 
 // madeRecord identifies one region the daemon created. Within a boot a
 // name and root decoder with the same uuid, HPA and size are the same
@@ -45,7 +40,9 @@ func recordOf(boot string, reg sysfs.Region) madeRecord {
 	return rec
 }
 
-// madeRegions is the record of what the daemon made.
+// madeRegions is the record of what the daemon made. Its records carry
+// Config.BootID: records of an earlier boot say nothing about this one's
+// regions.
 type madeRegions struct {
 	path string
 	boot string
@@ -130,14 +127,4 @@ func (m *madeRegions) add(reg sysfs.Region, live func(madeRecord) bool) error {
 	}
 	m.recs, m.known = recs, true
 	return nil
-}
-
-// readBootID returns the running kernel's boot id, or "" when there is
-// none to read; then no record outlives the daemon's run.
-func readBootID() string {
-	b, err := os.ReadFile(bootIDPath)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -222,7 +222,7 @@ func TestSoak(t *testing.T) {
 				underWriters([]string{reg.RootDecoder}, func() {
 					if eng.WaitRootSettled(ctx, reg.RootDecoder) == nil {
 						_ = h.fs.Write(sysfs.RegionUnbindPath, reg.Name)
-						_ = h.fs.Write(mustAttr(reg.RootDecoder, "delete_region"), reg.Name)
+						_ = h.fs.Write(attrPathOrInvalid(reg.RootDecoder, "delete_region"), reg.Name)
 					}
 				})
 				count("foreign-delete", nil)

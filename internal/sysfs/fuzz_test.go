@@ -3,10 +3,13 @@ package sysfs
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 // FuzzParsers feeds arbitrary attribute contents to every parser: none may
@@ -72,7 +75,8 @@ func isDecimal(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
-// FuzzNames feeds arbitrary strings to the name validators and to
+// FuzzNames feeds arbitrary strings to the name validators (internal/devname)
+// and to
 // DeviceAttr, the only way writers build a device path: an accepted name
 // is exactly one the kernel prints ("%s%d" of a non-negative int), and a
 // path is always bus/cxl/devices/<dev>/<attr> with no way out of it.
@@ -83,15 +87,16 @@ func FuzzNames(f *testing.F) {
 		f.Add(s, "delete_region")
 	}
 	f.Fuzz(func(t *testing.T, name, attr string) {
-		if ValidRegionName(name) {
+		if devname.IsRegion(name) {
 			var n int
-			if _, err := fmt.Sscanf(name, "region%d", &n); err != nil || n < 0 || fmt.Sprintf("region%d", n) != name {
+			if _, err := fmt.Sscanf(name, "region%d", &n); err != nil || n < 0 || n > math.MaxInt32 || fmt.Sprintf("region%d", n) != name {
 				t.Fatalf("ValidRegionName(%q) but the kernel never prints it", name)
 			}
 		}
-		if ValidDecoderName(name) {
+		if devname.IsDecoder(name) {
 			var x, y int
-			if _, err := fmt.Sscanf(name, "decoder%d.%d", &x, &y); err != nil || x < 0 || y < 0 || fmt.Sprintf("decoder%d.%d", x, y) != name {
+			if _, err := fmt.Sscanf(name, "decoder%d.%d", &x, &y); err != nil || x < 0 || y < 0 || x > math.MaxInt32 || y > math.MaxInt32 ||
+				fmt.Sprintf("decoder%d.%d", x, y) != name {
 				t.Fatalf("ValidDecoderName(%q) but the kernel never prints it", name)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/sysfs/sysfstest"
 )
@@ -80,7 +81,7 @@ func FuzzScanAttribute(f *testing.F) {
 			return
 		}
 		for _, r := range topo.Regions {
-			if !sysfs.ValidRegionName(r.Name) {
+			if !devname.IsRegion(r.Name) {
 				t.Fatalf("Scan with %s = %q: region name %q", name, content, r.Name)
 			}
 			if _, err := b.ReadRegion(r.Name); err != nil && !errors.As(err, new(*sysfs.ParseError)) {
@@ -88,7 +89,7 @@ func FuzzScanAttribute(f *testing.F) {
 			}
 		}
 		for _, d := range topo.RootDecoders {
-			if !sysfs.ValidDecoderName(d.Name) {
+			if !devname.IsDecoder(d.Name) {
 				t.Fatalf("Scan with %s = %q: decoder name %q", name, content, d.Name)
 			}
 		}
