@@ -39,7 +39,7 @@ func tmpfilesMode(t *testing.T, path string) os.FileMode {
 // create its state and lock directories itself (a host without the unit's
 // StateDirectory= or the tmpfiles line having run), it creates them with
 // the modes the unit and tmpfiles.d promise, under the unit's UMask= and
-// under none: the journal's directory private to root, the lock
+// under none: the state directory private to root, the lock
 // directory readable as tmpfiles makes it.
 //
 // Mutation: create the lock directory with os.MkdirAll(dir, 0o755) alone
@@ -78,7 +78,6 @@ func TestDaemonCreatesDirectoriesWithPromisedModes(t *testing.T) {
 				want os.FileMode
 			}{
 				{stateDir, os.FileMode(stateMode)},
-				{filepath.Join(stateDir, "intents"), os.FileMode(stateMode)},
 				{lockDir, lockMode},
 			} {
 				st, err := os.Stat(c.path)
