@@ -132,3 +132,21 @@ func TestLockTimeoutIsBusy(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want %d naming decoder0.0", code, stderr, api.ExitBusy)
 	}
 }
+
+// Every column list prints is explained in list --help.
+func TestListHelpExplainsEveryColumn(t *testing.T) {
+	code, out, _ := run(t, "list", "--help")
+	if code != api.ExitOK {
+		t.Fatalf("list --help: exit %d", code)
+	}
+	for _, c := range listColumns {
+		if !strings.Contains(out, "\n  "+c.name+" ") || !strings.Contains(out, c.meaning) {
+			t.Errorf("list --help does not explain %s:\n%s", c.name, out)
+		}
+	}
+	for _, name := range []string{"GEN", "ORIGIN", "SETTLED"} {
+		if !strings.Contains(out, "\n  "+name+" ") {
+			t.Errorf("list --help does not explain %s", name)
+		}
+	}
+}
