@@ -89,7 +89,11 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 	metricEvents, unsubscribe := eng.Subscribe(engineCtx)
 	defer unsubscribe()
 	wg.Go(func() { m.Follow(engineCtx, metricEvents) })
-	wg.Go(func() { serveMetrics(engineCtx, m, s.MetricsListen, live.metricsAddr, log) })
+	metricsLn, err := listenMetrics(engineCtx, s.MetricsListen) // before READY: refuse to start without it
+	if err != nil {
+		return err
+	}
+	wg.Go(func() { serveMetrics(engineCtx, m, metricsLn, live.metricsAddr, log) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

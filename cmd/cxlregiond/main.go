@@ -95,6 +95,9 @@ print them, goes to --sim-log).`,
 			if err := s.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: %w", logLevel, err)
 			}
+			if err := checkMetricsListen(s.MetricsListen); err != nil {
+				return fmt.Errorf("--metrics-listen %q: %w", s.MetricsListen, err)
+			}
 			if o.guard != "on" && o.guard != "off" && o.guard != "auto" {
 				return fmt.Errorf("--guard %q: want on, off or auto", o.guard)
 			}
