@@ -32,7 +32,7 @@ func TestXMLMatchesConstants(t *testing.T) {
 	n := parseNode(t, IntrospectionXML)
 	props := map[string]map[string]string{
 		ManagerInterface: {
-			PropVersion: "s", PropKernelFeatures: "as", PropGuardActive: "b", PropGuardQueue: "u", PropSimulated: "b",
+			PropVersion: "s", PropKernelFeatures: "as", PropGuardActive: "b", PropGuardQueue: "u", PropSimulated: "b", PropLockDirectory: "s",
 		},
 		RootDecoderInterface: {
 			PropName: "s", PropPort: "s", PropPmemCapable: "b", PropRAMCapable: "b", PropSize: "t",

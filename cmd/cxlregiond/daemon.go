@@ -68,7 +68,7 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 
 	var guardActive guardState
 	svc, err := service.New(service.Config{
-		Engine: eng, Version: api.Version, Simulated: sim != nil,
+		Engine: eng, Version: api.Version, Simulated: sim != nil, LockDirectory: reg.Dir(),
 		GuardActive: guardActive.active, GuardQueueDepth: guardActive.queueDepth, DefaultTimeout: live.defaultTimeout, Logger: log,
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -275,5 +276,40 @@ func TestCLICompletion(t *testing.T) {
 	}
 	if out := d.mustCtl("__complete", "create", "--decoder", ""); !strings.Contains(out, "decoder0.3") {
 		t.Errorf("completion of --decoder: %q", out)
+	}
+}
+
+// lock asks the running daemon: its lock directory (the daemon runs with a
+// --lock-dir of its own, and lock is given none) and whether the root
+// decoder exists (one that does not exits 3 and the command never runs).
+// Mutation: drop the Manager.LockDirectory lookup in cxlregionctl lock and
+// the first case fails (no /run/cxlregiond/lock here); skip the root
+// decoder check and the second runs its command.
+func TestCLILockAsksTheDaemon(t *testing.T) {
+	flock, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("flock (util-linux) not found")
+	}
+	d := startDaemon(t)
+	held := filepath.Join(d.dir, "lock", "decoder0.0.lock")
+	// flock -n exits 99 when someone else holds the lock: lock holds the
+	// daemon's lock file.
+	if r := d.ctl("lock", "decoder0.0", "--", flock, "-n", "-E", "99", held, "true"); r.code != 99 || r.stderr != "" {
+		t.Errorf("lock decoder0.0 (no --lock-dir): exit %d, stderr %q; want 99 (the daemon's lock file held) and no warning", r.code, r.stderr)
+	}
+	ran := filepath.Join(d.dir, "ran")
+	r := d.ctl("lock", "decoder9.9", "--", "touch", ran)
+	if want := "cxlregionctl: lock decoder9.9: cxlregiond has no such root decoder (cxlregionctl status lists them)\n"; r.code != 3 || r.stderr != want {
+		t.Errorf("lock decoder9.9: exit %d, stderr %q; want 3 and %q", r.code, r.stderr, want)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Errorf("lock decoder9.9 ran its command")
+	}
+	other := t.TempDir()
+	if r := d.ctl("lock", "decoder0.0", "--lock-dir", other, "--", "touch", ran); r.code != 2 || !strings.Contains(r.stderr, "cxlregiond locks in "+filepath.Join(d.dir, "lock")) {
+		t.Errorf("lock --lock-dir elsewhere: exit %d, stderr %q; want 2 naming the daemon's directory", r.code, r.stderr)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Errorf("lock --lock-dir elsewhere ran its command")
 	}
 }
