@@ -313,3 +313,88 @@ func TestCLILockAsksTheDaemon(t *testing.T) {
 		t.Errorf("lock --lock-dir elsewhere ran its command")
 	}
 }
+
+// monitor follows the daemon across a restart, saying so on stderr, and
+// with --no-reconnect exits 7 instead. Mutation: make monitor return on
+// errDaemonLeft even with reconnect and the region created after the
+// restart is never seen.
+func TestCLIMonitorSurvivesRestart(t *testing.T) {
+	d := startDaemon(t, "--sim-state", filepath.Join(t.TempDir(), "sim.state"))
+	type monitorProc struct {
+		cmd    *exec.Cmd
+		lines  chan string
+		stderr *syncBuffer
+	}
+	startMonitor := func(args ...string) *monitorProc {
+		m := &monitorProc{cmd: exec.Command(filepath.Join(binDir, "cxlregionctl"), append([]string{"monitor", "--json"}, args...)...),
+			lines: make(chan string, 1000), stderr: &syncBuffer{}}
+		m.cmd.Env = d.env()
+		m.cmd.Stderr = m.stderr
+		stdout, err := m.cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.cmd.Process.Kill() })
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				m.lines <- sc.Text()
+			}
+			close(m.lines)
+		}()
+		return m
+	}
+	waitAdded := func(m *monitorProc, name string) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case l, ok := <-m.lines:
+				if !ok {
+					t.Fatalf("monitor exited before region_added %s; stderr:\n%s", name, m.stderr)
+				}
+				var ev api.Event
+				strictDecode(t, []byte(l), &ev)
+				if ev.Event == api.EventRegionAdded && ev.Region != nil && ev.Region.Region == name {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no region_added %s within 20s; stderr:\n%s", name, m.stderr)
+			}
+		}
+	}
+
+	mon := startMonitor()
+	quit := startMonitor("--no-reconnect")
+	time.Sleep(300 * time.Millisecond) // both subscribed
+	first := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M"))
+	waitAdded(mon, first)
+
+	d.restart()
+	second := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M"))
+	waitAdded(mon, second)
+	for _, want := range []string{"cxlregionctl: monitor: cxlregiond left the bus; waiting for it to come back", "cxlregionctl: monitor: cxlregiond is back"} {
+		if !strings.Contains(mon.stderr.String(), want) {
+			t.Errorf("monitor's stderr lacks %q:\n%s", want, mon.stderr)
+		}
+	}
+	_ = mon.cmd.Process.Signal(syscall.SIGINT)
+	if err := mon.cmd.Wait(); err != nil {
+		t.Errorf("monitor after SIGINT: %v", err)
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- quit.cmd.Wait() }()
+	select {
+	case <-done:
+		if code := quit.cmd.ProcessState.ExitCode(); code != api.ExitUnreachable || !strings.Contains(quit.stderr.String(), "monitor: cxlregiond left the bus") {
+			t.Errorf("monitor --no-reconnect: exit %d, stderr %q; want %d, left the bus", code, quit.stderr, api.ExitUnreachable)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("monitor --no-reconnect still runs after the restart")
+	}
+}
+

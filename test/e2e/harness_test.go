@@ -30,6 +30,7 @@ type daemon struct {
 	bus     string // bus address
 	simLog  string
 	metrics string // host:port, or "" when off
+	args    []string // cxlregiond's arguments, for restart
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
 	exited  chan struct{}
@@ -56,20 +57,38 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	all := append([]string{"--simulate", "--sim-log", d.simLog,
 		"--state-dir", filepath.Join(dir, "state"), "--lock-dir", filepath.Join(dir, "lock"),
 		"--metrics-listen", d.metrics}, args...)
-	d.cmd = exec.Command(filepath.Join(binDir, "cxlregiond"), all...)
-	d.cmd.Env = d.env()
-	d.cmd.Stderr = d.stderr
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = d.cmd.Wait()
-		close(d.exited)
-	}()
+	d.args = all
+	d.start()
 	t.Cleanup(d.stop)
 	d.waitReady()
 	return d
+}
+
+// start starts the daemon process with d.args.
+func (d *daemon) start() {
+	d.t.Helper()
+	d.cmd = exec.Command(filepath.Join(binDir, "cxlregiond"), d.args...)
+	d.cmd.Env = d.env()
+	d.cmd.Stderr = d.stderr
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	exited := make(chan struct{})
+	d.exited = exited
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	go func(cmd *exec.Cmd) {
+		_ = cmd.Wait()
+		close(exited)
+	}(d.cmd)
+}
+
+// restart stops the daemon with SIGTERM (checking it stopped cleanly) and
+// starts it again with the same arguments on the same bus.
+func (d *daemon) restart() {
+	d.t.Helper()
+	d.stop()
+	d.start()
+	d.waitReady()
 }
 
 func (d *daemon) env() []string {
