@@ -397,4 +397,3 @@ func TestCLIMonitorSurvivesRestart(t *testing.T) {
 		t.Errorf("monitor --no-reconnect still runs after the restart")
 	}
 }
-

@@ -29,7 +29,7 @@ type daemon struct {
 	dir     string
 	bus     string // bus address
 	simLog  string
-	metrics string // host:port, or "" when off
+	metrics string   // host:port, or "" when off
 	args    []string // cxlregiond's arguments, for restart
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
