@@ -39,11 +39,14 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo
 		return RegionInfo{}, fmt.Errorf("create: %w", err)
 	}
 	if _, err := e.RootDecoder(req.RootDecoder); err != nil {
-		return RegionInfo{}, fmt.Errorf("create: %w", err)
+		if errors.Is(err, ErrNotFound) {
+			return RegionInfo{}, fmt.Errorf("create on %s: root decoder %w", req.RootDecoder, ErrNotFound)
+		}
+		return RegionInfo{}, fmt.Errorf("create on %s: %w", req.RootDecoder, err)
 	}
 	w, err := e.writers.Writer(req.RootDecoder)
 	if err != nil {
-		return RegionInfo{}, fmt.Errorf("create: %w", err)
+		return RegionInfo{}, fmt.Errorf("create on %s: %w", req.RootDecoder, err)
 	}
 	ctx, cancel := e.withDefaultTimeout(ctx)
 	defer cancel()

@@ -413,3 +413,35 @@ func TestCLIMonitorSurvivesRestart(t *testing.T) {
 		t.Errorf("monitor --no-reconnect still runs after the restart")
 	}
 }
+
+// Errors name each thing once, one prefix per layer, the way cxl's read:
+// the CLI's name, the operation and its object, then the reason (step,
+// attribute, errno). Mutation: put the object back into the daemon's
+// not-found message, or KernelError's operation back into its text, and
+// these lines repeat themselves again.
+func TestCLIErrorMessagesSayEachThingOnce(t *testing.T) {
+	d := startDaemon(t, "--sim-hypervisor") // 6.12 under a hypervisor: commit fails with ENXIO
+	tests := []struct {
+		args   []string
+		code   int
+		stderr string // exact, or a prefix when it ends in "…"
+	}{
+		{[]string{"info", "region9"}, 3, "cxlregionctl: region9: no such region\n"},
+		{[]string{"delete", "region9"}, 3, "cxlregionctl: region9: no such region\n"},
+		{[]string{"enable", "region9"}, 3, "cxlregionctl: enable region9: no such region\n"},
+		{[]string{"create", "--decoder", "decoder9.9", "--size", "256M"}, 3, "cxlregionctl: create on decoder9.9: root decoder not found\n"},
+		{[]string{"create", "--decoder", "decoder0.0", "--size", "1024G"}, 2, "cxlregionctl: create on decoder0.0: size 1099511627776: larger than the window (4294967296): invalid argument\n"},
+		{[]string{"create", "--decoder", "decoder0.0", "--size", "256M"}, 6, "cxlregionctl: create on decoder0.0: write bus/cxl/devices/region0/commit: no such device or address (ENXIO): the kernel could not synchronize…"},
+	}
+	for _, tt := range tests {
+		r := d.ctl(tt.args...)
+		prefix, partial := strings.CutSuffix(tt.stderr, "…")
+		ok := r.stderr == tt.stderr
+		if partial {
+			ok = strings.HasPrefix(r.stderr, prefix)
+		}
+		if r.code != tt.code || !ok {
+			t.Errorf("cxlregionctl %s: exit %d, stderr %q; want %d, %q", strings.Join(tt.args, " "), r.code, r.stderr, tt.code, tt.stderr)
+		}
+	}
+}
