@@ -72,5 +72,6 @@ const (
 	MethodDelete       = "Delete"
 	MethodEnable       = "Enable"
 	MethodDisable      = "Disable"
+	MethodCancel       = "Cancel"
 	SignalCompleted    = "Completed"
 )

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -192,6 +193,39 @@ func (d *daemon) run(cmd *exec.Cmd) result {
 		d.t.Fatalf("%v did not finish within 2 minutes", cmd.Args)
 	}
 	return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errOut.String()}
+}
+
+// holdLock runs `cxlregionctl lock decoder0.0 -- sleep seconds` (the lock
+// directory is the daemon's, asked over the bus) and returns once the
+// command runs, so the lock is held; the caller waits for the command.
+func (d *daemon) holdLock(seconds string) (*exec.Cmd, *syncBuffer) {
+	d.t.Helper()
+	holder := exec.Command(filepath.Join(binDir, "cxlregionctl"), "lock", "decoder0.0", "--", "sh", "-c", "echo held; exec sleep "+seconds)
+	holder.Env = d.env()
+	stderr := &syncBuffer{}
+	holder.Stderr = stderr
+	stdout, err := holder.StdoutPipe()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { _ = holder.Process.Kill() })
+	held := make(chan bool, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		held <- line == "held\n"
+	}()
+	select {
+	case ok := <-held:
+		if !ok {
+			d.t.Fatalf("lock decoder0.0 did not run its command: %s", stderr)
+		}
+	case <-time.After(30 * time.Second):
+		d.t.Fatalf("lock decoder0.0 not held within 30s: %s", stderr)
+	}
+	return holder, stderr
 }
 
 // mustCtl runs cxlregionctl and requires exit 0.
