@@ -13,6 +13,7 @@ import (
 
 	"github.com/cxlregion/cxlregiond/api"
 	"github.com/cxlregion/cxlregiond/internal/lock"
+	"github.com/cxlregion/cxlregiond/internal/sysfs/sysfstest"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -58,6 +59,50 @@ func TestUsageErrorsExitInvalidArgument(t *testing.T) {
 	}
 }
 
+// noDaemon points the bus nowhere and builds a sysfs tree from the 6.12
+// capture (root decoder decoder0.0, switch decoder1.0, endpoint decoder2.0),
+// so lock runs as it does with the daemon down; it returns lock's flags for
+// that tree and dir as the lock directory.
+func noDaemon(t *testing.T, dir string) []string {
+	t.Helper()
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "nobus"))
+	root := t.TempDir()
+	if err := sysfstest.Build(root, filepath.Join("..", "..", "internal", "sysfs", "testdata", "6.12", "1-idle.txt")); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--sysfs-root", root, "--lock-dir", dir}
+}
+
+// With the daemon down, lock checks the root decoder in sysfs and says it
+// did: a decoder that is not a root decoder exits 3 without running the
+// command. Mutation: skip the sysfs check in lockDirFor and the command
+// runs.
+func TestLockWithoutDaemonChecksSysfs(t *testing.T) {
+	dir := t.TempDir()
+	flags := noDaemon(t, dir)
+	ran := filepath.Join(t.TempDir(), "ran")
+	tests := []struct {
+		decoder string
+		want    int
+		stderr  string
+	}{
+		{"decoder0.0", 0, "warning: cxlregiond is not running"},
+		{"decoder9.9", api.ExitNotFound, "lock decoder9.9: no such root decoder in "},
+		{"decoder2.0", api.ExitNotFound, `is a "cxl_decoder_endpoint", not a cxl_decoder_root`},
+	}
+	for _, tt := range tests {
+		_ = os.Remove(ran)
+		args := append(append([]string{"lock", tt.decoder}, flags...), "--", "touch", ran)
+		code, _, stderr := run(t, args...)
+		if code != tt.want || !strings.Contains(stderr, tt.stderr) {
+			t.Errorf("lock %s: exit %d, stderr %q; want %d and %q", tt.decoder, code, stderr, tt.want, tt.stderr)
+		}
+		if _, err := os.Stat(ran); (err == nil) != (tt.want == 0) {
+			t.Errorf("lock %s: command ran = %v, want %v", tt.decoder, err == nil, tt.want == 0)
+		}
+	}
+}
+
 func TestNoBusIsUnreachable(t *testing.T) {
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "nobus"))
 	for _, args := range [][]string{{"list"}, {"status"}, {"delete", "region0"}, {"monitor"}} {
@@ -82,6 +127,7 @@ func TestHelpDocumentsExitCodes(t *testing.T) {
 
 func TestLockExitsWithTheCommandsStatus(t *testing.T) {
 	dir := t.TempDir()
+	flags := noDaemon(t, dir)
 	tests := []struct {
 		cmd  []string
 		want int
@@ -92,7 +138,7 @@ func TestLockExitsWithTheCommandsStatus(t *testing.T) {
 		{[]string{"/nonexistent/command"}, 127},
 	}
 	for _, tt := range tests {
-		args := append([]string{"lock", "decoder0.0", "--lock-dir", dir, "--"}, tt.cmd...)
+		args := append(append([]string{"lock", "decoder0.0"}, flags...), append([]string{"--"}, tt.cmd...)...)
 		if code, _, stderr := run(t, args...); code != tt.want {
 			t.Errorf("lock -- %q: exit %d (%s), want %d", tt.cmd, code, stderr, tt.want)
 		}
@@ -108,12 +154,13 @@ func TestLockHoldsTheDaemonsLockFile(t *testing.T) {
 		t.Skip("flock (util-linux) not found")
 	}
 	dir := t.TempDir()
+	flags := noDaemon(t, dir)
 	path, err := lock.LockPath(dir, "decoder0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// flock -n exits 99 when someone else holds the lock, 0 if it got it.
-	code, _, stderr := run(t, "lock", "decoder0.0", "--lock-dir", dir, "--", flock, "-n", "-E", "99", path, "true")
+	code, _, stderr := run(t, append(append([]string{"lock", "decoder0.0"}, flags...), "--", flock, "-n", "-E", "99", path, "true")...)
 	if code != 99 {
 		t.Fatalf("flock inside lock: exit %d (%s), want 99 (held)", code, stderr)
 	}
@@ -129,6 +176,7 @@ func TestLockHoldsTheDaemonsLockFile(t *testing.T) {
 // A held lock makes `lock --timeout` give up with the busy status.
 func TestLockTimeoutIsBusy(t *testing.T) {
 	dir := t.TempDir()
+	flags := noDaemon(t, dir)
 	path, err := lock.LockPath(dir, "decoder0.0")
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +186,7 @@ func TestLockTimeoutIsBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
-	code, _, stderr := run(t, "lock", "decoder0.0", "--lock-dir", dir, "--timeout", "100ms", "--", "true")
+	code, _, stderr := run(t, append(append([]string{"lock", "decoder0.0", "--timeout", "100ms"}, flags...), "--", "true")...)
 	if code != api.ExitBusy || !strings.Contains(stderr, "decoder0.0") {
 		t.Errorf("exit %d, stderr %q; want %d naming decoder0.0", code, stderr, api.ExitBusy)
 	}
@@ -152,12 +200,13 @@ func TestLockTimeoutIsBusy(t *testing.T) {
 func TestLockForwardsSignalsToCommand(t *testing.T) {
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
+	flags := noDaemon(t, dir)
 	script := `trap 'kill $! 2>/dev/null; exit 42' TERM; sleep 5 & : > "$0"; wait $!`
 	for round := range 5 {
 		_ = os.Remove(ready)
 		codes := make(chan int, 1)
 		go func() {
-			code, _, _ := run(t, "lock", "decoder0.0", "--lock-dir", dir, "--", "sh", "-c", script, ready)
+			code, _, _ := run(t, append(append([]string{"lock", "decoder0.0"}, flags...), "--", "sh", "-c", script, ready)...)
 			codes <- code
 		}()
 		deadline := time.Now().Add(10 * time.Second)
@@ -180,6 +229,24 @@ func TestLockForwardsSignalsToCommand(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("round %d: lock did not return", round)
+		}
+	}
+}
+
+// Every column list prints is explained in list --help.
+func TestListHelpExplainsEveryColumn(t *testing.T) {
+	code, out, _ := run(t, "list", "--help")
+	if code != api.ExitOK {
+		t.Fatalf("list --help: exit %d", code)
+	}
+	for _, c := range listColumns {
+		if !strings.Contains(out, "\n  "+c.name+" ") || !strings.Contains(out, c.meaning) {
+			t.Errorf("list --help does not explain %s:\n%s", c.name, out)
+		}
+	}
+	for _, name := range []string{"GEN", "ORIGIN", "SETTLED"} {
+		if !strings.Contains(out, "\n  "+name+" ") {
+			t.Errorf("list --help does not explain %s", name)
 		}
 	}
 }

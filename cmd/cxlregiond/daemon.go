@@ -166,7 +166,7 @@ func (d *cxlregiond) start(ctx context.Context) error {
 
 	d.step("start bus")
 	d.svc, err = service.New(service.Config{
-		Engine: d.eng, Version: api.Version, Simulated: sim != nil,
+		Engine: d.eng, Version: api.Version, Simulated: sim != nil, LockDirectory: d.reg.Dir(),
 		GuardActive: d.guardState.active, GuardQueueDepth: d.guardState.queueDepth,
 		DefaultTimeout: d.live.defaultTimeout, Logger: log,
 	})
@@ -190,7 +190,11 @@ func (d *cxlregiond) start(ctx context.Context) error {
 		defer unsubscribe()
 		d.metrics.Follow(d.engineCtx, metricEvents)
 	})
-	d.engineWG.Go(func() { serveMetrics(d.engineCtx, d.metrics, s.MetricsListen, d.live.metricsAddr, log) })
+	metricsLn, err := listenMetrics(d.engineCtx, s.MetricsListen) // before READY: refuse to start without it
+	if err != nil {
+		return err
+	}
+	d.engineWG.Go(func() { serveMetrics(d.engineCtx, d.metrics, metricsLn, d.live.metricsAddr, log) })
 	d.hup = make(chan os.Signal, 1)
 	signal.Notify(d.hup, syscall.SIGHUP)
 	d.engineWG.Go(func() { d.live.watch(d.engineCtx, d.base, d.hup) })

@@ -80,6 +80,10 @@ func NewRegistry(fs *sysfs.FS, dir string, opts ...Option) (*Registry, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("lock registry: empty lock directory")
 	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock registry: %w", err)
+	}
 	if err := makeLockDir(dir); err != nil {
 		return nil, fmt.Errorf("lock registry: %w", err)
 	}
@@ -94,6 +98,10 @@ func NewRegistry(fs *sysfs.FS, dir string, opts ...Option) (*Registry, error) {
 	}
 	return r, nil
 }
+
+// Dir is the absolute path of the lock directory: what cxlregionctl lock
+// must use to serialize with the writers.
+func (r *Registry) Dir() string { return r.dir }
 
 // Writer returns the root decoder's writer, creating it on first use.
 func (r *Registry) Writer(rootDecoder string) (*Writer, error) {

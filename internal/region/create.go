@@ -41,11 +41,14 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo
 		return RegionInfo{}, fmt.Errorf("create: %w", err)
 	}
 	if _, err := e.RootDecoder(req.RootDecoder); err != nil {
-		return RegionInfo{}, fmt.Errorf("create: %w", err)
+		if errors.Is(err, ErrNotFound) {
+			return RegionInfo{}, fmt.Errorf("create on %s: root decoder %w", req.RootDecoder, ErrNotFound)
+		}
+		return RegionInfo{}, fmt.Errorf("create on %s: %w", req.RootDecoder, err)
 	}
 	w, err := e.writers.Writer(req.RootDecoder)
 	if err != nil {
-		return RegionInfo{}, fmt.Errorf("create: %w", err)
+		return RegionInfo{}, fmt.Errorf("create on %s: %w", req.RootDecoder, err)
 	}
 	ctx, cancel := e.withDefaultTimeout(ctx)
 	defer cancel()
@@ -73,6 +76,7 @@ type createRun struct {
 	plan   *createPlan
 	intent *journal.Intent
 	name   string
+	claim  uint64 // the reading ticket taken just before the name was claimed
 
 	created   bool
 	sized     bool
@@ -243,10 +247,12 @@ func (c *createRun) handshake(createAttr string) error {
 		}
 		// The name is marked as the daemon's only once the kernel has
 		// given it to us: until then a region under it (the kernel's
-		// auto-assembly took it first) is someone else's.
+		// auto-assembly took it first) is someone else's. A reading that
+		// starts from here on and finds the name finds ours.
+		claim := e.ticket()
 		err = c.tx.Write(createAttr, offered)
 		if err == nil {
-			c.name, c.created = offered, true
+			c.name, c.created, c.claim = offered, true, claim
 			e.markCreating(offered, true)
 			break
 		}
@@ -266,7 +272,7 @@ func (c *createRun) handshake(createAttr string) error {
 	if reg.RootDecoder != c.plan.root.Name {
 		return fmt.Errorf("region %s appeared under %s, not %s", c.name, reg.RootDecoder, c.plan.root.Name)
 	}
-	e.adopt(c.name)
+	e.adopt(c.name, c.claim)
 	return nil
 }
 
@@ -420,13 +426,23 @@ func (e *Engine) markCreating(name string, on bool) {
 	delete(e.creating, name)
 }
 
-// adopt starts a new generation for a name the daemon's handshake has just
-// claimed: whatever the model held under that name was an earlier region.
-func (e *Engine) adopt(name string) {
+// adopt makes the model's region under a name the daemon's handshake has
+// just claimed the daemon's. A generation first read before the claim
+// (ticket claim) was an earlier region and ends; one read since is the new
+// region itself, seen through the kernel's add uevent before the handshake
+// returned: it stays, so one create is one RegionAdded, and becomes the
+// daemon's if that reading came before markCreating.
+func (e *Engine) adopt(name string, claim uint64) {
 	e.mu.Lock()
 	var evs []Event
 	if r, ok := e.regions[name]; ok {
-		evs = e.removeRegionLocked(r)
+		switch {
+		case r.bornTicket <= claim:
+			evs = e.removeRegionLocked(r)
+		case r.origin != OriginDaemon:
+			r.origin = OriginDaemon
+			evs = []Event{{Kind: RegionChanged, Region: e.regionInfoLocked(r)}}
+		}
 	}
 	e.mu.Unlock()
 	e.hub.publish(evs...)

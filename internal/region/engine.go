@@ -139,6 +139,11 @@ type regionState struct {
 	// the one last applied is stale (it may be torn by writes in between)
 	// and is dropped.
 	readTicket uint64
+	// bornTicket is the ticket of the reading that started this
+	// generation: a create tells by it whether the model's region under
+	// the name it claimed is an earlier one or its own, already read from
+	// the kernel's add uevent.
+	bornTicket uint64
 }
 
 type genKey struct {

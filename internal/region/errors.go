@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -35,8 +36,14 @@ type KernelError struct {
 	Err   error
 }
 
+// Error names the step (unless the attribute already does), the attribute
+// and the errno. The operation and its object are the caller's prefix
+// ("create on decoder0.0: "), so the message says each once.
 func (e *KernelError) Error() string {
-	msg := fmt.Sprintf("%s: step %s: write %s: %s (%s)", e.Op, e.Step, e.Attr, e.Errno.Error(), errnoName(e.Errno))
+	msg := fmt.Sprintf("write %s: %s (%s)", e.Attr, e.Errno.Error(), errnoName(e.Errno))
+	if e.Step != path.Base(e.Attr) {
+		msg = "step " + e.Step + ": " + msg
+	}
 	if e.Hint != "" {
 		msg += ": " + e.Hint
 	}
@@ -93,7 +100,7 @@ func (e *Engine) crash(point crashPoint) bool {
 // the attribute and the errno, with what the errno means there.
 func kernelErr(op, step string, err error) error {
 	if errors.Is(err, ErrFrozen) {
-		return fmt.Errorf("%s: step %s: %w", op, step, err)
+		return fmt.Errorf("step %s: %w", step, err)
 	}
 	ke := &KernelError{Op: op, Step: step, Errno: errnoOf(err), Err: err}
 	var we *sysfs.WriteError
@@ -101,7 +108,7 @@ func kernelErr(op, step string, err error) error {
 		ke.Attr = we.Attr
 	}
 	if ke.Errno == 0 {
-		return fmt.Errorf("%s: step %s: %w", op, step, err)
+		return fmt.Errorf("step %s: %w", step, err)
 	}
 	ke.Hint = hint(step, ke.Errno)
 	return ke

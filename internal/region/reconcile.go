@@ -123,7 +123,7 @@ func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq, ticket
 			origin = OriginDaemon
 		}
 	}
-	r = &regionState{reg: reg, gen: e.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq, readTicket: ticket}
+	r = &regionState{reg: reg, gen: e.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq, readTicket: ticket, bornTicket: ticket}
 	e.regions[reg.Name] = r
 	return append(evs, Event{Kind: RegionAdded, Region: e.regionInfoLocked(r)})
 }

@@ -46,6 +46,15 @@ func TestGuardActiveComesFromConfig(t *testing.T) {
 	}
 }
 
+// cxlregionctl lock takes its lock directory from this property.
+func TestLockDirectoryComesFromConfig(t *testing.T) {
+	h := startService(t, newFakeEngine(), func(c *Config) { c.LockDirectory = "/run/test/lock" })
+	v, err := h.client.Object(api.BusName, api.ManagerPath).GetProperty(api.ManagerInterface + "." + api.PropLockDirectory)
+	if err != nil || v.Value() != "/run/test/lock" {
+		t.Fatalf("LockDirectory = %v, %v; want /run/test/lock", v, err)
+	}
+}
+
 func TestIntrospectionServesTheXML(t *testing.T) {
 	eng := newFakeEngine()
 	eng.addRegion("region0")

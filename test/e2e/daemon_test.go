@@ -36,6 +36,16 @@ func TestDaemonStartFailuresAreClear(t *testing.T) {
 			"has format version 99; this cxlregiond reads version"},
 		{"guard on the simulator", d.env(), []string{"--simulate", "--guard", "on", "--state-dir", filepath.Join(empty, "s4"), "--lock-dir", filepath.Join(empty, "l4"), "--metrics-listen", "off"},
 			"--guard=on needs a real /sys"},
+		// Metrics: the listener opens before READY, so a bad address is a
+		// failed start, not a daemon that runs on without metrics.
+		{"metrics port without host", d.env(), []string{"--simulate", "--state-dir", filepath.Join(empty, "s5"), "--lock-dir", filepath.Join(empty, "l5"), "--metrics-listen", "9477"},
+			`--metrics-listen "9477": want host:port (e.g. 127.0.0.1:9477) or "off"`},
+		{"metrics empty host", d.env(), []string{"--simulate", "--state-dir", filepath.Join(empty, "s6"), "--lock-dir", filepath.Join(empty, "l6"), "--metrics-listen", ":9477"},
+			`--metrics-listen ":9477": no host`},
+		{"metrics port in use", d.env(), []string{"--simulate", "--state-dir", filepath.Join(empty, "s7"), "--lock-dir", filepath.Join(empty, "l7"), "--metrics-listen", d.metrics},
+			"metrics listener: listen tcp " + d.metrics + ": bind: address already in use"},
+		{"metrics config without host", d.env(), []string{"--simulate", "--config", writeFile(t, empty, "metrics.conf", "metrics_listen = 9477\n"), "--state-dir", filepath.Join(empty, "s8"), "--lock-dir", filepath.Join(empty, "l8")},
+			`metrics_listen = 9477: want host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
