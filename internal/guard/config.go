@@ -31,7 +31,8 @@ type Config struct {
 	Targets func(rootDecoders []string) []Target
 
 	// Settled blocks until no region of rootDecoder is still being set up
-	// by the kernel, or ctx ends; an open of delete_region waits for it
+	// by the kernel, or ctx ends; an open of delete_region waits for it,
+	// an open of an unbind file (Target.Teardown) for every root decoder
 	// (the engine's (*region.Engine).WaitRootSettled). Nil: no wait.
 	Settled func(ctx context.Context, rootDecoder string) error
 

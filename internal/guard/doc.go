@@ -11,7 +11,12 @@
 // process's behalf, the writer of every root decoder the file can affect.
 // It keeps those writers until the process closes the file, so an unaware
 // writer is serialized with the daemon's own operations (the same FIFO)
-// and with every other unaware writer.
+// and with every other unaware writer. An open of delete_region, or of an
+// unbind (cxl_region's, cxl_port's, cxl_acpi's), also waits until the
+// regions it can tear down have settled (Config.Settled): the kernel's own
+// work on a region (auto-assembly, the nd registration after any bind)
+// takes no writer, and tearing down a pmem region mid-registration oopses
+// whichever store does it.
 //
 // Opens that already hold the writer pass at once: the daemon's own (its
 // writer is what holds the lock), those of a process tree holding the

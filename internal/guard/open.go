@@ -116,10 +116,14 @@ func (g *Guard) admit(ctx context.Context, pid int, t Target, file fileID) (stri
 				return ResultRefused, err
 			}
 		}
-		if t.Kind == KindDelete && g.cfg.Settled != nil {
-			if err := g.cfg.Settled(ctx, t.RootDecoder); err != nil {
-				releaseAll(acquired)
-				return ResultRefused, fmt.Errorf("regions of %s not settled: %w", t.RootDecoder, err)
+		if (t.Kind == KindDelete || t.Teardown) && g.cfg.Settled != nil {
+			// need is the delete's own root decoder, or every root
+			// decoder for an unbind.
+			for _, rd := range need {
+				if err := g.cfg.Settled(ctx, rd); err != nil {
+					releaseAll(acquired)
+					return ResultRefused, fmt.Errorf("regions of %s not settled: %w", rd, err)
+				}
 			}
 		}
 		if len(p.joined) == 0 && len(acquired) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +119,71 @@ func TestDeleteWaitsForSettled(t *testing.T) {
 	r.startWriter(r.path("decoder0.0", "delete_region"), "unsettled", time.Millisecond, 1).wait(t, 3*time.Second)
 	if e, ok := find(readLog(t, r.log), "unsettled", "refused"); !ok || e.extra != "EPERM" {
 		t.Fatalf("an open whose regions did not settle was not refused with EPERM: %+v", e)
+	}
+	if !strings.Contains(r.logs.String(), "region4 not settled") {
+		t.Error("the refusal's log line does not say why")
+	}
+}
+
+// TestUnbindWaitsForSettled: an open of an unbind file (here cxl_acpi's,
+// which tears down every region) is held until the regions of every root
+// decoder have settled: the kernel's auto-assembly and the nd registration
+// after a bind take no writer, and a teardown of a pmem region whose nd
+// region is still registering oopses, whichever store does it (the soak
+// hit it with cxl_acpi's unbind under every writer). An open of a bind
+// file does not wait. A settle that fails refuses the open.
+//
+// Mutation: drop "|| t.Teardown" in admit and "unbind" opens before
+// settled is closed; in SysfsTargets mark the bind files as teardowns and
+// "bind" waits for settle.
+func TestUnbindWaitsForSettled(t *testing.T) {
+	settled := make(chan struct{})
+	var mu sync.Mutex
+	var calls []string
+	fail := false
+	r := newRig(t, []string{"decoder0.0", "decoder1.0"}, func(c *Config) {
+		c.Settled = func(ctx context.Context, rd string) error {
+			mu.Lock()
+			calls = append(calls, rd)
+			failNow := fail
+			mu.Unlock()
+			if failNow {
+				return errors.New("region4 not settled")
+			}
+			select {
+			case <-settled:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	})
+
+	r.startWriter(filepath.Join(r.root, sysfs.RegionBindPath), "bind", time.Millisecond, 1).wait(t, 3*time.Second)
+	mu.Lock()
+	if len(calls) != 0 {
+		t.Errorf("cxl_region/bind waited for settle: %v", calls)
+	}
+	mu.Unlock()
+
+	unbind := r.startWriter(filepath.Join(r.root, sysfs.ACPIUnbindPath), "unbind", time.Millisecond, 1)
+	r.assertNotOpened("unbind", 150*time.Millisecond)
+	at := monoNow()
+	close(settled)
+	unbind.wait(t, 3*time.Second)
+	if e, _ := find(readLog(t, r.log), "unbind", "open"); e.at < at {
+		t.Fatal("cxl_acpi/unbind opened before the regions settled")
+	}
+	mu.Lock()
+	if want := []string{"decoder0.0", "decoder1.0"}; !slices.Equal(calls, want) {
+		t.Errorf("Settled calls %v, want %v", calls, want)
+	}
+	fail = true
+	mu.Unlock()
+
+	r.startWriter(filepath.Join(r.root, sysfs.RegionUnbindPath), "unsettled", time.Millisecond, 1).wait(t, 3*time.Second)
+	if e, ok := find(readLog(t, r.log), "unsettled", "refused"); !ok || e.extra != "EPERM" {
+		t.Fatalf("an unbind whose regions did not settle was not refused with EPERM: %+v", e)
 	}
 	if !strings.Contains(r.logs.String(), "region4 not settled") {
 		t.Error("the refusal's log line does not say why")

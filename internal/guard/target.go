@@ -58,6 +58,14 @@ type Target struct {
 	// RootDecoder owns a KindDelete or KindCreate file; empty for the
 	// driver files, whose opens need every root decoder's writer.
 	RootDecoder string
+	// Teardown marks a driver's unbind: its store unregisters regions
+	// (cxl_region's unbind one, cxl_port's those below the port,
+	// cxl_acpi's every one), and tearing down a pmem region whose nd
+	// region libnvdimm is still registering oopses 6.1 and 6.12 whatever
+	// the store (docs/kernel.md#nd-oops; the daemon's own Disable waits
+	// for the same reason). So an open of it waits for the regions of
+	// every root decoder in its scope to settle, as delete_region's does.
+	Teardown bool
 }
 
 // SysfsTargets lists the guarded files of a sysfs tree rooted at root
@@ -89,16 +97,17 @@ func SysfsTargets(root string) func(rootDecoders []string) []Target {
 			}
 		}
 		for _, f := range []struct {
-			path string
-			kind Kind
+			path     string
+			kind     Kind
+			teardown bool
 		}{
-			{sysfs.RegionBindPath, KindRegionDriver},
-			{sysfs.RegionUnbindPath, KindRegionDriver},
-			{sysfs.ACPIBindPath, KindACPIDriver},
-			{sysfs.ACPIUnbindPath, KindACPIDriver},
-			{sysfs.PortUnbindPath, KindPortDriver},
+			{sysfs.RegionBindPath, KindRegionDriver, false},
+			{sysfs.RegionUnbindPath, KindRegionDriver, true},
+			{sysfs.ACPIBindPath, KindACPIDriver, false},
+			{sysfs.ACPIUnbindPath, KindACPIDriver, true},
+			{sysfs.PortUnbindPath, KindPortDriver, true},
 		} {
-			ts = append(ts, Target{Path: filepath.Join(root, f.path), Kind: f.kind})
+			ts = append(ts, Target{Path: filepath.Join(root, f.path), Kind: f.kind, Teardown: f.teardown})
 		}
 		return ts
 	}

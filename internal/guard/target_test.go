@@ -11,17 +11,17 @@ import (
 func TestSysfsTargets(t *testing.T) {
 	got := SysfsTargets("/sys")([]string{"decoder0.0", "decoder3.1", "../etc"})
 	want := []Target{
-		{"/sys/bus/cxl/devices/decoder0.0/delete_region", KindDelete, "decoder0.0"},
-		{"/sys/bus/cxl/devices/decoder0.0/create_pmem_region", KindCreate, "decoder0.0"},
-		{"/sys/bus/cxl/devices/decoder0.0/create_ram_region", KindCreate, "decoder0.0"},
-		{"/sys/bus/cxl/devices/decoder3.1/delete_region", KindDelete, "decoder3.1"},
-		{"/sys/bus/cxl/devices/decoder3.1/create_pmem_region", KindCreate, "decoder3.1"},
-		{"/sys/bus/cxl/devices/decoder3.1/create_ram_region", KindCreate, "decoder3.1"},
-		{"/sys/bus/cxl/drivers/cxl_region/bind", KindRegionDriver, ""},
-		{"/sys/bus/cxl/drivers/cxl_region/unbind", KindRegionDriver, ""},
-		{"/sys/bus/platform/drivers/cxl_acpi/bind", KindACPIDriver, ""},
-		{"/sys/bus/platform/drivers/cxl_acpi/unbind", KindACPIDriver, ""},
-		{"/sys/bus/cxl/drivers/cxl_port/unbind", KindPortDriver, ""},
+		{"/sys/bus/cxl/devices/decoder0.0/delete_region", KindDelete, "decoder0.0", false},
+		{"/sys/bus/cxl/devices/decoder0.0/create_pmem_region", KindCreate, "decoder0.0", false},
+		{"/sys/bus/cxl/devices/decoder0.0/create_ram_region", KindCreate, "decoder0.0", false},
+		{"/sys/bus/cxl/devices/decoder3.1/delete_region", KindDelete, "decoder3.1", false},
+		{"/sys/bus/cxl/devices/decoder3.1/create_pmem_region", KindCreate, "decoder3.1", false},
+		{"/sys/bus/cxl/devices/decoder3.1/create_ram_region", KindCreate, "decoder3.1", false},
+		{"/sys/bus/cxl/drivers/cxl_region/bind", KindRegionDriver, "", false},
+		{"/sys/bus/cxl/drivers/cxl_region/unbind", KindRegionDriver, "", true},
+		{"/sys/bus/platform/drivers/cxl_acpi/bind", KindACPIDriver, "", false},
+		{"/sys/bus/platform/drivers/cxl_acpi/unbind", KindACPIDriver, "", true},
+		{"/sys/bus/cxl/drivers/cxl_port/unbind", KindPortDriver, "", true},
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("SysfsTargets:\n got %v\nwant %v", got, want)
