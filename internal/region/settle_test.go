@@ -2,10 +2,12 @@ package region
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/cxlregion/cxlregiond/internal/cxlsim"
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
 // TestDeleteWaitsForForeignBind: another tool creates and binds a pmem
@@ -105,4 +107,66 @@ func TestDeleteDuringAutoAssembly(t *testing.T) {
 		t.Fatalf("delete_region writes = %d, want 1", got)
 	}
 	h.requireClean()
+}
+
+// TestWaitRootSettledBeforeACPIUnbind: WaitRootSettled, which the guard
+// calls before another process's delete_region or unbind open goes
+// through, covers what the kernel does without any writer: a region
+// still being auto-assembled and the nd registration after its bind. An
+// operator's cxl_acpi unbind let through after it tears the region down
+// cleanly; the same unbind 0 ms after the assembly's bind (the soak's
+// BUG, taken with every writer held but no settle wait) oopses in
+// kill_device. Both in one kernel: the baseline first.
+//
+// Mutation: drop the NDRegionBound case in settledLocked and the second
+// unbind oopses too ("BUG after the settle wait").
+func TestWaitRootSettledBeforeACPIUnbind(t *testing.T) {
+	h := newHarness(t, cxlsim.WithRegisterDelay(300*time.Millisecond))
+	eng := h.start(nil)
+	ctx := context.Background()
+	spec := cxlsim.AssembleSpec{RootDecoder: "decoder0.0", Mode: "pmem", Targets: []string{"decoder3.0"}, Size: 256 << 20,
+		Duration: 100 * time.Millisecond}
+
+	// Baseline: unbind as soon as the assembly has bound the region.
+	if _, err := h.k.AutoAssemble(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fs.Write(sysfs.ACPIUnbindPath, "ACPI0017:00"); !errors.Is(err, cxlsim.ErrKernelOops) {
+		t.Fatalf("baseline: cxl_acpi unbind during the nd registration: %v, want the oops", err)
+	}
+	if _, bug := h.counts(); bug != 1 {
+		t.Fatalf("baseline: %d BUG, want 1", bug)
+	}
+	if err := h.fs.Write(sysfs.ACPIBindPath, "ACPI0017:00"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "decoder3.0 to come back", func() bool { return freeDecoderOn(h, "port1") == "decoder3.0" })
+
+	// The guard's order: the unbind waits for WaitRootSettled, which is
+	// asked while the kernel is still assembling.
+	assembled := make(chan error, 1)
+	go func() {
+		_, err := h.k.AutoAssemble(ctx, spec)
+		assembled <- err
+	}()
+	waitFor(t, "the kernel to start assembling", func() bool {
+		topo, err := h.fs.Scan()
+		return err == nil && len(topo.Regions) == 1
+	})
+	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, rd := range eng.RootDecoders() {
+		if err := eng.WaitRootSettled(waitCtx, rd.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-assembled; err != nil {
+		t.Fatalf("the assembly had not finished when its root settled: %v", err)
+	}
+	if err := h.fs.Write(sysfs.ACPIUnbindPath, "ACPI0017:00"); err != nil {
+		t.Fatalf("cxl_acpi unbind after the settle wait: %v", err)
+	}
+	if _, bug := h.counts(); bug != 1 {
+		t.Fatalf("BUG after the settle wait (%d in all):\n%s", bug, lastLines(h.k.Log(), 40))
+	}
 }

@@ -65,13 +65,14 @@ func (f soakFigures) String() string {
 // $CXLREGIOND_SOAK with 16 clients doing random operations (create on
 // every window, delete of current and stale generations, enable,
 // disable, list, rescan) while foreign actors work beside them: another
-// tool's raw creates and deletes (under the writer, as the guard makes
-// them), the kernel's auto-assembly, and cxl_acpi unbinds and rebinds
-// (under every writer, as the guard orders them). It prints the process's
-// resources at start and end, the operations done, the kernel's WARNING
-// and BUG count and the daemon's double deletes (delete_region writes the
-// kernel refused because the region was already gone); the last three
-// must be 0, and the resources must come back.
+// tool's raw creates, unbinds and deletes, the kernel's auto-assembly, and
+// cxl_acpi unbinds and rebinds. Each foreign write is made as the guard
+// lets it through on a guarded host (guarded below: the writers, and for
+// a teardown the settled regions). It prints the process's resources at
+// start and end, the operations done, the kernel's WARNING and BUG count
+// and the daemon's double deletes (delete_region writes the kernel
+// refused because the region was already gone); the last three must be 0,
+// and the resources must come back.
 func TestSoak(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv(soakEnv))
 	if err != nil || d <= 0 {
@@ -145,9 +146,17 @@ func TestSoak(t *testing.T) {
 		}
 		return out
 	}
-	// underWriters takes the writers of roots in name order: the guard's
-	// rule for another process's open of a control file.
-	underWriters := func(names []string, f func()) {
+	// guarded does what the guard (internal/guard) does for another
+	// process's open of a control file, then runs the write: it takes the
+	// writers of names in name order and, for a file whose store tears
+	// regions down (delete_region, an unbind), waits until every one of
+	// those root decoders' regions has settled. The wait matters as much
+	// as the writers: the kernel's auto-assembly and the nd registration
+	// after a bind take no writer, and a teardown of a pmem region whose
+	// nd region is still registering oopses whichever store does it.
+	// Without it the cxl_acpi unbind below tore down an auto-assembled
+	// region 20 ms after its bind (kill_device oops under unbind_store).
+	guarded := func(names []string, teardown bool, f func()) {
 		sort.Strings(names)
 		var held []*lock.Held
 		defer func() {
@@ -165,6 +174,13 @@ func TestSoak(t *testing.T) {
 				return
 			}
 			held = append(held, hd)
+		}
+		if teardown {
+			for _, n := range names {
+				if eng.WaitRootSettled(ctx, n) != nil {
+					return // the guard refuses the open (EPERM)
+				}
+			}
 		}
 		f()
 	}
@@ -216,14 +232,16 @@ func TestSoak(t *testing.T) {
 		r := rand.New(rand.NewPCG(100, uint64(time.Now().UnixNano())))
 		for ctx.Err() == nil {
 			if r.IntN(2) == 0 {
-				underWriters([]string{"decoder0.0"}, func() { foreignCreate(h, "decoder0.0") })
+				guarded([]string{"decoder0.0"}, false, func() { foreignCreate(h, "decoder0.0") })
 				count("foreign-create", nil)
 			} else if reg, ok := pick(r); ok {
-				underWriters([]string{reg.RootDecoder}, func() {
-					if eng.WaitRootSettled(ctx, reg.RootDecoder) == nil {
-						_ = h.fs.Write(sysfs.RegionUnbindPath, reg.Name)
-						_ = h.fs.Write(attrPathOrInvalid(reg.RootDecoder, "delete_region"), reg.Name)
-					}
+				// Two opens, as `cxl destroy-region` makes them: the
+				// cxl_region driver's unbind (the region's root decoder
+				// is unknown at open time: every writer), then the root
+				// decoder's delete_region.
+				guarded(roots(), true, func() { _ = h.fs.Write(sysfs.RegionUnbindPath, reg.Name) })
+				guarded([]string{reg.RootDecoder}, true, func() {
+					_ = h.fs.Write(attrPathOrInvalid(reg.RootDecoder, "delete_region"), reg.Name)
 				})
 				count("foreign-delete", nil)
 			}
@@ -243,7 +261,8 @@ func TestSoak(t *testing.T) {
 		}
 	})
 	// cxl_acpi unbind and rebind: every root decoder goes away and comes
-	// back.
+	// back. The rebind is written straight: the guard skips the frozen
+	// writers of roots that are gone, which is all of them.
 	wg.Go(func() {
 		for {
 			select {
@@ -251,11 +270,16 @@ func TestSoak(t *testing.T) {
 				return
 			case <-time.After(min(20*time.Second, d/4)):
 			}
-			underWriters(roots(), func() {
+			unbound := false
+			guarded(roots(), true, func() {
+				unbound = true
 				if err := h.fs.Write(sysfs.ACPIUnbindPath, "ACPI0017:00"); err == nil {
 					count("root-unbind", nil)
 				}
 			})
+			if !unbound {
+				continue // refused: the soak ended while the regions settled
+			}
 			time.Sleep(500 * time.Millisecond)
 			if err := h.fs.Write(sysfs.ACPIBindPath, "ACPI0017:00"); err != nil {
 				t.Errorf("cxl_acpi rebind: %v", err)
@@ -313,6 +337,9 @@ func TestSoak(t *testing.T) {
 // reportKeeper is the soak's kernel log writer: it keeps, for each of the
 // first few WARNING or BUG reports, the lines before and after it, so a
 // report from minute 20 of a soak is not lost among millions of lines.
+// The lines after cover a whole report (the nd oops is 45 lines; its
+// store, which says who tore the region down, comes near the end) and
+// the write that ran into it, logged once the store returns.
 type reportKeeper struct {
 	mu      sync.Mutex
 	ring    []string
@@ -332,7 +359,7 @@ func (k *reportKeeper) Write(p []byte) (int, error) {
 	if (strings.Contains(line, "WARNING:") || strings.Contains(line, "BUG:")) && k.reports < 3 {
 		k.reports++
 		k.out = append(append(append(k.out, "----"), k.ring...), line)
-		k.after = 15
+		k.after = 60
 	}
 	if k.ring = append(k.ring, line); len(k.ring) > 40 {
 		k.ring = k.ring[1:]
