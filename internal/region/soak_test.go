@@ -337,7 +337,7 @@ func TestSoak(t *testing.T) {
 // reportKeeper is the soak's kernel log writer: it keeps, for each of the
 // first few WARNING or BUG reports, the lines before and after it, so a
 // report from minute 20 of a soak is not lost among millions of lines.
-// The lines after cover a whole report (the nd oops is 45 lines; its
+// The lines after cover a whole report (the nd oops is about 45 lines; its
 // store, which says who tore the region down, comes near the end) and
 // the write that ran into it, logged once the store returns.
 type reportKeeper struct {
