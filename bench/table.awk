@@ -17,6 +17,7 @@ BEGIN {
 		"spread/one spread-cycles/s one-cycles/s rate;" \
 		"storm/single storm-ns/op single-ns/op ns;" \
 		"guarded/unguarded open-ns unguarded-open-ns ns;" \
+		"scan/plain scan-ns/op plain-ns/op ns;" \
 		"msgs/cpu-s msgs/s allocs/op parser", rows, ";")
 	printf "%-50s %-18s %8s   %s\n", "benchmark", "ratio", "value", "from"
 }
