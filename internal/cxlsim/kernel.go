@@ -31,7 +31,7 @@ type Kernel struct {
 	regions map[string]*regionState // live: registered cxl regions (and released-but-referenced ones until release)
 
 	// the tree
-	devs map[string]*device            // by sysfs path
+	devs map[string]*device // by sysfs path
 	// kids indexes devs by parent directory (path.Dir of the path), so
 	// that listing a directory does not walk every device.
 	kids map[string]map[string]*device
