@@ -72,7 +72,7 @@ e2e-qemu:
 
 # Benchmarks that print ratios measured in one run (bench/README.md): daemon
 # against raw writes, parallel root decoders, coalesced deletes, the
-# guard's open overhead and the uevent parser. About three minutes on 2
+# guard's open overhead and the uevent parser. About four minutes on 2
 # cores; the full output stays in bin/bench.txt, then a short table of the
 # ratios.
 BENCHTIME ?= 2s
