@@ -71,13 +71,14 @@ e2e-qemu:
 	KERNELS="$(KERNELS)" CYCLES="$(CYCLES)" GO="$(GO)" test/e2e/qemu/run.sh
 
 # Benchmarks that print ratios measured in one run (bench/README.md): daemon
-# against raw writes, parallel root decoders, coalesced deletes, and the
-# guard's open overhead. About two minutes on 2 cores; the full output
-# stays in bin/bench.txt, then a short table of the ratios.
+# against raw writes, parallel root decoders, coalesced deletes, the
+# guard's open overhead and the uevent parser. About four minutes on 2
+# cores; the full output stays in bin/bench.txt, then a short table of the
+# ratios.
 BENCHTIME ?= 2s
 bench:
 	@mkdir -p $(BIN)
-	@{ $(GO) test -run '^$$' -bench . -benchtime=$(BENCHTIME) -count=1 ./bench/ ./internal/guard/; \
+	@{ $(GO) test -run '^$$' -bench . -benchtime=$(BENCHTIME) -count=1 ./bench/ ./internal/guard/ ./internal/uevent/; \
 	   echo $$? > $(BIN)/bench.rc; } 2>&1 | tee $(BIN)/bench.txt
 	@echo; awk -f bench/table.awk $(BIN)/bench.txt
 	@exit $$(cat $(BIN)/bench.rc)

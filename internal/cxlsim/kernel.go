@@ -33,7 +33,10 @@ type Kernel struct {
 	regions map[string]*regionState // live: registered cxl regions (and released-but-referenced ones until release)
 
 	// the tree
-	devs map[string]*device            // by sysfs path
+	devs map[string]*device // by sysfs path
+	// kids indexes devs by parent directory (path.Dir of the path), so
+	// that listing a directory does not walk every device.
+	kids map[string]map[string]*device
 	bus  map[string]map[string]*device // bus -> name -> device
 	// lastIno numbers device directories as kernfs does: each registered
 	// device gets the next number, never one of a device that went.
@@ -258,6 +261,7 @@ func (k *Kernel) switchIdleGranularity() int {
 // rebuildTree registers the devices the state implies, without events.
 func (k *Kernel) rebuildTree() {
 	k.devs = map[string]*device{}
+	k.kids = map[string]map[string]*device{}
 	k.bus = map[string]map[string]*device{}
 	plat := k.register(newPlatform())
 	for _, m := range k.st.Memdevs {

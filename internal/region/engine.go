@@ -52,9 +52,10 @@ type Config struct {
 	// crashAt, when it returns true for a crash point, makes the engine
 	// stop dead there, as a killed daemon would. Tests only.
 	crashAt func(crashPoint) bool
-	// journalFile opens the journal's log for appending; tests wrap it to
-	// count syncs or fail writes. nil: the file itself.
-	journalFile func(path string) (journal.File, error)
+	// JournalFile opens the journal's log for appending; nil opens the
+	// file itself. Tests and benchmarks (bench/) wrap it to count syncs
+	// or to make writes fail; the daemon leaves it nil.
+	JournalFile func(path string) (journal.File, error)
 }
 
 func (c *Config) setDefaults() {
@@ -160,7 +161,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("region engine: StateDir is required")
 	}
-	j, err := journal.Open(cfg.StateDir, journal.Options{OpenFile: cfg.journalFile, BootID: cfg.BootID})
+	j, err := journal.Open(cfg.StateDir, journal.Options{OpenFile: cfg.JournalFile, BootID: cfg.BootID})
 	if err != nil {
 		return nil, err
 	}
