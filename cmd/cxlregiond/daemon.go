@@ -30,12 +30,12 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 	level := new(slog.LevelVar)
 	level.Set(base.LogLevel)
 	log := newLogger(os.Stderr, level)
-	s, err := loadSettings(o.configFile, base, flagsSet)
+	s, err := loadSettings(o.configFile, o.configOptional, base, flagsSet)
 	if err != nil {
 		return err
 	}
 	level.Set(s.LogLevel)
-	live := &liveSettings{path: o.configFile, flags: flagsSet, level: level, log: log,
+	live := &liveSettings{path: o.configFile, optional: o.configOptional, flags: flagsSet, level: level, log: log,
 		metricsAddr: make(chan string, 1), cur: s}
 	notifyStatus("starting: scanning sysfs")
 
@@ -48,7 +48,7 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 	}
 	defer events.Close()
 
-	m := metrics.New(metrics.Options{Version: api.Version, Logger: log})
+	m := metrics.New(metrics.Options{Version: api.FullVersion(), Logger: log})
 	reg, err := lock.NewRegistry(fs, o.lockDir, lock.WithLogger(log), lock.WithWriteObserver(m.ObserveWrite))
 	if err != nil {
 		return err
@@ -68,7 +68,7 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 
 	var guardActive guardState
 	svc, err := service.New(service.Config{
-		Engine: eng, Version: api.Version, Simulated: sim != nil,
+		Engine: eng, Version: api.FullVersion(), Simulated: sim != nil,
 		GuardActive: guardActive.active, GuardQueueDepth: guardActive.queueDepth, DefaultTimeout: live.defaultTimeout, Logger: log,
 	})
 	if err != nil {
@@ -131,7 +131,7 @@ func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsS
 	wg.Go(func() { followStatus(serveCtx, eng, sim != nil, &guardActive) })
 	err = svc.Serve(serveCtx, conn, func() {
 		notifyReady(statusLine(eng, sim != nil, &guardActive))
-		log.Info("ready", "bus_name", api.BusName, "version", api.Version, "simulated", sim != nil,
+		log.Info("ready", "bus_name", api.BusName, "version", api.FullVersion(), "simulated", sim != nil,
 			"guard", guardActive.active(), "root_decoders", len(eng.RootDecoders()), "regions", len(eng.Regions()))
 	})
 	notifyStopping()
