@@ -67,12 +67,13 @@ func loadSettings(path string, optional bool, base settings, flags map[string]bo
 	return base, nil
 }
 
-// reload re-reads the config file over the settings it started from. A
-// broken file is logged and ignored: the daemon keeps what it has.
-func (l *liveSettings) reload(base settings) {
+// reload re-reads the config file over the settings it started from; cause
+// ("SIGHUP", "file changed") goes to the log. A broken file is logged and
+// ignored: the daemon keeps what it has.
+func (l *liveSettings) reload(base settings, cause string) {
 	next, err := loadSettings(l.path, l.optional, base, l.flags)
 	if err != nil {
-		l.log.Error("config reload failed; keeping the current settings", "err", err)
+		l.log.Error("config reload failed; keeping the current settings", "cause", cause, "err", err)
 		return
 	}
 	l.mu.Lock()
@@ -96,7 +97,7 @@ func (l *liveSettings) reload(base settings) {
 			l.log.Warn("metrics address change dropped: a previous change is still being applied")
 		}
 	}
-	l.log.Info("config reloaded", "file", l.path, "changed", changed)
+	l.log.Info("config reloaded", "file", l.path, "cause", cause, "changed", changed)
 }
 
 // watch reloads the config file when it changes (fsnotify, on its
@@ -145,7 +146,7 @@ func (l *liveSettings) watch(ctx context.Context, base settings, hup <-chan os.S
 			// systemctl reload (ExecReload= sends SIGHUP): systemd shows
 			// "reloading" until the file is applied.
 			notifyReloading()
-			l.reload(base)
+			l.reload(base, "SIGHUP")
 			notifyReloaded()
 		case ev, ok := <-events:
 			if !ok {
@@ -160,7 +161,7 @@ func (l *liveSettings) watch(ctx context.Context, base settings, hup <-chan os.S
 				l.log.Warn("config file watch", "err", err)
 			}
 		case <-debounce.C:
-			l.reload(base)
+			l.reload(base, "file changed")
 		}
 	}
 }
