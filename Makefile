@@ -58,6 +58,7 @@ install-data:
 	install -D -m 0644 deploy/dbus/io.github.cxlregion1.service $(DESTDIR)/usr/share/dbus-1/system-services/io.github.cxlregion1.service
 	install -D -m 0644 deploy/polkit/io.github.cxlregion1.policy $(DESTDIR)/usr/share/polkit-1/actions/io.github.cxlregion1.policy
 	install -D -m 0644 deploy/tmpfiles/cxlregiond.conf $(DESTDIR)/usr/lib/tmpfiles.d/cxlregiond.conf
+	install -D -m 0644 deploy/sysusers/cxlregiond.conf $(DESTDIR)/usr/lib/sysusers.d/cxlregiond.conf
 	install -D -m 0644 deploy/config/cxlregiond.conf $(DESTDIR)/etc/cxlregiond/cxlregiond.conf
 	install -d $(DESTDIR)/usr/share/man/man5 $(DESTDIR)/usr/share/man/man8
 	install -m 0644 docs/man/*.5 $(DESTDIR)/usr/share/man/man5/

@@ -234,6 +234,7 @@ func TestMakeInstallPaths(t *testing.T) {
 		"/usr/share/polkit-1/actions/io.github.cxlregion1.policy":        "deploy/" + polkitFile + " 0644",
 		"/usr/lib/tmpfiles.d/cxlregiond.conf":                            "deploy/" + tmpfilesFile + " 0644",
 		"/etc/cxlregiond/cxlregiond.conf":                                "deploy/config/cxlregiond.conf 0644",
+		"/usr/lib/sysusers.d/cxlregiond.conf":                            "deploy/sysusers/cxlregiond.conf 0644",
 	}
 	for dest, src := range want {
 		if installs[dest] != src {
