@@ -43,7 +43,8 @@ func (s *Service) execute(req *request, op operation) ([]any, *dbus.Error) {
 	uid, aerr := s.authorize(s.opsCtx, req.sender, !op.opts.noUserInteraction, op.what)
 	if aerr != nil {
 		done()
-		s.log.Info("refused", "operation", op.kind, "what", op.what, "sender", req.sender, "uid", uid, "reason", aerr.Error())
+		s.log.Info("refused", "operation", op.kind, "what", op.what, "region", op.region, "sender", req.sender, "uid", uid,
+			"result", "AccessDenied", "reason", aerr.Error())
 		return nil, aerr
 	}
 	if op.check != nil {
