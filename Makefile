@@ -110,6 +110,12 @@ CYCLES  ?= 100
 e2e-qemu:
 	KERNELS="$(KERNELS)" CYCLES="$(CYCLES)" GO="$(GO)" test/e2e/qemu/run.sh
 
+# The Debian package on a Debian 12 guest booted with systemd, the system
+# bus and polkit, on the same kernels and CXL machine (test/e2e/systemd).
+# Root; test/e2e/qemu/deps.sh once.
+e2e-systemd:
+	KERNELS="$(KERNELS)" GO="$(GO)" test/e2e/systemd/run.sh
+
 # Benchmarks that print ratios measured in one run (bench/README.md): daemon
 # against raw writes, parallel root decoders, coalesced deletes, and the
 # guard's open overhead. About two minutes on 2 cores; the full output
