@@ -71,5 +71,6 @@ const (
 	MethodDelete       = "Delete"
 	MethodEnable       = "Enable"
 	MethodDisable      = "Disable"
+	MethodCancel       = "Cancel"
 	SignalCompleted    = "Completed"
 )

@@ -30,6 +30,10 @@ type operation struct {
 	run func(ctx context.Context) (dbus.ObjectPath, error)
 	// noResult marks a method that returns nothing (Refresh).
 	noResult bool
+	// cancelable: run stops and undoes its writes when its context is
+	// cancelled before the engine reports the point of no return
+	// (region.OnPointOfNoReturn), so its Job may offer Cancel.
+	cancelable bool
 }
 
 // execute admits, authorizes and runs an operation, waiting for it or, with
@@ -57,7 +61,9 @@ func (s *Service) execute(req *request, op operation) ([]any, *dbus.Error) {
 		return []any{s.startJob(op, uid, done)}, nil
 	}
 	defer done()
-	result, err := s.run(op, uid)
+	ctx, cancel := s.opContext(op.opts.timeout)
+	defer cancel()
+	result, err := s.run(ctx, op, uid)
 	if err != nil {
 		return nil, err
 	}
@@ -67,13 +73,11 @@ func (s *Service) execute(req *request, op operation) ([]any, *dbus.Error) {
 	return []any{result}, nil
 }
 
-// run runs an operation under its timeout and logs its outcome, one record
-// with the fields the README documents for the journal: OPERATION, REGION,
-// RESULT (ok or the D-Bus error's short name) and, when the kernel refused
-// a write, ERRNO (EBUSY).
-func (s *Service) run(op operation, uid uint32) (dbus.ObjectPath, *dbus.Error) {
-	ctx, cancel := s.opContext(op.opts.timeout)
-	defer cancel()
+// run runs an operation in ctx (see opContext) and logs its outcome, one
+// record with the fields the README documents for the journal: OPERATION,
+// REGION, RESULT (ok or the D-Bus error's short name) and, when the kernel
+// refused a write, ERRNO (EBUSY).
+func (s *Service) run(ctx context.Context, op operation, uid uint32) (dbus.ObjectPath, *dbus.Error) {
 	start := time.Now()
 	result, err := op.run(ctx)
 	s.log.Info("operation "+outcome(err), outcomeAttrs(op, uid, result, err, time.Since(start))...)
