@@ -148,7 +148,7 @@ build_image() {
 	rm -f "$r/tmp/cxlregiond.deb"
 	chroot "$r" useradd -m -u 1000 -s /bin/bash tester
 	echo cxltest >"$r/etc/hostname"
-	echo '/dev/vda / ext4 rw 0 1' >"$r/etc/fstab"
+	echo '/dev/vda / ext4 rw 0 0' >"$r/etc/fstab"
 	install -m 0755 "$OUT/bin/racer" "$r/usr/local/bin/racer"
 	install -D -m 0644 "$QGUEST/scenarios.sh" "$r/usr/local/lib/cxltest/scenarios.sh"
 	install -m 0644 "$QGUEST/daemon.sh" "$SD/guest/cxltest.sh" "$r/usr/local/lib/cxltest/"
