@@ -14,18 +14,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
-
-// rootDecoderName is the kernel's name for a root decoder: decoder<port>.<n>.
-// The name becomes a file name under the lock directory, so nothing else may
-// pass.
-var rootDecoderName = regexp.MustCompile(`^decoder[0-9]+\.[0-9]+$`)
 
 // Option configures a Registry.
 type Option func(*Registry)
@@ -53,8 +48,26 @@ type Registry struct {
 	log     *slog.Logger
 	observe func(attr string, d time.Duration, err error)
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards writers; the fields above are fixed by NewRegistry
 	writers map[string]*Writer
+}
+
+// LockDirMode is the lock directory's mode, the one tmpfiles.d gives
+// /run/cxlregiond/lock: readable by all, so an unprivileged tool can see
+// which lock files exist; only root takes them.
+const LockDirMode = 0o755
+
+// makeLockDir creates dir with LockDirMode whatever the umask (the unit's
+// UMask=0077 would make it 0700, unlike the directory tmpfiles.d makes).
+// An existing directory is left as it is.
+func makeLockDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, LockDirMode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, LockDirMode)
 }
 
 // NewRegistry returns a registry whose writers write through fs and keep
@@ -67,7 +80,11 @@ func NewRegistry(fs *sysfs.FS, dir string, opts ...Option) (*Registry, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("lock registry: empty lock directory")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock registry: %w", err)
+	}
+	if err := makeLockDir(dir); err != nil {
 		return nil, fmt.Errorf("lock registry: %w", err)
 	}
 	r := &Registry{
@@ -81,6 +98,10 @@ func NewRegistry(fs *sysfs.FS, dir string, opts ...Option) (*Registry, error) {
 	}
 	return r, nil
 }
+
+// Dir is the absolute path of the lock directory: what cxlregionctl lock
+// must use to serialize with the writers.
+func (r *Registry) Dir() string { return r.dir }
 
 // Writer returns the root decoder's writer, creating it on first use.
 func (r *Registry) Writer(rootDecoder string) (*Writer, error) {
@@ -111,9 +132,11 @@ func (r *Registry) Writers() []*Writer {
 }
 
 // LockPath is the lock file of rootDecoder in dir. It refuses anything that is
-// not a root decoder name, so the result never leaves dir.
+// not a decoder name as the kernel spells it, so the result never leaves dir
+// and one root decoder has one lock file (decoder00.0 is refused, not a
+// second lock for decoder0.0).
 func LockPath(dir, rootDecoder string) (string, error) {
-	if !rootDecoderName.MatchString(rootDecoder) {
+	if !devname.IsDecoder(rootDecoder) {
 		return "", fmt.Errorf("lock: %q is not a root decoder name (want decoderX.Y)", rootDecoder)
 	}
 	return filepath.Join(dir, rootDecoder+".lock"), nil

@@ -53,8 +53,10 @@ type Metrics struct {
 	uevents          *prometheus.CounterVec
 	resyncs          *prometheus.CounterVec
 	rescans          *prometheus.CounterVec
+	journalErrors    *prometheus.CounterVec
 	guardOpens       *prometheus.CounterVec
 	guardActive      prometheus.Gauge
+	subscriberResync prometheus.Counter
 }
 
 // Operations wait for settling and for the writer (seconds to a minute);
@@ -113,6 +115,10 @@ func New(opts Options) *Metrics {
 			Namespace: namespace, Name: "rescans_total",
 			Help: "Full rescans of the CXL sysfs tree, by reason.",
 		}, []string{"reason"}),
+		journalErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "journal_errors_total",
+			Help: "Intent journal records that could not be written or synced, by what needed them; the operation failed and no new one starts until the journal is rewritten.",
+		}, []string{"operation"}),
 		guardOpens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "guard_opens_total",
 			Help: "Opens of guarded CXL files by other processes, by file kind and result (allowed at once, waited for the writers, passed as the writers' holder, refused).",
@@ -120,6 +126,10 @@ func New(opts Options) *Metrics {
 		guardActive: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "guard_active",
 			Help: "1 while the fanotify guard holds other processes' opens of the CXL control files.",
+		}),
+		subscriberResync: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "event_subscriber_resyncs_total",
+			Help: "Times an engine event subscriber (the D-Bus service, this metrics follower, the guard) fell more than its queue bound behind: its queued events were dropped and it re-read the model.",
 		}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -135,8 +145,8 @@ func New(opts Options) *Metrics {
 		buildInfo,
 		m.operations, m.operationSeconds, m.duplicateDeletes,
 		m.writes, m.writeSeconds,
-		m.uevents, m.resyncs, m.rescans,
-		m.guardOpens, m.guardActive,
+		m.uevents, m.resyncs, m.rescans, m.journalErrors,
+		m.guardOpens, m.guardActive, m.subscriberResync,
 	)
 	if opts.Source != nil {
 		m.reg.MustRegister(newSnapshotCollector(opts.Source))
@@ -179,6 +189,9 @@ func (m *Metrics) initSeries() {
 	for _, r := range resyncReasons {
 		m.resyncs.WithLabelValues(r)
 	}
+	for _, op := range journalOperations {
+		m.journalErrors.WithLabelValues(op)
+	}
 	for _, k := range guardKinds {
 		for _, r := range guardResults {
 			m.guardOpens.WithLabelValues(k, r)
@@ -204,6 +217,10 @@ func (m *Metrics) ObserveWrite(attr string, d time.Duration, err error) {
 	m.writes.WithLabelValues(a, writeResultLabel(err)).Inc()
 	m.writeSeconds.WithLabelValues(a).Observe(d.Seconds())
 }
+
+// ObserveSubscriberResync records one subscriber queue dropped for a
+// resync; it is region.Config.OnSubscriberOverflow.
+func (m *Metrics) ObserveSubscriberResync() { m.subscriberResync.Inc() }
 
 // ObserveGuard records one open of a guarded file by another process. Its
 // signature is guard.Config.Observer's: kind is a guard.Kind's String,

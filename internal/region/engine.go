@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
@@ -20,8 +22,13 @@ type Config struct {
 	Writers *lock.Registry
 	// Events is the uevent source; nil means rescans only.
 	Events uevent.Source
-	// StateDir holds the intent journal and the generation counter.
+	// StateDir holds the intent journal and the generation counter
+	// (internal/journal).
 	StateDir string
+	// BootID is the running kernel's boot id
+	// (/proc/sys/kernel/random/boot_id); journal intents of another boot
+	// are closed without touching sysfs. "" when unknown.
+	BootID string
 	// SettleWindow is how long a region the daemon did not create must stay
 	// unchanged before it may be deleted, unless it is committed and bound.
 	SettleWindow time.Duration
@@ -36,10 +43,18 @@ type Config struct {
 	RescanInterval time.Duration
 	// DefaultTimeout bounds a request whose context has no deadline.
 	DefaultTimeout time.Duration
-	Logger         *slog.Logger
-	// crashAt, when it returns true for a journal point, makes the engine
+	// SubscriberQueue bounds the events queued for one subscriber
+	// (default DefaultSubscriberQueue); OnSubscriberOverflow, when set, is
+	// called each time a subscriber's queue is dropped for a resync.
+	SubscriberQueue      int
+	OnSubscriberOverflow func()
+	Logger               *slog.Logger
+	// crashAt, when it returns true for a crash point, makes the engine
 	// stop dead there, as a killed daemon would. Tests only.
-	crashAt func(point string) bool
+	crashAt func(crashPoint) bool
+	// journalFile opens the journal's log for appending; tests wrap it to
+	// count syncs or fail writes. nil: the file itself.
+	journalFile func(path string) (journal.File, error)
 }
 
 func (c *Config) setDefaults() {
@@ -55,6 +70,9 @@ func (c *Config) setDefaults() {
 	if c.DefaultTimeout == 0 {
 		c.DefaultTimeout = 60 * time.Second
 	}
+	if c.SubscriberQueue <= 0 {
+		c.SubscriberQueue = DefaultSubscriberQueue
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -63,12 +81,19 @@ func (c *Config) setDefaults() {
 // Engine is the model of the host's regions and the only path by which the
 // daemon changes them.
 type Engine struct {
+	// cfg is fixed once New returns and is read without a lock. The
+	// settings a reload changes are copied out of it into fields under mu
+	// (settleWindow, boundQuiet) or sent to Run (rescanEvery); cfg's own
+	// SettleWindow and BoundQuiet are only their starting values.
 	cfg     Config
 	fs      *sysfs.FS
 	writers *lock.Registry
 	log     *slog.Logger
-	journal *journal
-	hub     hub
+	journal *journal.Journal
+	// journalErrors counts journal failures surfaced by journalFailed.
+	journalErrors atomic.Uint64
+	made          *madeRegions // has its own lock
+	hub           hub          // has its own locks
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -76,6 +101,9 @@ type Engine struct {
 	// rescanEvery carries a new RescanInterval to Run (the latest wins).
 	rescanEvery chan time.Duration
 
+	// mu guards every field below it. It is held only for reads and
+	// updates of the model, never across a sysfs write, a wait or a
+	// publish to subscribers.
 	mu       sync.Mutex
 	topo     *sysfs.Topology
 	roots    map[string]*rootState
@@ -86,6 +114,10 @@ type Engine struct {
 	changed  chan struct{}   // closed and replaced on every model change
 	crashed  bool
 	tickets  uint64 // last reading ticket handed out
+	// settleWindow and boundQuiet are the settle rule's times
+	// (Config.SettleWindow, Config.BoundQuiet); SetSettle changes them.
+	settleWindow time.Duration
+	boundQuiet   time.Duration
 }
 
 type rootState struct {
@@ -107,6 +139,11 @@ type regionState struct {
 	// the one last applied is stale (it may be torn by writes in between)
 	// and is dropped.
 	readTicket uint64
+	// bornTicket is the ticket of the reading that started this
+	// generation: a create tells by it whether the model's region under
+	// the name it claimed is an earlier one or its own, already read from
+	// the kernel's add uevent.
+	bornTicket uint64
 }
 
 type genKey struct {
@@ -123,9 +160,17 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("region engine: StateDir is required")
 	}
-	j, err := openJournal(cfg.StateDir)
+	j, err := journal.Open(cfg.StateDir, journal.Options{OpenFile: cfg.journalFile, BootID: cfg.BootID})
 	if err != nil {
 		return nil, err
+	}
+	if rep := j.Report(); rep.TornBytes != 0 || rep.Legacy {
+		cfg.Logger.Warn("journal opened", "path", j.Path(), "torn_tail_bytes", rep.TornBytes,
+			"converted_v1_intents", rep.Converted, "converted_v1", rep.Legacy)
+	}
+	made, err := openMade(cfg.StateDir, cfg.BootID)
+	if err != nil {
+		cfg.Logger.Error("regions found at startup have an unknown origin", "err", err)
 	}
 	return &Engine{
 		cfg:         cfg,
@@ -133,6 +178,8 @@ func New(cfg Config) (*Engine, error) {
 		writers:     cfg.Writers,
 		log:         cfg.Logger,
 		journal:     j,
+		made:        made,
+		hub:         hub{limit: cfg.SubscriberQueue, overflowed: cfg.OnSubscriberOverflow},
 		ready:       make(chan struct{}),
 		rescanReq:   make(chan chan error),
 		rescanEvery: make(chan time.Duration, 1),
@@ -142,6 +189,9 @@ func New(cfg Config) (*Engine, error) {
 		gone:        make(map[genKey]bool),
 		creating:    make(map[string]bool),
 		changed:     make(chan struct{}),
+
+		settleWindow: cfg.SettleWindow,
+		boundQuiet:   cfg.BoundQuiet,
 	}, nil
 }
 
@@ -156,7 +206,15 @@ func (e *Engine) Subscribe(ctx context.Context) (<-chan Event, func()) {
 
 // Run scans, recovers the journal, then follows uevents and rescans until
 // ctx ends.
-func (e *Engine) Run(ctx context.Context) error {
+func (e *Engine) Run(ctx context.Context) (err error) {
+	defer func() {
+		// Last, after every goroutine of Run: what was appended becomes
+		// durable.
+		if cerr := e.journal.Close(); cerr != nil {
+			e.journalFailed("close", e.journal.Path(), cerr)
+			err = errors.Join(err, fmt.Errorf("close journal: %w", cerr))
+		}
+	}()
 	if err := e.rescan(ctx, "startup"); err != nil {
 		return fmt.Errorf("initial scan: %w", err)
 	}

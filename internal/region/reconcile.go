@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
 )
@@ -112,14 +113,17 @@ func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq, ticket
 	switch {
 	case e.creating[reg.Name]:
 		origin = OriginDaemon
+	case startup && e.made.origin(reg) != "":
+		// Made by this daemon before a restart, or not known.
+		origin = e.made.origin(reg)
 	case startup && reg.Committed:
 		origin = OriginKernel
 	case startup:
-		if j := e.journal.lookupCreate(reg.RootDecoder, reg.Name); j != nil {
+		if _, ok := e.journal.LookupCreate(reg.RootDecoder, reg.Name); ok {
 			origin = OriginDaemon
 		}
 	}
-	r = &regionState{reg: reg, gen: e.journal.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq, readTicket: ticket}
+	r = &regionState{reg: reg, gen: e.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq, readTicket: ticket, bornTicket: ticket}
 	e.regions[reg.Name] = r
 	return append(evs, Event{Kind: RegionAdded, Region: e.regionInfoLocked(r)})
 }
@@ -280,7 +284,7 @@ func (e *Engine) seqnum() uint64 {
 }
 
 func (e *Engine) refreshQuietly(name string) {
-	if !sysfs.ValidRegionName(name) {
+	if !devname.IsRegion(name) {
 		return
 	}
 	if _, err := e.refreshRegion(name); err != nil && !errors.Is(err, ErrNotFound) {
@@ -296,4 +300,15 @@ func parentName(devpath string) string {
 	}
 	parent := devpath[:i]
 	return parent[strings.LastIndexByte(parent, '/')+1:]
+}
+
+// nextGeneration numbers a new generation. If the journal cannot reserve
+// numbers the number is still unique within this run; the failure is
+// surfaced, since a restart could then hand it out again.
+func (e *Engine) nextGeneration() uint64 {
+	gen, err := e.journal.NextGeneration()
+	if err != nil {
+		e.journalFailed("generation", "", err)
+	}
+	return gen
 }

@@ -36,6 +36,9 @@ type Config struct {
 	Version string
 	// Simulated is reported as Manager.Simulated.
 	Simulated bool
+	// LockDirectory is published as Manager.LockDirectory: the absolute
+	// path of the writers' lock files, for cxlregionctl lock.
+	LockDirectory string
 	// GuardActive reports whether the fanotify guard runs; nil means it
 	// does not.
 	GuardActive func() bool
@@ -87,7 +90,7 @@ type Service struct {
 	opsCtx    context.Context
 	cancelOps context.CancelFunc
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards closing and nextJob, and orders ops.Add after closing is read
 	closing bool
 	ops     sync.WaitGroup // in-flight mutating calls and jobs
 	nextJob uint64
