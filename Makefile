@@ -2,10 +2,14 @@
 GO      ?= go
 BIN     := bin
 PKGS    := ./...
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/cxlregion/cxlregiond/api.Version=$(VERSION)
+# scripts/version.sh: "0.1.0~git312 abc1234" (number, commit), the one
+# version of both binaries, D-Bus, metrics and the Debian package.
+VERSION_INFO := $(shell scripts/version.sh)
+VERSION ?= $(word 1,$(VERSION_INFO))
+COMMIT  ?= $(word 2,$(VERSION_INFO))
+LDFLAGS := -X github.com/cxlregion/cxlregiond/api.Version=$(VERSION) -X github.com/cxlregion/cxlregiond/api.Commit=$(COMMIT)
 
-.PHONY: all build test lint vet demo e2e e2e-qemu bench install clean fuzz soak
+.PHONY: all build test lint vet demo e2e e2e-qemu e2e-systemd bench install install-files clean man deb fuzz soak
 
 all: build
 
@@ -36,9 +40,25 @@ test: lint
 # DESTDIR stages them under a root (packaging, and deploy/'s tests, which
 # run `systemd-analyze verify` on the staged unit). The paths are fixed:
 # the unit's ExecStart= and the D-Bus activation file name them.
-install: build install-data
+install: build completions install-files
+
+# install-files installs what `build` and `completions` made, without
+# building (debian/rules calls it).
+install-files: install-data
 	install -D -m 0755 $(BIN)/cxlregiond $(DESTDIR)/usr/sbin/cxlregiond
 	install -D -m 0755 $(BIN)/cxlregionctl $(DESTDIR)/usr/bin/cxlregionctl
+	for p in cxlregiond cxlregionctl; do \
+	  install -D -m 0644 $(BIN)/completion/$$p.bash $(DESTDIR)/usr/share/bash-completion/completions/$$p; \
+	  install -D -m 0644 $(BIN)/completion/$$p.zsh $(DESTDIR)/usr/share/zsh/vendor-completions/_$$p; \
+	  install -D -m 0644 $(BIN)/completion/$$p.fish $(DESTDIR)/usr/share/fish/vendor_completions.d/$$p.fish; \
+	done
+
+# completions: bash, zsh and fish completion scripts, from the binaries'
+# own command definitions (cobra).
+completions: build
+	mkdir -p $(BIN)/completion
+	for p in cxlregiond cxlregionctl; do for sh in bash zsh fish; do \
+	  $(BIN)/$$p completion $$sh >$(BIN)/completion/$$p.$$sh || exit 1; done; done
 
 install-data:
 	install -D -m 0644 deploy/systemd/cxlregiond.service $(DESTDIR)/usr/lib/systemd/system/cxlregiond.service
@@ -46,11 +66,39 @@ install-data:
 	install -D -m 0644 deploy/dbus/io.github.cxlregion1.service $(DESTDIR)/usr/share/dbus-1/system-services/io.github.cxlregion1.service
 	install -D -m 0644 deploy/polkit/io.github.cxlregion1.policy $(DESTDIR)/usr/share/polkit-1/actions/io.github.cxlregion1.policy
 	install -D -m 0644 deploy/tmpfiles/cxlregiond.conf $(DESTDIR)/usr/lib/tmpfiles.d/cxlregiond.conf
+	install -D -m 0644 deploy/sysusers/cxlregiond.conf $(DESTDIR)/usr/lib/sysusers.d/cxlregiond.conf
+	install -D -m 0644 deploy/config/cxlregiond.conf $(DESTDIR)/etc/cxlregiond/cxlregiond.conf
+	install -d $(DESTDIR)/usr/share/man/man5 $(DESTDIR)/usr/share/man/man8
+	install -m 0644 docs/man/*.5 $(DESTDIR)/usr/share/man/man5/
+	install -m 0644 docs/man/*.8 $(DESTDIR)/usr/share/man/man8/
 
-.PHONY: install-data
+.PHONY: install-data completions
+
+# man rewrites the generated files of the source tree from the code: the
+# man pages (docs/man) and the default config file (deploy/config); the
+# tests TestGeneratedFilesCurrent and TestManPagesCurrent fail until then.
+man:
+	$(GO) test -count=1 -run 'TestGeneratedFilesCurrent|TestManPagesCurrent' ./cmd/cxlregiond/ ./cmd/cxlregionctl/ -update
+
+# deb builds out/cxlregiond_<version>_amd64.deb with debhelper (the unit is
+# enabled by dh_installsystemd) from a staged copy of the tree under
+# .cache/deb, then runs lintian on it (errors fail the build). Needs
+# test/e2e/qemu/deps.sh once (debhelper, lintian).
+DEB := out/cxlregiond_$(VERSION)_amd64.deb
+deb: build completions
+	rm -rf .cache/deb && mkdir -p .cache/deb/src out
+	cp -a Makefile debian deploy docs $(BIN) .cache/deb/src/
+	mkdir -p .cache/deb/src/scripts && cp scripts/version.sh .cache/deb/src/scripts/
+	printf '%s (%s) unstable; urgency=medium\n\n  * Built from git %s.\n\n -- %s  %s\n' \
+	  cxlregiond $(VERSION) $(COMMIT) "$$(sed -n 's/^Maintainer: //p' debian/control)" \
+	  "$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" >.cache/deb/src/debian/changelog
+	cd .cache/deb/src && dpkg-buildpackage -b -us -uc --no-pre-clean >../build.log 2>&1 || { tail -30 ../build.log; exit 1; }
+	cp .cache/deb/cxlregiond_$(VERSION)_amd64.deb $(DEB)
+	lintian --fail-on error --suppress-tags statically-linked-binary $(DEB)
+	@echo "deb: $(DEB)"
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) out .cache/deb
 
 # The demo of the README: the daemon on its kernel simulator with a private
 # D-Bus, driven by the CLI; any machine with dbus-daemon, no hardware.
@@ -69,6 +117,12 @@ KERNELS ?= 6.1 6.12
 CYCLES  ?= 100
 e2e-qemu:
 	KERNELS="$(KERNELS)" CYCLES="$(CYCLES)" GO="$(GO)" test/e2e/qemu/run.sh
+
+# The Debian package on a Debian 12 guest booted with systemd, the system
+# bus and polkit, on the same kernels and CXL machine (test/e2e/systemd).
+# Root; test/e2e/qemu/deps.sh once.
+e2e-systemd:
+	KERNELS="$(KERNELS)" GO="$(GO)" test/e2e/systemd/run.sh
 
 # Benchmarks that print ratios measured in one run (bench/README.md): daemon
 # against raw writes, parallel root decoders, coalesced deletes, the

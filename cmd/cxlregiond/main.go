@@ -25,10 +25,13 @@ import (
 // daemonOptions are the command line's settings that are not tunables.
 type daemonOptions struct {
 	configFile string
-	sysfsRoot  string
-	stateDir   string
-	lockDir    string
-	guard      string
+	// configOptional: --config was not given, so configFile is
+	// defaultConfigFile and may be missing.
+	configOptional bool
+	sysfsRoot      string
+	stateDir       string
+	lockDir        string
+	guard          string
 
 	simulate         string // "" (off), "default", "qemu" or a topology file
 	simLog           string
@@ -39,6 +42,11 @@ type daemonOptions struct {
 	simAssembleTime  time.Duration
 	simHypervisor    bool
 }
+
+// defaultConfigFile is read when --config is not given (the Debian package
+// installs it, every key commented out with its default); a missing one is
+// no error.
+const defaultConfigFile = "/etc/cxlregiond/cxlregiond.conf"
 
 // flagKeys maps flag names to the config file keys they override.
 var flagKeys = map[string]string{
@@ -87,7 +95,7 @@ print them, goes to --sim-log).`,
   cxlregiond --simulate --sim-log /tmp/sim.log --state-dir /tmp/state --lock-dir /tmp/lock
   cxlregiond --simulate=topology.json --metrics-listen 127.0.0.1:9477
   cxlregiond sim-race --writers 50             # the race, without the daemon`,
-		Version:       api.Version,
+		Version:       api.FullVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -101,6 +109,7 @@ print them, goes to --sim-log).`,
 			if o.guard != "on" && o.guard != "off" && o.guard != "auto" {
 				return fmt.Errorf("--guard %q: want on, off or auto", o.guard)
 			}
+			o.configOptional = !cmd.Flags().Changed("config")
 			flagsSet := map[string]bool{}
 			for flag, key := range flagKeys {
 				if cmd.Flags().Changed(flag) {
@@ -112,8 +121,9 @@ print them, goes to --sim-log).`,
 			return runDaemon(serveCtx, &o, s, flagsSet)
 		},
 	}
+	cmd.SetVersionTemplate("cxlregiond {{.Version}}\n")
 	f := cmd.Flags()
-	f.StringVar(&o.configFile, "config", "", "config file of key = value lines ("+strings.Join(sortedKeys(configKeys), ", ")+"); reloaded when it changes or on SIGHUP")
+	f.StringVar(&o.configFile, "config", defaultConfigFile, "config file of key = value lines ("+strings.Join(sortedKeys(configKeys), ", ")+`; see cxlregiond.conf(5)), reloaded when it changes, on SIGHUP and on "systemctl reload"; a missing default file is no file, "" reads none`)
 	f.StringVar(&o.sysfsRoot, "sysfs-root", "/sys", "where sysfs is mounted")
 	f.StringVar(&o.stateDir, "state-dir", "/var/lib/cxlregiond", "intent journal and generation counter")
 	f.StringVar(&o.lockDir, "lock-dir", "/run/cxlregiond/lock", "per-root-decoder lock files, shared with cxlregionctl lock")

@@ -338,6 +338,9 @@ func (e *Engine) writeDeleteRegion(tx *lock.Tx, root, name string, gen uint64) e
 		}
 		return kernelErr("delete", "delete_region", err)
 	}
+	// One line per write of the file whose races the daemon exists to
+	// prevent: the journal then shows each region deleted once.
+	e.log.Info("delete_region written", "region", name, "root_decoder", root, "generation", gen)
 	return nil
 }
 

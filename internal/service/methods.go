@@ -76,7 +76,7 @@ func (s *Service) deleteRegion(req *request, name string, o options, pinObject b
 	dreq := region.DeleteRequest{Name: name, Generation: o.generation}
 	p, _ := api.RegionPath(name)
 	return s.execute(req, operation{
-		kind: "delete", what: "delete " + name, objects: []dbus.ObjectPath{p}, opts: o,
+		kind: "delete", what: "delete " + name, region: name, objects: []dbus.ObjectPath{p}, opts: o,
 		cancelable: true,
 		check: func() *dbus.Error {
 			if pinObject && dreq.Generation == 0 {
@@ -111,7 +111,7 @@ func (s *Service) bindRegion(req *request, methodName, kind string, do func(cont
 		return nil, err
 	}
 	return s.execute(req, operation{
-		kind: kind, what: kind + " " + name, objects: []dbus.ObjectPath{req.path}, opts: o,
+		kind: kind, what: kind + " " + name, region: name, objects: []dbus.ObjectPath{req.path}, opts: o,
 		check: func() *dbus.Error {
 			_, err := s.regionGeneration(kind+" "+name, name)
 			return err

@@ -176,24 +176,36 @@ build_initramfs() {
 	rm -rf "$st"
 }
 
+# cxl_machine WORKDIR sets CXL_MACHINE to QEMU's machine, CPU, memory and
+# CXL device arguments (the reference captures' topology: one host bridge,
+# one root port, one 256 MiB pmem type-3 device, a 4 GiB window), with fresh
+# backing files in WORKDIR, and clears its serial logs. test/e2e/systemd
+# boots the same machine.
+cxl_machine() {
+	local w=$1
+	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,guest-logs}.txt
+	truncate -s 256M "$w/cxltest.raw" "$w/lsa.raw"
+	CXL_MACHINE=(
+		-accel tcg,thread=multi -M q35,cxl=on -cpu max,hypervisor=off
+		-m 2G,maxmem=8G,slots=4 -smp 2
+		-object memory-backend-file,id=cxl-mem1,share=on,mem-path="$w/cxltest.raw",size=256M
+		-object memory-backend-file,id=cxl-lsa1,share=on,mem-path="$w/lsa.raw",size=256M
+		-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1
+		-device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2
+		-device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0
+		-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G
+		-nodefaults -display none -no-reboot
+	)
+}
+
 # boot KERNEL INITRAMFS WORKDIR SET: run the VM until it powers off, resets
 # or the hang limit ends it; SET names the guest's scenario set
 # (guest/scenarios.sh run_all_scenarios). The CXL topology is the reference
 # captures' one.
 boot() {
 	local kernel=$1 initrd=$2 w=$3 set=$4 rc=0
-	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,guest-logs}.txt
-	truncate -s 256M "$w/cxltest.raw" "$w/lsa.raw"
-	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 \
-		-accel tcg,thread=multi -M q35,cxl=on -cpu max,hypervisor=off \
-		-m 2G,maxmem=8G,slots=4 -smp 2 \
-		-object memory-backend-file,id=cxl-mem1,share=on,mem-path="$w/cxltest.raw",size=256M \
-		-object memory-backend-file,id=cxl-lsa1,share=on,mem-path="$w/lsa.raw",size=256M \
-		-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
-		-device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2 \
-		-device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 \
-		-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G \
-		-nodefaults -display none -no-reboot \
+	cxl_machine "$w"
+	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 "${CXL_MACHINE[@]}" \
 		-serial file:"$w/console.txt" -serial file:"$w/results.txt" -serial file:"$w/guest-logs.txt" \
 		-kernel "$kernel" -initrd "$initrd" \
 		-append "console=ttyS0 loglevel=1 pci=nomsi log_buf_len=64M nokaslr panic=-1 rdinit=/init cxltest.cycles=$CYCLES cxltest.daemon_cycles=$DAEMON_CYCLES cxltest.settle_ms=$SETTLE_MS cxltest.set=$set${ONLY:+ cxltest.only=$ONLY}${GUEST_ARGS:+ $GUEST_ARGS}" \
@@ -374,4 +386,8 @@ main() {
 	[ "$FAILED" -eq 0 ]
 }
 
-main "$@"
+# Sourced (test/e2e/systemd/run.sh reuses the kernel cache, the machine
+# and the judging), it only defines.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi
