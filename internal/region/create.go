@@ -51,6 +51,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo
 	err = w.Do(ctx, func(ctx context.Context, tx *lock.Tx) error {
 		var err error
 		name, err = e.createUnderWriter(ctx, tx, req)
+		e.storeTopology()
 		return err
 	})
 	if err != nil {

@@ -20,6 +20,10 @@ type createPlan struct {
 	uuid        string // "" for ram
 	targets     []sysfs.EndpointDecoder
 	noBind      bool
+	// hpaStart is where the kernel will place the region (hpaKnown false
+	// when the window's start is unreadable).
+	hpaStart uint64
+	hpaKnown bool
 }
 
 // checkRequest validates what can be checked without the topology.
@@ -113,7 +117,14 @@ func planCreate(req CreateRequest, topo *sysfs.Topology, uuidInUse func(string) 
 	if p.typ == "pmem" && p.uuid == "" {
 		p.uuid = newUUID()
 	}
-	targets, err := pickTargets(req.Targets, p, topo)
+	v := newOrderView(topo)
+	start, ok := v.nextHPA(p.root, p.size)
+	if !ok && p.root.Start != nil {
+		return nil, fmt.Errorf("root decoder %s has no free range of %s (the largest it can place for %d ways is %s): %w",
+			p.root.Name, formatBytes(p.size), p.ways, formatBytes(v.largestHPA(p.root, p.ways)), ErrBusy)
+	}
+	p.hpaStart, p.hpaKnown = start, ok
+	targets, err := pickTargets(req.Targets, p, topo, v)
 	if err != nil {
 		return nil, err
 	}
@@ -123,9 +134,10 @@ func planCreate(req CreateRequest, topo *sysfs.Topology, uuidInUse func(string) 
 
 // pickTargets checks the named endpoint decoders, or picks free ones: one
 // per way, each on a different memdev below the host bridge its position
-// needs, with enough free capacity, and next in line on its port (the
-// kernel allocates DPA only on the lowest unallocated decoder).
-func pickTargets(names []string, p *createPlan, topo *sysfs.Topology) ([]sysfs.EndpointDecoder, error) {
+// needs, with enough free capacity, and acceptable by the kernel's order
+// rules (order.go). A position nothing can serve only because of an order
+// rule is ErrBusy (it clears when other regions go), otherwise ErrInvalid.
+func pickTargets(names []string, p *createPlan, topo *sysfs.Topology, v *orderView) ([]sysfs.EndpointDecoder, error) {
 	perWay := p.size / uint64(p.ways)
 	usedMem := map[string]bool{}
 	out := make([]sysfs.EndpointDecoder, 0, p.ways)
@@ -143,21 +155,32 @@ func pickTargets(names []string, p *createPlan, topo *sysfs.Topology) ([]sysfs.E
 			if why := unusable(ed, hb, p.typ, perWay, usedMem, topo); why != "" {
 				return nil, fmt.Errorf("target%d %s: %s: %w", pos, ed.Name, why, ErrInvalid)
 			}
+			if why := p.orderBlocks(ed, v); why != "" {
+				return nil, fmt.Errorf("target%d %s: %s: %w", pos, ed.Name, why, ErrBusy)
+			}
 			usedMem[ed.Memdev] = true
 			out = append(out, ed)
 			continue
 		}
 		var reasons []string
-		found := false
+		found, busy := false, false
 		for _, ed := range topo.EndpointDecoders {
 			why := unusable(ed, hb, p.typ, perWay, usedMem, topo)
+			if n := v.strandedReason(ed); why != "" && n != "" {
+				why = n
+			}
+			if why == "" {
+				if why = p.orderBlocks(ed, v); why != "" {
+					busy = true
+				}
+			}
 			if why == "" {
 				usedMem[ed.Memdev] = true
 				out = append(out, ed)
 				found = true
 				break
 			}
-			if len(reasons) < 4 {
+			if len(reasons) < 4 || busy && !slices.ContainsFunc(reasons, isOrderReason) {
 				reasons = append(reasons, ed.Name+": "+why)
 			}
 		}
@@ -166,8 +189,25 @@ func pickTargets(names []string, p *createPlan, topo *sysfs.Topology) ([]sysfs.E
 			if hb != "" {
 				where = "host bridge " + hb
 			}
-			return nil, fmt.Errorf("target%d: no free endpoint decoder below %s for %d bytes of %s (%s): %w",
-				pos, where, perWay, p.typ, strings.Join(reasons, "; "), ErrInvalid)
+			kind := ErrInvalid
+			if busy {
+				// Some decoder would serve but for the kernel's order
+				// rules: retry once the named regions are deleted. Say
+				// those reasons first.
+				kind = ErrBusy
+				slices.SortStableFunc(reasons, func(a, b string) int {
+					ao, bo := isOrderReason(a), isOrderReason(b)
+					switch {
+					case ao && !bo:
+						return -1
+					case bo && !ao:
+						return 1
+					}
+					return 0
+				})
+			}
+			return nil, fmt.Errorf("target%d: no endpoint decoder below %s can take %s of %s now (%s): %w",
+				pos, where, formatBytes(perWay), p.typ, strings.Join(reasons, "; "), kind)
 		}
 	}
 	return out, nil
@@ -214,4 +254,39 @@ func unusable(ed sysfs.EndpointDecoder, hostBridge, typ string, perWay uint64, u
 		return fmt.Sprintf("memdev %s has %d bytes of free %s capacity, %d needed", ed.Memdev, capacity-min(capacity, allocated), typ, perWay)
 	}
 	return ""
+}
+
+// orderBlocks says which of the kernel's order rules (order.go) would make
+// the kernel refuse ed as a target of this plan, or "".
+func (p *createPlan) orderBlocks(ed sysfs.EndpointDecoder, v *orderView) string {
+	if why := v.endpointOrder(ed); why != "" {
+		return why
+	}
+	if ed.HostBridge != "" {
+		if why := v.hostBridgeOrder(ed.HostBridge); why != "" {
+			return why
+		}
+	}
+	if !p.hpaKnown {
+		return ""
+	}
+	for _, port := range []string{ed.Port, ed.HostBridge} {
+		if port == "" {
+			continue
+		}
+		if why := v.hpaOrder(port, p.hpaStart); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// isOrderReason reports whether a refusal reason names an order rule.
+func isOrderReason(reason string) bool {
+	for _, s := range []string{"in id order", "HPA order", "no free decoder", "not committed yet", "still holds"} {
+		if strings.Contains(reason, s) {
+			return true
+		}
+	}
+	return false
 }
