@@ -29,6 +29,7 @@ const id = `(?:0|[1-9][0-9]{0,9})`
 var (
 	regionName  = regexp.MustCompile(`^region` + id + `$`)
 	decoderName = regexp.MustCompile(`^decoder` + id + `\.` + id + `$`)
+	memdevName  = regexp.MustCompile(`^mem` + id + `$`)
 	deviceName  = regexp.MustCompile(`^(?:(?:root|port|endpoint|mem|region|pmem_region|dax_region)` + id +
 		`|decoder` + id + `\.` + id + `)$`)
 	attrName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -37,6 +38,9 @@ var (
 // ValidRegionName reports whether s is a region name the kernel could have
 // given (region0, region12).
 func ValidRegionName(s string) bool { return regionName.MatchString(s) }
+
+// ValidMemdevName reports whether s is a memdev name (mem0, mem12).
+func ValidMemdevName(s string) bool { return memdevName.MatchString(s) }
 
 // ValidDecoderName reports whether s is a decoder name (decoder0.0,
 // decoder12.3).
