@@ -15,6 +15,7 @@ const kernelID = `(?:0|[1-9][0-9]{0,9})`
 var (
 	regionNameRE  = regexp.MustCompile(`^region` + kernelID + `$`)
 	decoderNameRE = regexp.MustCompile(`^decoder` + kernelID + `\.` + kernelID + `$`)
+	memdevNameRE  = regexp.MustCompile(`^mem` + kernelID + `$`)
 	// Object path elements allow only [A-Za-z0-9_], so decoder0.0 becomes
 	// decoder0_0.
 	decoderElemRE = regexp.MustCompile(`^decoder` + kernelID + `_` + kernelID + `$`)
@@ -71,6 +72,9 @@ func IsJobPath(p dbus.ObjectPath) bool {
 // ValidRegionName reports whether s is a region name the kernel could have
 // given (region0, region12).
 func ValidRegionName(s string) bool { return regionNameRE.MatchString(s) }
+
+// ValidMemdevName reports whether s is a memdev name (mem0, mem12).
+func ValidMemdevName(s string) bool { return memdevNameRE.MatchString(s) }
 
 // ValidDecoderName reports whether s is a decoder name (decoder0.0).
 func ValidDecoderName(s string) bool { return decoderNameRE.MatchString(s) }

@@ -338,24 +338,18 @@ func memdevCapacities(topo *sysfs.Topology) []MemdevCapacity {
 }
 
 // largestCreate is the largest region a create in the window can get now,
-// HPA and device capacity and the order rules together: the largest size
-// the planner accepts with default ways and targets, over the region types
-// the window takes (cxl's max_available_extent, bounded by the devices).
+// HPA and device capacity and the order rules together: what the planner
+// gives a create without a size, over the region types the window takes
+// (cxl's max_available_extent, bounded by the devices).
 func largestCreate(topo *sysfs.Topology, rd sysfs.RootDecoder) uint64 {
-	v := newOrderView(topo)
-	ways := max(rd.InterleaveWays, 1)
 	var best uint64
 	for _, typ := range []string{"pmem", "ram"} {
 		if typ == "pmem" && !rd.CreatePmem || typ == "ram" && !rd.CreateRAM {
 			continue
 		}
-		step := uint64(ways) << 28
-		for size := v.largestHPA(rd, ways); size > best; size -= step {
-			req := CreateRequest{RootDecoder: rd.Name, Type: typ, Size: size, UUID: "", NoBind: true}
-			if _, err := planCreate(req, topo, func(string) bool { return false }); err == nil {
-				best = size
-				break
-			}
+		req := CreateRequest{RootDecoder: rd.Name, Type: typ, UUID: "", NoBind: true}
+		if p, err := planCreate(req, topo, func(string) bool { return false }); err == nil {
+			best = max(best, p.size)
 		}
 	}
 	return best

@@ -26,10 +26,14 @@ type createPlan struct {
 	hpaKnown bool
 }
 
-// checkRequest validates what can be checked without the topology.
+// checkRequest validates what can be checked without the topology. An
+// empty root decoder and a zero size are defaults (defaultRootDecoder, the
+// largest size planCreate can place).
 func checkRequest(req CreateRequest) error {
-	if err := ValidateDecoderName(req.RootDecoder); err != nil {
-		return err
+	if req.RootDecoder != "" {
+		if err := ValidateDecoderName(req.RootDecoder); err != nil {
+			return err
+		}
 	}
 	if err := ValidateType(req.Type); err != nil {
 		return err
@@ -46,7 +50,7 @@ func checkRequest(req CreateRequest) error {
 		return fmt.Errorf("%d targets for %d ways: %w", len(req.Targets), req.Ways, ErrInvalid)
 	}
 	for _, t := range req.Targets {
-		if err := ValidateDecoderName(t); err != nil {
+		if err := ValidateTargetName(t); err != nil {
 			return err
 		}
 	}
@@ -62,6 +66,9 @@ func checkRequest(req CreateRequest) error {
 		if err := ValidateUUID(req.UUID); err != nil {
 			return err
 		}
+	}
+	if req.Size == 0 {
+		return nil
 	}
 	ways := req.Ways
 	if ways == 0 {
@@ -105,12 +112,6 @@ func planCreate(req CreateRequest, topo *sysfs.Topology, uuidInUse func(string) 
 		return nil, fmt.Errorf("interleave granularity %d: root decoder %s interleaves across host bridges at %d, which a region must use: %w",
 			p.granularity, p.root.Name, p.root.InterleaveGranularity, ErrInvalid)
 	}
-	if err := ValidateSize(p.size, p.ways); err != nil {
-		return nil, err
-	}
-	if p.size > p.root.Size {
-		return nil, fmt.Errorf("size %d: larger than root decoder %s's window (%d): %w", p.size, p.root.Name, p.root.Size, ErrInvalid)
-	}
 	if p.uuid != "" && uuidInUse(p.uuid) {
 		return nil, fmt.Errorf("uuid %s: already used by another region: %w", p.uuid, ErrInvalid)
 	}
@@ -118,6 +119,43 @@ func planCreate(req CreateRequest, topo *sysfs.Topology, uuidInUse func(string) 
 		p.uuid = newUUID()
 	}
 	v := newOrderView(topo)
+	if p.size == 0 {
+		return p.largest(req, topo, v)
+	}
+	return p.place(req, topo, v)
+}
+
+// largest plans the largest size the targets can give (the default size,
+// as `cxl create-region` without -s): every multiple of 256 MiB × ways the
+// window can place, largest first, until one plans.
+func (p *createPlan) largest(req CreateRequest, topo *sysfs.Topology, v *orderView) (*createPlan, error) {
+	step := uint64(SizeAlign) * uint64(p.ways)
+	var firstErr error
+	for size := v.largestHPA(p.root, p.ways); size > 0; size -= step {
+		try := *p
+		try.size = size
+		got, err := try.place(req, topo, v)
+		if err == nil {
+			return got, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("root decoder %s has no free range for %d ways: %w", p.root.Name, p.ways, ErrBusy)
+	}
+	return nil, fmt.Errorf("no size fits (the largest tried: %w)", firstErr)
+}
+
+// place checks the size against the window and picks the targets.
+func (p *createPlan) place(req CreateRequest, topo *sysfs.Topology, v *orderView) (*createPlan, error) {
+	if err := ValidateSize(p.size, p.ways); err != nil {
+		return nil, err
+	}
+	if p.size > p.root.Size {
+		return nil, fmt.Errorf("size %d: larger than root decoder %s's window (%d): %w", p.size, p.root.Name, p.root.Size, ErrInvalid)
+	}
 	start, ok := v.nextHPA(p.root, p.size)
 	if !ok && p.root.Start != nil {
 		return nil, fmt.Errorf("root decoder %s has no free range of %s (the largest it can place for %d ways is %s): %w",
@@ -145,6 +183,15 @@ func pickTargets(names []string, p *createPlan, topo *sysfs.Topology, v *orderVi
 		var hb string
 		if len(p.root.Targets) > 0 {
 			hb = p.root.Targets[pos%len(p.root.Targets)]
+		}
+		if pos < len(names) && sysfs.ValidMemdevName(names[pos]) {
+			ed, err := pickOnMemdev(names[pos], pos, hb, p, perWay, usedMem, topo, v)
+			if err != nil {
+				return nil, err
+			}
+			usedMem[ed.Memdev] = true
+			out = append(out, ed)
+			continue
 		}
 		if pos < len(names) {
 			j := slices.IndexFunc(topo.EndpointDecoders, func(ed sysfs.EndpointDecoder) bool { return ed.Name == names[pos] })
@@ -211,6 +258,42 @@ func pickTargets(names []string, p *createPlan, topo *sysfs.Topology, v *orderVi
 		}
 	}
 	return out, nil
+}
+
+// pickOnMemdev picks the endpoint decoder of a memdev named as a target
+// (`cxl create-region -m mem0`): the first, in id order, that the kernel
+// would accept.
+func pickOnMemdev(memdev string, pos int, hb string, p *createPlan, perWay uint64, usedMem map[string]bool, topo *sysfs.Topology, v *orderView) (sysfs.EndpointDecoder, error) {
+	var reasons []string
+	busy, found := false, false
+	decs := slices.Clone(topo.EndpointDecoders)
+	slices.SortFunc(decs, func(a, b sysfs.EndpointDecoder) int { return sysfs.CompareNames(a.Name, b.Name) })
+	for _, ed := range decs {
+		if ed.Memdev != memdev {
+			continue
+		}
+		found = true
+		why := unusable(ed, hb, p.typ, perWay, usedMem, topo)
+		if n := v.strandedReason(ed); why != "" && n != "" {
+			why = n
+		}
+		if why == "" {
+			if why = p.orderBlocks(ed, v); why == "" {
+				return ed, nil
+			}
+			busy = true
+		}
+		reasons = append(reasons, ed.Name+": "+why)
+	}
+	if !found {
+		return sysfs.EndpointDecoder{}, fmt.Errorf("target%d %s: no such memdev with endpoint decoders: %w", pos, memdev, ErrInvalid)
+	}
+	kind := ErrInvalid
+	if busy || slices.ContainsFunc(reasons, isOrderReason) {
+		kind = ErrBusy
+	}
+	return sysfs.EndpointDecoder{}, fmt.Errorf("target%d %s: no endpoint decoder can take %s of %s now (%s): %w",
+		pos, memdev, formatBytes(perWay), p.typ, strings.Join(reasons, "; "), kind)
 }
 
 // unusable says why an endpoint decoder cannot serve a position, or "".
