@@ -50,7 +50,7 @@ func DecodeRegion(props Properties) (Region, error) {
 		RootDecoder:           get[string](r, PropRootDecoder),
 		Generation:            get[uint64](r, PropGeneration),
 		Origin:                get[string](r, PropOrigin),
-		State:                 get[string](r, PropState),
+		Lifecycle:             get[string](r, PropState),
 		Settled:               get[bool](r, PropSettled),
 	}
 	targets := get[[]string](r, PropTargets)
@@ -58,7 +58,8 @@ func DecodeRegion(props Properties) (Region, error) {
 	if r.err != nil {
 		return Region{}, r.err
 	}
-	reg.DecodeState = DecodeState(reg.State)
+	reg.DecodeState = DecodeState(reg.Lifecycle)
+	reg.State = CxlState(reg.Lifecycle)
 	reg.Mappings = []Mapping{}
 	for pos, dec := range targets {
 		if dec == "" {
@@ -84,6 +85,16 @@ func DecodeState(state string) string {
 		return "commit"
 	}
 	return ""
+}
+
+// CxlState maps a region state to cxl list's state: "disabled" unless the
+// region is bound (enabled); while a delete is in flight the region is on
+// its way out and shown disabled.
+func CxlState(state string) string {
+	if state == StateEnabled {
+		return ""
+	}
+	return "disabled"
 }
 
 // DecodeRootDecoder turns a RootDecoder object's properties into its JSON

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -37,10 +38,40 @@ func TestDecodeRegion(t *testing.T) {
 		InterleaveWays: 2, InterleaveGranularity: 256, DecodeState: "commit",
 		UUID:        "0ae1f9aa-7a1c-4e2b-9bb4-3b2f3e44a001",
 		Mappings:    []Mapping{{Position: 0, Memdev: "mem0", Decoder: "decoder2.0"}},
-		RootDecoder: "decoder0.0", Generation: 7, Origin: "daemon", State: StateEnabled, Settled: true,
+		RootDecoder: "decoder0.0", Generation: 7, Origin: "daemon", Lifecycle: StateEnabled, Settled: true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DecodeRegion (-want +got):\n%s", diff)
+	}
+}
+
+// TestRegionJSONMeansWhatCxlListMeans: state and decode_state have cxl
+// list -R's meaning and type (state only "disabled", only for a region not
+// bound; decode_state "commit" or "reset"); the daemon's lifecycle is a
+// field of its own.
+func TestRegionJSONMeansWhatCxlListMeans(t *testing.T) {
+	for _, tt := range []struct {
+		lifecycle string
+		want      string // the JSON's state and decode_state members
+	}{
+		{StateConfiguring, `"decode_state":"reset","state":"disabled"`},
+		{StateCommitted, `"decode_state":"commit","state":"disabled"`},
+		{StateEnabled, `"decode_state":"commit","uuid"`},
+		{StateDeleting, `"interleave_granularity":256,"state":"disabled"`},
+	} {
+		p := regionProps()
+		p[PropState] = dbus.MakeVariant(tt.lifecycle)
+		r, err := DecodeRegion(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), tt.want) || !strings.Contains(string(data), `"lifecycle":"`+tt.lifecycle+`"`) {
+			t.Errorf("lifecycle %s: %s, want %s and the lifecycle field", tt.lifecycle, data, tt.want)
+		}
 	}
 }
 

@@ -6,20 +6,24 @@ package api
 
 // Region is one region (`cxlregionctl list --json`, `info --json`).
 type Region struct {
-	Region                string    `json:"region"`
-	Resource              uint64    `json:"resource,omitempty"` // absent while no HPA is allocated
-	Size                  uint64    `json:"size"`
-	Type                  string    `json:"type"` // pmem or ram
-	InterleaveWays        uint32    `json:"interleave_ways"`
-	InterleaveGranularity uint32    `json:"interleave_granularity"`
-	DecodeState           string    `json:"decode_state,omitempty"` // commit or reset; absent while deleting
-	UUID                  string    `json:"uuid,omitempty"`         // absent for ram
-	Mappings              []Mapping `json:"mappings"`
+	Region                string `json:"region"`
+	Resource              uint64 `json:"resource,omitempty"` // absent while no HPA is allocated
+	Size                  uint64 `json:"size"`
+	Type                  string `json:"type"` // pmem or ram
+	InterleaveWays        uint32 `json:"interleave_ways"`
+	InterleaveGranularity uint32 `json:"interleave_granularity"`
+	DecodeState           string `json:"decode_state,omitempty"` // commit or reset; absent while deleting
+	// State is cxl's: "disabled" while the region is not bound to the
+	// cxl_region driver, absent when it is (cxl list prints it only for a
+	// disabled region).
+	State    string    `json:"state,omitempty"`
+	UUID     string    `json:"uuid,omitempty"` // absent for ram
+	Mappings []Mapping `json:"mappings"`
 
 	RootDecoder string `json:"root_decoder"`
 	Generation  uint64 `json:"generation"`
-	Origin      string `json:"origin"` // daemon, kernel or foreign
-	State       string `json:"state"`  // configuring, committed, enabled or deleting
+	Origin      string `json:"origin"`    // daemon, kernel or foreign
+	Lifecycle   string `json:"lifecycle"` // the daemon's: configuring, committed, enabled or deleting
 	Settled     bool   `json:"settled"`
 }
 

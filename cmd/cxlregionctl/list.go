@@ -39,7 +39,7 @@ func newListCommand() *cobra.Command {
 			}
 			t := newTable(cmd.OutOrStdout(), "REGION", "ROOT DECODER", "TYPE", "SIZE", "WAYS", "STATE", "SETTLED", "GEN", "ORIGIN", "TARGETS")
 			for _, r := range regions {
-				t.row(r.Region, r.RootDecoder, r.Type, formatSize(r.Size), strconv.Itoa(int(r.InterleaveWays)), r.State,
+				t.row(r.Region, r.RootDecoder, r.Type, formatSize(r.Size), strconv.Itoa(int(r.InterleaveWays)), r.Lifecycle,
 					yesNo(r.Settled), strconv.FormatUint(r.Generation, 10), r.Origin, orDash(targets(r)))
 			}
 			return t.flush()
@@ -98,7 +98,8 @@ func printRegion(cmd *cobra.Command, r api.Region) error {
 	t.row("uuid:", orDash(r.UUID))
 	t.row("interleave:", fmt.Sprintf("%d ways, %d bytes granularity", r.InterleaveWays, r.InterleaveGranularity))
 	t.row("decode state:", orDash(r.DecodeState))
-	t.row("state:", r.State)
+	t.row("lifecycle:", r.Lifecycle)
+	t.row("state:", orDash(r.State))
 	t.row("settled:", yesNo(r.Settled))
 	t.row("generation:", strconv.FormatUint(r.Generation, 10))
 	t.row("origin:", r.Origin)

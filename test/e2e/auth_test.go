@@ -96,7 +96,7 @@ func TestNonRootCanReadButNotMutate(t *testing.T) {
 	if got := d.writes(""); got != writes {
 		t.Errorf("the simulated kernel received %d writes from refused calls", got-writes)
 	}
-	if r := checkRegion(t, []byte(d.mustCtl("info", "region0", "--json"))); r.State != api.StateEnabled {
+	if r := checkRegion(t, []byte(d.mustCtl("info", "region0", "--json"))); r.Lifecycle != api.StateEnabled {
 		t.Errorf("region0 changed: %+v", r)
 	}
 }
