@@ -166,6 +166,11 @@ func DecodeStatus(manager Properties, objects ManagedObjects) (Status, error) {
 	if st.KernelFeatures == nil {
 		st.KernelFeatures = []string{}
 	}
+	memdevs, err := decodeMemdevs(manager)
+	if err != nil {
+		return Status{}, err
+	}
+	st.Memdevs = memdevs
 	st.RootDecoders = []RootDecoder{}
 	for _, path := range sortedPaths(objects) {
 		ifaces := objects[path]
@@ -247,4 +252,59 @@ func trimZeros(s string) string {
 		s = s[1:]
 	}
 	return s
+}
+
+// decodeMemdevs reads Manager.MemdevCapacity and Manager.EndpointDecoders
+// (arrays of structs, which arrive as [][]any) into Memdevs.
+func decodeMemdevs(manager Properties) ([]Memdev, error) {
+	out := []Memdev{}
+	caps, err := structs(manager, PropMemdevCapacity, "stttt")
+	if err != nil {
+		return nil, err
+	}
+	index := map[string]int{}
+	for _, c := range caps {
+		m := Memdev{Memdev: c[0].(string), Total: c[1].(uint64), Allocated: c[2].(uint64), Free: c[3].(uint64), Stranded: c[4].(uint64),
+			Decoders: []EndpointDecoder{}}
+		index[m.Memdev] = len(out)
+		out = append(out, m)
+	}
+	decs, err := structs(manager, PropEndpointDecoders, "ssstsb")
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range decs {
+		ed := EndpointDecoder{Decoder: d[0].(string), Memdev: d[1].(string), Mode: d[2].(string), DPASize: d[3].(uint64),
+			Region: d[4].(string), Stranded: d[5].(bool)}
+		if i, ok := index[ed.Memdev]; ok {
+			out[i].Decoders = append(out[i].Decoders, ed)
+		}
+	}
+	return out, nil
+}
+
+// structs reads an array-of-struct property whose members have the given
+// D-Bus types, one letter each.
+func structs(props Properties, name, members string) ([][]any, error) {
+	v, ok := props[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: property %s missing", ManagerInterface, name)
+	}
+	// godbus hands a received struct array over as [][]any (its variant
+	// then says aav): the members' types are checked one by one.
+	rows, ok := v.Value().([][]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: property %s has type %s, want a(%s)", ManagerInterface, name, v.Signature(), members)
+	}
+	for _, row := range rows {
+		if len(row) != len(members) {
+			return nil, fmt.Errorf("%s: property %s: a struct of %d members, want %d", ManagerInterface, name, len(row), len(members))
+		}
+		for i, m := range row {
+			if dbus.SignatureOf(m).String() != string(members[i]) {
+				return nil, fmt.Errorf("%s: property %s: member %d has type %s, want %c", ManagerInterface, name, i, dbus.SignatureOf(m), members[i])
+			}
+		}
+	}
+	return rows, nil
 }

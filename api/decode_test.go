@@ -122,6 +122,13 @@ func TestDecodeStatus(t *testing.T) {
 	mgr := Properties{
 		PropVersion: dbus.MakeVariant("v1"), PropGuardActive: dbus.MakeVariant(true), PropGuardQueue: dbus.MakeVariant(uint32(2)),
 		PropSimulated: dbus.MakeVariant(true), PropKernelFeatures: dbus.MakeVariant([]string{"create_pmem_region"}),
+		// As they arrive from the bus: arrays of structs as [][]any.
+		PropMemdevCapacity: dbus.MakeVariantWithSignature([][]any{{"mem0", uint64(1 << 30), uint64(512 << 20), uint64(512 << 20), uint64(256 << 20)}},
+			dbus.ParseSignatureMust("a(stttt)")),
+		PropEndpointDecoders: dbus.MakeVariantWithSignature([][]any{
+			{"decoder3.0", "mem0", "pmem", uint64(256 << 20), "", true},
+			{"decoder3.1", "mem0", "pmem", uint64(256 << 20), "region4", false},
+		}, dbus.ParseSignatureMust("a(ssstsb)")),
 	}
 	st, err := DecodeStatus(mgr, objs)
 	if err != nil {
@@ -130,7 +137,12 @@ func TestDecodeStatus(t *testing.T) {
 	want := Status{Version: "v1", GuardActive: true, GuardQueue: 2, Simulated: true, KernelFeatures: []string{"create_pmem_region"}, Regions: 1,
 		RootDecoders: []RootDecoder{{Decoder: "decoder0.0", Port: "root0", Size: 1 << 30, MaxAvailableExtent: 1 << 29,
 			PmemCapable: true, InterleaveWays: 1, InterleaveGranularity: 256, Targets: []string{"pci0000:0c"},
-			Frozen: true, FrozenReason: "cxl_acpi unbound", QueueDepth: 3}}}
+			Frozen: true, FrozenReason: "cxl_acpi unbound", QueueDepth: 3}},
+		Memdevs: []Memdev{{Memdev: "mem0", Total: 1 << 30, Allocated: 512 << 20, Free: 512 << 20, Stranded: 256 << 20,
+			Decoders: []EndpointDecoder{
+				{Decoder: "decoder3.0", Memdev: "mem0", Mode: "pmem", DPASize: 256 << 20, Stranded: true},
+				{Decoder: "decoder3.1", Memdev: "mem0", Mode: "pmem", DPASize: 256 << 20, Region: "region4"},
+			}}}}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Errorf("DecodeStatus (-want +got):\n%s", diff)
 	}

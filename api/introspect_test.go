@@ -33,6 +33,7 @@ func TestXMLMatchesConstants(t *testing.T) {
 	props := map[string]map[string]string{
 		ManagerInterface: {
 			PropVersion: "s", PropKernelFeatures: "as", PropGuardActive: "b", PropGuardQueue: "u", PropSimulated: "b",
+			PropMemdevCapacity: "a(stttt)", PropEndpointDecoders: "a(ssstsb)",
 		},
 		RootDecoderInterface: {
 			PropName: "s", PropPort: "s", PropPmemCapable: "b", PropRAMCapable: "b", PropSize: "t",

@@ -60,6 +60,7 @@ type Status struct {
 	KernelFeatures []string      `json:"kernel_features"`
 	RootDecoders   []RootDecoder `json:"root_decoders"`
 	Regions        int           `json:"regions"`
+	Memdevs        []Memdev      `json:"memdevs"`
 }
 
 // Job is a long operation followed through its Job object.
@@ -98,4 +99,29 @@ type Event struct {
 	Region      *Region      `json:"region,omitempty"`
 	RootDecoder *RootDecoder `json:"root_decoder,omitempty"`
 	Job         *Job         `json:"job,omitempty"`
+}
+
+// Memdev is one memdev's device capacity as the kernel hands it out
+// (`cxlregionctl status --json`, `info memN --json`). Stranded capacity is
+// allocated to endpoint decoders whose regions were deleted below another
+// region: the kernel frees a device's capacity only from the top, and the
+// daemon does once the regions above it are deleted.
+type Memdev struct {
+	Memdev    string            `json:"memdev"`
+	Total     uint64            `json:"total"`
+	Allocated uint64            `json:"allocated"`
+	Free      uint64            `json:"free"`
+	Stranded  uint64            `json:"stranded"`
+	Decoders  []EndpointDecoder `json:"decoders"`
+}
+
+// EndpointDecoder is one endpoint decoder's allocation; dpa_size and mode
+// as in `cxl list -D`.
+type EndpointDecoder struct {
+	Decoder  string `json:"decoder"`
+	Memdev   string `json:"memdev"`
+	Mode     string `json:"mode"`
+	DPASize  uint64 `json:"dpa_size"`
+	Region   string `json:"region,omitempty"`
+	Stranded bool   `json:"stranded"`
 }

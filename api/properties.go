@@ -7,6 +7,12 @@ const (
 	PropGuardActive    = "GuardActive"     // b
 	PropGuardQueue     = "GuardQueueDepth" // u: other processes' opens the guard holds or keeps waiting
 	PropSimulated      = "Simulated"       // b
+	// PropMemdevCapacity is every memdev's device capacity:
+	// (memdev, total, allocated, free, stranded) in bytes.
+	PropMemdevCapacity = "MemdevCapacity" // a(stttt)
+	// PropEndpointDecoders is every endpoint decoder's allocation:
+	// (decoder, memdev, mode, dpa_size, region or "", stranded).
+	PropEndpointDecoders = "EndpointDecoders" // a(ssstsb)
 )
 
 // Property names shared by RootDecoder and Region.

@@ -437,6 +437,18 @@ func (e *Engine) Capacity() ([]MemdevCapacity, error) {
 	return memdevCapacities(topo), nil
 }
 
+// MemdevCapacities is every memdev's capacity from the last reading of the
+// topology (kept current after every create and delete and on rescans);
+// Capacity reads sysfs afresh.
+func (e *Engine) MemdevCapacities() []MemdevCapacity {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topo == nil {
+		return nil
+	}
+	return memdevCapacities(e.topo)
+}
+
 // storeTopology reads the topology again after an operation changed the
 // decoders, so that free capacity is reported as it now is.
 func (e *Engine) storeTopology() {

@@ -85,13 +85,38 @@ func (s *Service) managerProps() props {
 	if s.cfg.GuardQueueDepth != nil {
 		guardQueue = uint32(max(s.cfg.GuardQueueDepth(), 0))
 	}
-	return props{
-		api.PropGuardQueue:     dbus.MakeVariant(guardQueue),
-		api.PropVersion:        dbus.MakeVariant(s.cfg.Version),
-		api.PropKernelFeatures: dbus.MakeVariant(features),
-		api.PropGuardActive:    dbus.MakeVariant(guard),
-		api.PropSimulated:      dbus.MakeVariant(s.cfg.Simulated),
+	caps := s.engine.MemdevCapacities()
+	memdevs := make([]memdevWire, 0, len(caps))
+	decoders := []decoderWire{}
+	for _, c := range caps {
+		memdevs = append(memdevs, memdevWire{c.Memdev, c.Total, c.Allocated, c.Free, c.Stranded})
+		for _, d := range c.Decoders {
+			decoders = append(decoders, decoderWire{d.Name, d.Memdev, d.Mode, d.DPASize, d.Region, d.Stranded})
+		}
 	}
+	return props{
+		api.PropMemdevCapacity:   dbus.MakeVariant(memdevs),
+		api.PropEndpointDecoders: dbus.MakeVariant(decoders),
+		api.PropGuardQueue:       dbus.MakeVariant(guardQueue),
+		api.PropVersion:          dbus.MakeVariant(s.cfg.Version),
+		api.PropKernelFeatures:   dbus.MakeVariant(features),
+		api.PropGuardActive:      dbus.MakeVariant(guard),
+		api.PropSimulated:        dbus.MakeVariant(s.cfg.Simulated),
+	}
+}
+
+// memdevWire is one member of Manager.MemdevCapacity, a(stttt).
+type memdevWire struct {
+	Memdev                           string
+	Total, Allocated, Free, Stranded uint64
+}
+
+// decoderWire is one member of Manager.EndpointDecoders, a(ssstsb).
+type decoderWire struct {
+	Decoder, Memdev, Mode string
+	DPASize               uint64
+	Region                string
+	Stranded              bool
 }
 
 func regionProps(r region.RegionInfo) props {

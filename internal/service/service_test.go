@@ -36,6 +36,10 @@ func TestManagedObjectsDescribeTheModel(t *testing.T) {
 		st.RootDecoders[0].Decoder != "decoder0.0" || st.Regions != 1 {
 		t.Errorf("status = %+v", st)
 	}
+	// Device capacity crosses the bus with its stranded bytes and decoders.
+	if len(st.Memdevs) != 1 || st.Memdevs[0].Stranded != 256<<20 || len(st.Memdevs[0].Decoders) != 1 || !st.Memdevs[0].Decoders[0].Stranded {
+		t.Errorf("memdevs = %+v", st.Memdevs)
+	}
 }
 
 func TestGuardActiveComesFromConfig(t *testing.T) {

@@ -25,6 +25,12 @@ func TestCLICapacityAsANewUser(t *testing.T) {
 	if got := d.metric(stranded); got != 256<<20 {
 		t.Errorf("%s = %v after deleting %s below %s, want 256 MiB", stranded, got, r0, r1)
 	}
+	if st := d.mustCtl("status"); !strings.Contains(st, "mem0: decoder") || !strings.Contains(st, "still holds 256 MiB of a deleted region; freed when "+r1) {
+		t.Errorf("status does not show the stranded capacity:\n%s", st)
+	}
+	if info := d.mustCtl("info", "mem0"); !strings.Contains(info, "STRANDED") || !strings.Contains(info, r1) {
+		t.Errorf("info mem0:\n%s", info)
+	}
 	before := len(d.simLines())
 	res := d.ctl("create", "--decoder", "decoder0.0", "--size", "512M", "--no-bind")
 	for _, l := range d.simLines()[before:] {
