@@ -149,4 +149,29 @@
 //     number when it is registered, so a device registered again under an
 //     old name has a new one, as kernfs's cyclic 64-bit ids give. Only
 //     device directories are numbered; other paths answer EINVAL.
+//  21. Capacity order (docs/kernel.md#config-order, steps 4-6). Which
+//     parts are captured and which are read from the source:
+//     - DPA is allocated only on a port's next decoder (hdm_end + 1) and
+//     freed only from its highest allocated one (cxl_dpa_free: EBUSY
+//     otherwise): source (hdm.c), not captured, the captured QEMU 7.2
+//     device has one decoder per component (endpoint.go).
+//     - Decoders commit in id order (commit_end + 1, else EBUSY "out of
+//     order commit"): source, the errno inferred; the reap lines of an
+//     in-order reset are captured (C61, C68, C74).
+//     - A port maps regions in increasing HPA order (alloc_region_ref:
+//     "HPA order violation", EBUSY), with the new region at the lowest
+//     free 256 MiB aligned range of its window: source.
+//     - The host bridge decoder a region gets (match_free_decoder): on
+//     6.1 the lowest one without a region, so a free decoder below a
+//     committed one fails at commit (EBUSY); on 6.12 only commit_end + 1,
+//     and only while every decoder below it is still committed, else the
+//     attach fails (EBUSY, "unable to allocate decoderN.M due to out of
+//     order shutdown"). Source (the v6.12 "permit out-of-order decoder
+//     shutdown" change, which also brought the reap of choice 12), not
+//     captured; the real kernels of the QEMU suite's capacity boot judge it.
+//     - Not modelled: upstream v6.1 refused an out-of-order decoder reset
+//     with EBUSY (so a delete of a region below a committed one left its
+//     decoders enabled); the model resets as 6.12 does on both profiles
+//     (choice 12). Whether Debian's 6.1 carries the 6.12 change is for the
+//     capacity boot to show.
 package cxlsim

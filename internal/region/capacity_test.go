@@ -180,3 +180,45 @@ func memdevCapacity(t *testing.T, eng *Engine, memdev string) MemdevCapacity {
 	t.Fatalf("no capacity for %s in %+v", memdev, caps)
 	return MemdevCapacity{}
 }
+
+// TestStrandedSurvivesRestart: stranded capacity is read from sysfs, so a
+// restarted daemon shows it and gives it back when the region above it
+// goes.
+func TestStrandedSurvivesRestart(t *testing.T) {
+	h := newHarness(t)
+	eng := h.start(nil)
+	ctx := context.Background()
+	var made []RegionInfo
+	for range 3 {
+		r, err := eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20, NoBind: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, r)
+	}
+	for _, r := range made[:2] {
+		if err := eng.Delete(ctx, DeleteRequest{Name: r.Name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.shutdown()
+	eng = h.start(nil)
+	mc := memdevCapacity(t, eng, made[0].Memdevs[0])
+	if mc.Stranded != 512<<20 {
+		t.Fatalf("after a restart: %+v, want 512 MiB stranded", mc)
+	}
+	var stranded []string
+	for _, d := range mc.Decoders {
+		if d.Stranded {
+			stranded = append(stranded, d.Name)
+		}
+	}
+	if want := []string{made[0].Targets[0], made[1].Targets[0]}; strings.Join(stranded, " ") != strings.Join(want, " ") {
+		t.Errorf("stranded decoders %v, want %v", stranded, want)
+	}
+	if err := eng.Delete(ctx, DeleteRequest{Name: made[2].Name}); err != nil {
+		t.Fatal(err)
+	}
+	requireAllFreed(t, h)
+	h.requireClean()
+}

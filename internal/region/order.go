@@ -10,7 +10,7 @@ import (
 )
 
 // The kernel hands out a device's capacity in order and takes it back only
-// from the top (drivers/cxl/core/hdm.c, region.c; docs/kernel.md#configuration):
+// from the top (drivers/cxl/core/hdm.c, region.c; docs/kernel.md#config-order):
 //
 //   - DPA: dpa_size is allocated only on a port's next decoder
 //     (hdm_end + 1) and freed only on its highest allocated one
