@@ -166,9 +166,13 @@
 //     committed one fails at commit (EBUSY); on 6.12 only commit_end + 1,
 //     and only while every decoder below it is still committed, else the
 //     attach fails (EBUSY, "unable to allocate decoderN.M due to out of
-//     order shutdown"). Source (the v6.12 "permit out-of-order decoder
-//     shutdown" change, which also brought the reap of choice 12), not
-//     captured; the real kernels of the QEMU suite's capacity boot judge it.
+//     order shutdown"). Source, not captured: which kernel first carries
+//     the commit_end + 1 choice (upstream after the "permit out-of-order
+//     decoder shutdown" change that brought the reap of choice 12) and
+//     whether Debian's 6.12 has it is inferred; both variants refuse the
+//     same creates, one at commit, one at attach, and the daemon's planner
+//     refuses them before writing (internal/region/order.go). The QEMU
+//     suite's capacity boot runs the sequence on the real kernels.
 //     - Not modelled: upstream v6.1 refused an out-of-order decoder reset
 //     with EBUSY (so a delete of a region below a committed one left its
 //     decoders enabled); the model resets as 6.12 does on both profiles
