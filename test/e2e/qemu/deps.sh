@@ -28,28 +28,33 @@ mirror_uri() {
 		sed -n "s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) $codename .*/\2/p"
 }
 
-# Debian 12 ships the 6.12 kernel as linux-6.12 in bookworm-security (and
-# bookworm-backports). Add backports only when no 6.12 image is reachable from
-# the configured sources, so a host that already reaches one is left alone.
+# bookworm-backports, from the mirror the host already uses, gives the QEMU
+# the capacity boot needs (bookworm's 7.2 gives each CXL component one HDM
+# decoder, so one region per device) and, where bookworm-security does not,
+# the 6.12 kernel. It is added only when no configured source has it.
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 apt-get update -q
-if ! apt-cache search --names-only '^linux-image-6\.12\..*-amd64-unsigned$' | grep -q .; then
-	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+if ! apt-cache policy | grep -q " ${codename}-backports/main "; then
 	uri=$(mirror_uri "$codename" | head -1)
 	if [ -n "$uri" ]; then
 		list=/etc/apt/sources.list.d/cxlregiond-e2e-backports.list
-		echo "deps.sh: no 6.12 kernel reachable; adding ${codename}-backports from $uri in $list"
+		echo "deps.sh: adding ${codename}-backports from $uri in $list"
 		echo "deb $uri ${codename}-backports main" >"$list"
 		apt-get update -q
 	else
-		echo "deps.sh: no 6.12 kernel reachable and no $codename mirror found in the apt sources; run.sh will skip 6.12" >&2
+		echo "deps.sh: no $codename mirror found in the apt sources: no backports (run.sh skips 6.12 if unreachable; the capacity boot needs QEMU >= 8)" >&2
 	fi
 fi
 
-# qemu-system-x86: the VM (7.2 in bookworm: cxl-type3, pxb-cxl, cxl-fmw)
+# qemu-system-x86: the VM (cxl-type3, pxb-cxl, cxl-fmw), from backports when
+# it is there (see above), else bookworm's 7.2
 # busybox-static: the guest's userland; kmod: depmod for the kernel modules
 # cpio: the initramfs; ndctl: the `cxl` tool copied into the guest (interop)
 # dbus-daemon: the guest's private bus for the daemon scenarios
 # dpkg-dev is not needed: dpkg-deb comes with dpkg.
+if apt-cache policy qemu-system-x86 | grep -q " ${codename}-backports/main "; then
+	apt-get install -y -q --no-install-recommends -t "${codename}-backports" qemu-system-x86
+fi
 apt-get install -y -q --no-install-recommends \
 	qemu-system-x86 busybox-static kmod cpio ndctl dbus-daemon \
 	ca-certificates coreutils findutils gawk
