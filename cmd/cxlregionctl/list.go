@@ -18,7 +18,12 @@ func newListCommand() *cobra.Command {
 		Short: "List regions",
 		Long: `List the regions the daemon knows, in the kernel's id order.
 
---json prints an array of region objects with ` + "`cxl list -R`" + `'s field names.`,
+--json prints an array of region objects with ` + "`cxl list -R -T`" + `'s fields,
+meanings and types (region, resource, size, type, interleave_ways,
+interleave_granularity, decode_state "commit" or "reset", state "disabled"
+only for a region not bound, uuid, mappings), then the daemon's own
+(root_decoder, generation, origin, lifecycle, settled). STATE in the table is
+the lifecycle: configuring, committed, enabled or deleting.`,
 		Example: "  cxlregionctl list\n  cxlregionctl list --json | jq '.[].region'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
