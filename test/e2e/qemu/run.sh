@@ -190,6 +190,11 @@ boot() {
 	if [ -f "$HERE/sets/$set.sh" ]; then
 		. "$HERE/sets/$set.sh"
 	fi
+	# QEMU 8 renamed cxl-type3's memdev (deprecated) to persistent-memdev.
+	local memprop=memdev
+	if qemu-system-x86_64 -device cxl-type3,help 2>/dev/null | grep -q persistent-memdev; then
+		memprop=persistent-memdev
+	fi
 	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,guest-logs}.txt
 	truncate -s "$CXL_MEM_SIZE" "$w/cxltest.raw"
 	truncate -s 256M "$w/lsa.raw"
@@ -200,7 +205,7 @@ boot() {
 		-object memory-backend-file,id=cxl-lsa1,share=on,mem-path="$w/lsa.raw",size=256M \
 		-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
 		-device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2 \
-		-device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 \
+		-device cxl-type3,bus=root_port13,$memprop=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 \
 		"${CXL_EXTRA_DEVICES[@]}" \
 		-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G \
 		-nodefaults -display none -no-reboot \
