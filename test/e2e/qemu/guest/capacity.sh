@@ -22,8 +22,9 @@ CAP_SIZE=$((256 << 20))
 
 cap_dev() { echo "/sys/bus/cxl/devices/$1"; }
 
-# cap_decoders: the endpoint decoders, in id order.
-cap_decoders() { ls -d /sys/bus/cxl/devices/endpoint*/decoder* 2>/dev/null | sed 's|.*/||' | sort -t. -k2 -n; }
+# cap_decoders: the endpoint decoders, in id order (decoder*.*: 6.12 has
+# endpointN/decoders_committed too).
+cap_decoders() { ls -d /sys/bus/cxl/devices/endpoint*/decoder*.* 2>/dev/null | sed 's|.*/||' | sort -t. -k2 -n; }
 
 # cap_allocated: bytes still allocated on endpoint decoders, and which.
 cap_allocated() {
