@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/godbus/dbus/v5"
@@ -255,27 +256,29 @@ func trimZeros(s string) string {
 }
 
 // decodeMemdevs reads Manager.MemdevCapacity and Manager.EndpointDecoders
-// (arrays of structs, which arrive as [][]any) into Memdevs.
+// into Memdevs, in the kernel's name order.
 func decodeMemdevs(manager Properties) ([]Memdev, error) {
+	r := &propReader{iface: ManagerInterface, props: manager}
+	caps := get[map[string]map[string]uint64](r, PropMemdevCapacity)
+	decs := get[map[string]map[string]dbus.Variant](r, PropEndpointDecoders)
+	if r.err != nil {
+		return nil, r.err
+	}
 	out := []Memdev{}
-	caps, err := structs(manager, PropMemdevCapacity, "stttt")
-	if err != nil {
-		return nil, err
-	}
 	index := map[string]int{}
-	for _, c := range caps {
-		m := Memdev{Memdev: c[0].(string), Total: c[1].(uint64), Allocated: c[2].(uint64), Free: c[3].(uint64), Stranded: c[4].(uint64),
-			Decoders: []EndpointDecoder{}}
-		index[m.Memdev] = len(out)
-		out = append(out, m)
+	for _, name := range sortedKeys(caps) {
+		c := caps[name]
+		out = append(out, Memdev{Memdev: name, Total: c["total"], Allocated: c["allocated"], Free: c["free"], Stranded: c["stranded"],
+			Decoders: []EndpointDecoder{}})
+		index[name] = len(out) - 1
 	}
-	decs, err := structs(manager, PropEndpointDecoders, "ssstsb")
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range decs {
-		ed := EndpointDecoder{Decoder: d[0].(string), Memdev: d[1].(string), Mode: d[2].(string), DPASize: d[3].(uint64),
-			Region: d[4].(string), Stranded: d[5].(bool)}
+	for _, name := range sortedKeys(decs) {
+		dr := &propReader{iface: ManagerInterface + "." + PropEndpointDecoders + "[" + name + "]", props: decs[name]}
+		ed := EndpointDecoder{Decoder: name, Memdev: get[string](dr, "memdev"), Mode: get[string](dr, "mode"),
+			DPASize: get[uint64](dr, "dpa_size"), Region: get[string](dr, "region"), Stranded: get[bool](dr, "stranded")}
+		if dr.err != nil {
+			return nil, dr.err
+		}
 		if i, ok := index[ed.Memdev]; ok {
 			out[i].Decoders = append(out[i].Decoders, ed)
 		}
@@ -283,28 +286,21 @@ func decodeMemdevs(manager Properties) ([]Memdev, error) {
 	return out, nil
 }
 
-// structs reads an array-of-struct property whose members have the given
-// D-Bus types, one letter each.
-func structs(props Properties, name, members string) ([][]any, error) {
-	v, ok := props[name]
-	if !ok {
-		return nil, fmt.Errorf("%s: property %s missing", ManagerInterface, name)
+// sortedKeys lists a map's keys in the kernel's name order (mem2 before
+// mem10).
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	// godbus hands a received struct array over as [][]any (its variant
-	// then says aav): the members' types are checked one by one.
-	rows, ok := v.Value().([][]any)
-	if !ok {
-		return nil, fmt.Errorf("%s: property %s has type %s, want a(%s)", ManagerInterface, name, v.Signature(), members)
-	}
-	for _, row := range rows {
-		if len(row) != len(members) {
-			return nil, fmt.Errorf("%s: property %s: a struct of %d members, want %d", ManagerInterface, name, len(row), len(members))
+	slices.SortFunc(keys, func(a, b string) int {
+		switch {
+		case NaturalLess(a, b):
+			return -1
+		case NaturalLess(b, a):
+			return 1
 		}
-		for i, m := range row {
-			if dbus.SignatureOf(m).String() != string(members[i]) {
-				return nil, fmt.Errorf("%s: property %s: member %d has type %s, want %c", ManagerInterface, name, i, dbus.SignatureOf(m), members[i])
-			}
-		}
-	}
-	return rows, nil
+		return 0
+	})
+	return keys
 }

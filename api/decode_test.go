@@ -122,13 +122,14 @@ func TestDecodeStatus(t *testing.T) {
 	mgr := Properties{
 		PropVersion: dbus.MakeVariant("v1"), PropGuardActive: dbus.MakeVariant(true), PropGuardQueue: dbus.MakeVariant(uint32(2)),
 		PropSimulated: dbus.MakeVariant(true), PropKernelFeatures: dbus.MakeVariant([]string{"create_pmem_region"}),
-		// As they arrive from the bus: arrays of structs as [][]any.
-		PropMemdevCapacity: dbus.MakeVariantWithSignature([][]any{{"mem0", uint64(1 << 30), uint64(512 << 20), uint64(512 << 20), uint64(256 << 20)}},
-			dbus.ParseSignatureMust("a(stttt)")),
-		PropEndpointDecoders: dbus.MakeVariantWithSignature([][]any{
-			{"decoder3.0", "mem0", "pmem", uint64(256 << 20), "", true},
-			{"decoder3.1", "mem0", "pmem", uint64(256 << 20), "region4", false},
-		}, dbus.ParseSignatureMust("a(ssstsb)")),
+		PropMemdevCapacity: dbus.MakeVariant(map[string]map[string]uint64{
+			"mem0": {"total": 1 << 30, "allocated": 512 << 20, "free": 512 << 20, "stranded": 256 << 20}}),
+		PropEndpointDecoders: dbus.MakeVariant(map[string]map[string]dbus.Variant{
+			"decoder3.0": {"memdev": dbus.MakeVariant("mem0"), "mode": dbus.MakeVariant("pmem"), "dpa_size": dbus.MakeVariant(uint64(256 << 20)),
+				"region": dbus.MakeVariant(""), "stranded": dbus.MakeVariant(true)},
+			"decoder3.1": {"memdev": dbus.MakeVariant("mem0"), "mode": dbus.MakeVariant("pmem"), "dpa_size": dbus.MakeVariant(uint64(256 << 20)),
+				"region": dbus.MakeVariant("region4"), "stranded": dbus.MakeVariant(false)},
+		}),
 	}
 	st, err := DecodeStatus(mgr, objs)
 	if err != nil {

@@ -56,6 +56,8 @@ var (
 	DeleteOptions = append([]string{OptGeneration}, commonOptions...)
 	// BindOptions are the keys of Region.Enable and Region.Disable.
 	BindOptions = commonOptions
+	// CancelOptions are the keys of Job.Cancel, as udisks2's Job.Cancel.
+	CancelOptions = []string{OptNoUserInteraction}
 )
 
 // MaxTimeout bounds the timeout option: a day is longer than any region

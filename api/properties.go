@@ -7,12 +7,13 @@ const (
 	PropGuardActive    = "GuardActive"     // b
 	PropGuardQueue     = "GuardQueueDepth" // u: other processes' opens the guard holds or keeps waiting
 	PropSimulated      = "Simulated"       // b
-	// PropMemdevCapacity is every memdev's device capacity:
-	// (memdev, total, allocated, free, stranded) in bytes.
-	PropMemdevCapacity = "MemdevCapacity" // a(stttt)
+	// PropMemdevCapacity is every memdev's device capacity in bytes:
+	// memdev → {total, allocated, free, stranded}.
+	PropMemdevCapacity = "MemdevCapacity" // a{sa{st}}
 	// PropEndpointDecoders is every endpoint decoder's allocation:
-	// (decoder, memdev, mode, dpa_size, region or "", stranded).
-	PropEndpointDecoders = "EndpointDecoders" // a(ssstsb)
+	// decoder → {memdev s, mode s, dpa_size t, region s ("" when none),
+	// stranded b}.
+	PropEndpointDecoders = "EndpointDecoders" // a{sa{sv}}
 )
 
 // Property names shared by RootDecoder and Region.
@@ -77,5 +78,6 @@ const (
 	MethodDelete       = "Delete"
 	MethodEnable       = "Enable"
 	MethodDisable      = "Disable"
+	MethodCancel       = "Cancel"
 	SignalCompleted    = "Completed"
 )

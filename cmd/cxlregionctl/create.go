@@ -24,7 +24,8 @@ func newCreateCommand() *cobra.Command {
 		Long: `Create a region in a root decoder. The daemon runs the kernel's create
 handshake and configuration in order, commits, binds (unless --no-bind) and
 waits until the devices below the region are registered. Any failure rolls
-back everything written.
+back everything written. Interrupted (Ctrl-C) before the daemon commits the
+region, the create is cancelled and rolled back; after that it finishes.
 
 As with ` + "`cxl create-region`" + `: targets are memdevs (mem0 mem1; the daemon
 picks each one's endpoint decoder) or endpoint decoders, one per
@@ -88,17 +89,21 @@ G or T (256M, 1G); it must be a multiple of 256 MiB x ways.`,
 				return err
 			}
 			defer c.Close()
-			var path godbus.ObjectPath
 			what := "create region in " + decoder
 			if decoder == "" {
 				what = "create region"
 			}
-			if err := c.call(cmd.Context(), timeout, what, api.ManagerPath, api.ManagerInterface+"."+api.MethodCreateRegion, decoder, opts).Store(&path); err != nil {
+			objects, err := c.callAsJob(cmd.Context(), timeout, cmd.ErrOrStderr(), what, api.ManagerPath, api.ManagerInterface+"."+api.MethodCreateRegion, decoder, opts)
+			if err != nil {
 				return err
 			}
-			name, ok := api.RegionName(path)
+			var name string
+			ok := len(objects) == 1
+			if ok {
+				name, ok = api.RegionName(objects[0])
+			}
 			if !ok {
-				return &exitError{code: api.ExitFailure, err: fmt.Errorf("%s: unexpected reply %s", what, path)}
+				return &exitError{code: api.ExitFailure, err: fmt.Errorf("%s: unexpected result %v", what, objects)}
 			}
 			if !asJSON {
 				fmt.Fprintln(cmd.OutOrStdout(), name)

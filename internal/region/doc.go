@@ -16,4 +16,9 @@
 //   - freeze (freeze.go): no write into a teardown of the root.
 //   - Create (create.go): all-or-nothing, rolled back in reverse, journalled
 //     (journal.go) so that a restarted daemon finishes what a crash interrupted.
+//   - PointOfNoReturn (noreturn.go): a create or delete tells its caller,
+//     under the writer, just before the write that cancelling can no longer
+//     undo (commit; unbind or delete_region). Cancelled before it, a create
+//     rolls back and a delete that no other request joined stops unwritten;
+//     the D-Bus Job.Cancel is built on it.
 package region

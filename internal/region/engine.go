@@ -188,6 +188,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	every(e.cfg.RescanInterval)
 	defer every(0)
 	for {
+		// A reload takes effect before anything else pending: a tick that
+		// raced SetRescanInterval(0) must not rescan once the loop has
+		// seen the new value (select picks among ready cases at random).
+		select {
+		case d := <-e.rescanEvery:
+			every(d)
+		default:
+		}
 		var err error
 		select {
 		case <-ctx.Done():

@@ -86,12 +86,15 @@ func (s *Service) managerProps() props {
 		guardQueue = uint32(max(s.cfg.GuardQueueDepth(), 0))
 	}
 	caps := s.engine.MemdevCapacities()
-	memdevs := make([]memdevWire, 0, len(caps))
-	decoders := []decoderWire{}
+	memdevs := make(map[string]map[string]uint64, len(caps))
+	decoders := map[string]map[string]dbus.Variant{}
 	for _, c := range caps {
-		memdevs = append(memdevs, memdevWire{c.Memdev, c.Total, c.Allocated, c.Free, c.Stranded})
+		memdevs[c.Memdev] = map[string]uint64{"total": c.Total, "allocated": c.Allocated, "free": c.Free, "stranded": c.Stranded}
 		for _, d := range c.Decoders {
-			decoders = append(decoders, decoderWire{d.Name, d.Memdev, d.Mode, d.DPASize, d.Region, d.Stranded})
+			decoders[d.Name] = map[string]dbus.Variant{
+				"memdev": dbus.MakeVariant(d.Memdev), "mode": dbus.MakeVariant(d.Mode), "dpa_size": dbus.MakeVariant(d.DPASize),
+				"region": dbus.MakeVariant(d.Region), "stranded": dbus.MakeVariant(d.Stranded),
+			}
 		}
 	}
 	return props{
@@ -103,20 +106,6 @@ func (s *Service) managerProps() props {
 		api.PropGuardActive:      dbus.MakeVariant(guard),
 		api.PropSimulated:        dbus.MakeVariant(s.cfg.Simulated),
 	}
-}
-
-// memdevWire is one member of Manager.MemdevCapacity, a(stttt).
-type memdevWire struct {
-	Memdev                           string
-	Total, Allocated, Free, Stranded uint64
-}
-
-// decoderWire is one member of Manager.EndpointDecoders, a(ssstsb).
-type decoderWire struct {
-	Decoder, Memdev, Mode string
-	DPASize               uint64
-	Region                string
-	Stranded              bool
 }
 
 func regionProps(r region.RegionInfo) props {

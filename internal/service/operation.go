@@ -25,6 +25,10 @@ type operation struct {
 	run func(ctx context.Context) (dbus.ObjectPath, error)
 	// noResult marks a method that returns nothing (Refresh).
 	noResult bool
+	// cancelable: run stops and undoes its writes when its context is
+	// cancelled before the engine reports the point of no return
+	// (region.OnPointOfNoReturn), so its Job may offer Cancel.
+	cancelable bool
 }
 
 // execute admits, authorizes and runs an operation, waiting for it or, with
@@ -51,7 +55,9 @@ func (s *Service) execute(req *request, op operation) ([]any, *dbus.Error) {
 		return []any{s.startJob(op, uid, done)}, nil
 	}
 	defer done()
-	result, err := s.run(op, uid)
+	ctx, cancel := s.opContext(op.opts.timeout)
+	defer cancel()
+	result, err := s.run(ctx, op, uid)
 	if err != nil {
 		return nil, err
 	}
@@ -61,10 +67,8 @@ func (s *Service) execute(req *request, op operation) ([]any, *dbus.Error) {
 	return []any{result}, nil
 }
 
-// run runs an operation under its timeout and logs its outcome.
-func (s *Service) run(op operation, uid uint32) (dbus.ObjectPath, *dbus.Error) {
-	ctx, cancel := s.opContext(op.opts.timeout)
-	defer cancel()
+// run runs an operation in ctx (see opContext) and logs its outcome.
+func (s *Service) run(ctx context.Context, op operation, uid uint32) (dbus.ObjectPath, *dbus.Error) {
 	start := time.Now()
 	result, err := op.run(ctx)
 	if err != nil {
