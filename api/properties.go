@@ -14,6 +14,7 @@ const (
 	// decoder → {memdev s, mode s, dpa_size t, region s ("" when none),
 	// stranded b}.
 	PropEndpointDecoders = "EndpointDecoders" // a{sa{sv}}
+	PropLockDirectory    = "LockDirectory"    // s: where the writers' lock files are (cxlregionctl lock)
 )
 
 // Property names shared by RootDecoder and Region.

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 func newCreateCommand() *cobra.Command {
@@ -57,13 +58,13 @@ G or T (256M, 1G); it must be a multiple of 256 MiB x ways.`,
 				}
 				opts[api.OptSize] = godbus.MakeVariant(n)
 			}
-			if decoder != "" && !api.ValidDecoderName(decoder) {
+			if decoder != "" && !devname.IsDecoder(decoder) {
 				return usageErr("--decoder %q: want a root decoder name such as decoder0.0", decoder)
 			}
 			targets = append(targets, args...)
 			for _, t := range targets {
-				if !api.ValidDecoderName(t) && !api.ValidMemdevName(t) {
-					return usageErr("target %q: want a memdev (mem0) or an endpoint decoder (decoder3.0)", t)
+				if !devname.IsDecoder(t) && !devname.IsMemdev(t) {
+					return usageErr("--target %q: want a memdev (mem0) or an endpoint decoder (decoder3.0)", t)
 				}
 			}
 			if cmd.Flags().Changed("ways") {

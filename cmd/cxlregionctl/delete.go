@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 func newDeleteCommand() *cobra.Command {
@@ -56,11 +57,11 @@ touched. A region that does not exist when delete starts is an error
 				return usageErr("name at least one region, or --all")
 			case !all && decoder != "":
 				return usageErr("--decoder goes with --all")
-			case decoder != "" && !api.ValidDecoderName(decoder):
+			case decoder != "" && !devname.IsDecoder(decoder):
 				return usageErr("--decoder %q: want a root decoder name such as decoder0.0", decoder)
 			}
 			for _, name := range args {
-				if !api.ValidRegionName(name) {
+				if !devname.IsRegion(name) {
 					return usageErr("%q is not a region name (want region<N>, e.g. region0)", name)
 				}
 			}
@@ -187,9 +188,9 @@ func newBindCommand(use, short, method string) *cobra.Command {
 		ValidArgsFunction: completeRegions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			path, ok := api.RegionPath(name)
-			if !ok {
-				return usageErr("%q is not a region name (want region<N>, e.g. region0)", name)
+			path, err := regionPath(name)
+			if err != nil {
+				return err
 			}
 			opts := map[string]godbus.Variant{}
 			if err := addTimeout(opts, timeout); err != nil {

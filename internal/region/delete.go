@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
@@ -41,8 +42,8 @@ func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
 			Op: "delete", Target: req.Name, Result: resultOf(err), Duration: time.Since(start), Joined: joined, Err: err,
 		}})
 	}()
-	if !sysfs.ValidRegionName(req.Name) {
-		return fmt.Errorf("delete %q: region name must be region<N>: %w", req.Name, ErrInvalid)
+	if err := ValidateRegionName(req.Name); err != nil {
+		return fmt.Errorf("delete: %w", err)
 	}
 	ctx, cancel := e.withDefaultTimeout(ctx)
 	defer cancel()
@@ -205,48 +206,71 @@ func (e *Engine) deleteUnderWriter(tx *lock.Tx, call *deleteCall, root, name str
 	if err := e.deletePointOfNoReturn(call, genKey{name, gen}); err != nil {
 		return err
 	}
-	if e.crash("delete:begin") {
+	if e.crash(crashDeleteBegin) {
 		return errCrashed
 	}
-	intent := &intent{Op: "delete", RootDecoder: root, Name: name, Generation: gen, UUID: reg.UUID,
-		Type: reg.Type, Targets: reg.Targets, Phase: "begin"}
+	// The intent is the delete's one durable record, on disk before the
+	// first kernel write; it carries the identity recovery checks before
+	// it writes delete_region for this generation again.
+	intent := &journal.Intent{Op: journal.OpDelete, RootDecoder: root, Name: name, Generation: gen, UUID: reg.UUID,
+		Type: reg.Type, Ino: reg.Ino, Targets: reg.Targets}
 	if reg.Resource != nil {
 		intent.Resource = *reg.Resource
 	}
-	if err := e.journal.begin(intent); err != nil {
-		return err
+	if err := e.journal.Begin(intent); err != nil {
+		e.journalFailed("delete", name, err)
+		return fmt.Errorf("delete not started: %w", err)
 	}
-	if e.crash("delete:journaled") {
+	if e.crash(crashDeleteJournaled) {
 		return errCrashed
 	}
 	if reg.Driver != "" {
 		if err := tx.Write(sysfs.RegionUnbindPath, name); err != nil {
-			_ = e.journal.done(intent)
-			return kernelErr("delete", "unbind", err)
+			return e.deleteFailed(intent, kernelErr("delete", "unbind", err))
 		}
-		if e.crash("delete:unbound") {
+		if e.crash(crashDeleteUnbound) {
 			return errCrashed
 		}
 	}
-	if err := e.journal.advance(intent, "deleting"); err != nil {
-		return err
+	if err := e.journal.Advance(intent, journal.PhaseDeleting); err != nil {
+		e.journalFailed("delete", name, err)
+		return e.deleteFailed(intent, fmt.Errorf("before delete_region: %w", err))
 	}
-	if e.crash("delete:before-write") {
+	if e.crash(crashDeleteBeforeWrite) {
 		return errCrashed
 	}
 	if err := e.writeDeleteRegion(tx, root, name, gen); err != nil {
-		_ = e.journal.done(intent)
-		return err
+		return e.deleteFailed(intent, err)
 	}
-	if e.crash("delete:written") {
+	if e.crash(crashDeleteWritten) {
 		return errCrashed
 	}
-	if err := e.journal.advance(intent, "written"); err != nil {
-		return err
+	// Not durable until the next sync: if a crash loses it, recovery
+	// finds this generation gone from sysfs (see internal/journal).
+	if err := e.journal.Advance(intent, journal.PhaseWritten); err != nil {
+		e.journalFailed("delete", name, err)
 	}
 	e.freeDPA(tx, reg.Targets)
-	e.storeTopology()
-	return e.journal.done(intent)
+	if err := e.journal.Done(intent, journal.Finished); err != nil {
+		// The region is deleted: the caller's answer stays success, and
+		// the journal's failure is surfaced on its own.
+		e.journalFailed("delete", name, err)
+	}
+	return nil
+}
+
+// deleteFailed ends the intent of a delete that failed before its
+// delete_region write took effect. The Failed record is made durable
+// before the caller hears of the failure, so that a restart never resumes
+// (re-issues) a delete its caller was told had failed. If that record
+// cannot be written the journal's error is surfaced and joined to the
+// caller's, and the journal refuses new operations until it is repaired.
+func (e *Engine) deleteFailed(intent *journal.Intent, cause error) error {
+	if err := e.journal.Done(intent, journal.Failed); err != nil {
+		e.journalFailed("delete", intent.Name, err)
+		return fmt.Errorf("%w; and its failure could not be journalled: %w", cause, err)
+	}
+	return cause
 }
 
 // deletePointOfNoReturn is called under the writer just before a delete's
@@ -327,6 +351,7 @@ func (e *Engine) writeDeleteRegion(tx *lock.Tx, root, name string, gen uint64) e
 // what frees it; it is derived from sysfs, so a restarted daemon knows it
 // too (order.go).
 func (e *Engine) freeDPA(tx *lock.Tx, targets []string) {
+	e.noteDetached(targets)
 	seen := map[string]bool{}
 	for _, dec := range targets {
 		port := portNumberOf(dec)
@@ -334,7 +359,7 @@ func (e *Engine) freeDPA(tx *lock.Tx, targets []string) {
 			continue
 		}
 		seen[port] = true
-		e.freePortFromTop(tx, port)
+		e.freePortFromTop(tx, port, "")
 	}
 }
 
@@ -344,7 +369,7 @@ const maxPortDecoders = 32
 
 // freePortFromTop frees the stranded capacity at the top of the port whose
 // decoders are decoder<port>.0, .1, ...
-func (e *Engine) freePortFromTop(tx *lock.Tx, port string) {
+func (e *Engine) freePortFromTop(tx *lock.Tx, port, deleted string) {
 	var decs []sysfs.EndpointDecoder
 	for i := range maxPortDecoders {
 		ed, err := e.fs.ReadEndpointDecoder("decoder" + port + "." + strconv.Itoa(i))
@@ -357,11 +382,12 @@ func (e *Engine) freePortFromTop(tx *lock.Tx, port string) {
 		}
 		decs = append(decs, ed)
 	}
+	freed := map[string]bool{}
 	for _, ed := range slices.Backward(decs) {
 		if ed.DPASize == 0 {
 			continue
 		}
-		if ed.Region != "" {
+		if ed.Region != "" && ed.Region != deleted {
 			break // everything below stays until this region goes
 		}
 		attr, err := sysfs.DeviceAttr(ed.Name, "dpa_size")
@@ -373,13 +399,15 @@ func (e *Engine) freePortFromTop(tx *lock.Tx, port string) {
 			e.log.Warn("could not free endpoint decoder capacity", "decoder", ed.Name, "err", err)
 			return
 		}
+		e.noteFreed(ed.Name)
+		freed[ed.Name] = true
 	}
+	// What stays allocated without a region is stranded until the regions
+	// above it go (the reading above, less what was just freed).
 	for _, ed := range decs {
-		if isStranded(ed) {
-			if cur, err := e.fs.ReadEndpointDecoder(ed.Name); err == nil && isStranded(cur) {
-				e.log.Info("capacity stranded until the regions above it are deleted",
-					"decoder", cur.Name, "memdev", cur.Memdev, "bytes", cur.DPASize)
-			}
+		if ed.DPASize != 0 && (ed.Region == "" || ed.Region == deleted) && !freed[ed.Name] {
+			e.log.Info("capacity stranded until the regions above it are deleted",
+				"decoder", ed.Name, "memdev", ed.Memdev, "bytes", ed.DPASize)
 		}
 	}
 }
@@ -403,4 +431,44 @@ func (e *Engine) withDefaultTimeout(ctx context.Context) (context.Context, conte
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, e.cfg.DefaultTimeout)
+}
+
+// noteFreed records in the last topology reading that a decoder's capacity
+// was given back, so that free capacity is reported as it now is without
+// reading the whole tree again on every delete.
+func (e *Engine) noteFreed(decoder string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topo == nil {
+		return
+	}
+	for i := range e.topo.EndpointDecoders {
+		if ed := &e.topo.EndpointDecoders[i]; ed.Name == decoder {
+			ed.DPASize, ed.Region = 0, ""
+		}
+	}
+}
+
+// noteDetached records in the last topology reading that a deleted
+// region's endpoint decoders, and the host bridge decoders of the region
+// they served, no longer hold it.
+func (e *Engine) noteDetached(targets []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topo == nil {
+		return
+	}
+	gone := map[string]bool{}
+	for i := range e.topo.EndpointDecoders {
+		if ed := &e.topo.EndpointDecoders[i]; ed.Region != "" && slices.Contains(targets, ed.Name) {
+			gone[ed.Region] = true
+			ed.Region = ""
+		}
+	}
+	for i := range e.topo.SwitchDecoders {
+		if sd := &e.topo.SwitchDecoders[i]; gone[sd.Region] {
+			sd.Region = ""
+		}
+	}
+	e.topo.Regions = slices.DeleteFunc(slices.Clone(e.topo.Regions), func(r sysfs.Region) bool { return gone[r.Name] })
 }

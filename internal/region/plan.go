@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
@@ -154,7 +155,7 @@ func (p *createPlan) place(req CreateRequest, topo *sysfs.Topology, v *orderView
 		return nil, err
 	}
 	if p.size > p.root.Size {
-		return nil, fmt.Errorf("size %d: larger than root decoder %s's window (%d): %w", p.size, p.root.Name, p.root.Size, ErrInvalid)
+		return nil, fmt.Errorf("size %d: larger than the window (%d): %w", p.size, p.root.Size, ErrInvalid)
 	}
 	start, ok := v.nextHPA(p.root, p.size)
 	if !ok && p.root.Start != nil {
@@ -184,7 +185,7 @@ func pickTargets(names []string, p *createPlan, topo *sysfs.Topology, v *orderVi
 		if len(p.root.Targets) > 0 {
 			hb = p.root.Targets[pos%len(p.root.Targets)]
 		}
-		if pos < len(names) && sysfs.ValidMemdevName(names[pos]) {
+		if pos < len(names) && devname.IsMemdev(names[pos]) {
 			ed, err := pickOnMemdev(names[pos], pos, hb, p, perWay, usedMem, topo, v)
 			if err != nil {
 				return nil, err
