@@ -22,7 +22,7 @@ type Region struct {
 
 	RootDecoder string `json:"root_decoder"`
 	Generation  uint64 `json:"generation"`
-	Origin      string `json:"origin"`    // daemon, kernel or foreign
+	Origin      string `json:"origin"`    // daemon, kernel, foreign or unknown
 	Lifecycle   string `json:"lifecycle"` // the daemon's: configuring, committed, enabled or deleting
 	Settled     bool   `json:"settled"`
 }
