@@ -24,10 +24,10 @@ const (
 
 	// Create options.
 	OptType        = "type"        // s: "pmem" (default) or "ram"
-	OptSize        = "size"        // t: bytes, required, a multiple of 256 MiB × ways
+	OptSize        = "size"        // t: bytes, a multiple of 256 MiB × ways; default the largest the targets can give
 	OptWays        = "ways"        // u: interleave ways; default from targets or the window
 	OptGranularity = "granularity" // u: interleave granularity in bytes; default the window's
-	OptTargets     = "targets"     // as: endpoint decoders by position; default picked
+	OptTargets     = "targets"     // as: endpoint decoders or memdevs (memN) by position; default picked
 	OptUUID        = "uuid"        // s: pmem region uuid; default generated
 	OptNoBind      = "no_bind"     // b: leave the region committed but not bound
 )

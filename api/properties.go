@@ -7,7 +7,14 @@ const (
 	PropGuardActive    = "GuardActive"     // b
 	PropGuardQueue     = "GuardQueueDepth" // u: other processes' opens the guard holds or keeps waiting
 	PropSimulated      = "Simulated"       // b
-	PropLockDirectory  = "LockDirectory"   // s: where the writers' lock files are (cxlregionctl lock)
+	// PropMemdevCapacity is every memdev's device capacity in bytes:
+	// memdev → {total, allocated, free, stranded}.
+	PropMemdevCapacity = "MemdevCapacity" // a{sa{st}}
+	// PropEndpointDecoders is every endpoint decoder's allocation:
+	// decoder → {memdev s, mode s, dpa_size t, region s ("" when none),
+	// stranded b}.
+	PropEndpointDecoders = "EndpointDecoders" // a{sa{sv}}
+	PropLockDirectory    = "LockDirectory"    // s: where the writers' lock files are (cxlregionctl lock)
 )
 
 // Property names shared by RootDecoder and Region.

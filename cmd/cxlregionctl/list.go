@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 func newListCommand() *cobra.Command {
@@ -18,7 +20,12 @@ func newListCommand() *cobra.Command {
 		Long: `List the regions the daemon knows, in the kernel's id order.
 
 ` + columnsHelp(listColumns) + `
---json prints an array of region objects with ` + "`cxl list -R`" + `'s field names.`,
+--json prints an array of region objects with ` + "`cxl list -R -T`" + `'s fields,
+meanings and types (region, resource, size, type, interleave_ways,
+interleave_granularity, decode_state "commit" or "reset", state "disabled"
+only for a region not bound, uuid, mappings), then the daemon's own
+(root_decoder, generation, origin, lifecycle, settled). STATE in the table is
+the lifecycle: configuring, committed, enabled or deleting.`,
 		Example: "  cxlregionctl list\n  cxlregionctl list --json | jq '.[].region'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,7 +47,7 @@ func newListCommand() *cobra.Command {
 			}
 			t := newTable(cmd.OutOrStdout(), columnNames(listColumns)...)
 			for _, r := range regions {
-				t.row(r.Region, r.RootDecoder, r.Type, formatSize(r.Size), strconv.Itoa(int(r.InterleaveWays)), r.State,
+				t.row(r.Region, r.RootDecoder, r.Type, formatSize(r.Size), strconv.Itoa(int(r.InterleaveWays)), r.Lifecycle,
 					yesNo(r.Settled), strconv.FormatUint(r.Generation, 10), r.Origin, orDash(targets(r)))
 			}
 			return t.flush()
@@ -96,13 +103,13 @@ func targets(r api.Region) string {
 func newInfoCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:               "info REGION",
-		Short:             "Show one region",
-		Example:           "  cxlregionctl info region0\n  cxlregionctl info region0 --json",
+		Use:               "info REGION|MEMDEV",
+		Short:             "Show one region, or one memdev's capacity and endpoint decoders",
+		Example:           "  cxlregionctl info region0\n  cxlregionctl info region0 --json\n  cxlregionctl info mem0",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeRegions,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := regionPath(args[0]); err != nil {
+			if _, err := regionPath(args[0]); err != nil && !devname.IsMemdev(args[0]) {
 				return err
 			}
 			c, err := connect()
@@ -110,6 +117,9 @@ func newInfoCommand() *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			if devname.IsMemdev(args[0]) {
+				return memdevInfo(cmd, c, args[0], asJSON)
+			}
 			r, err := c.region(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -122,6 +132,38 @@ func newInfoCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// memdevInfo shows one memdev's capacity, each endpoint decoder's
+// allocation, and what is stranded.
+func memdevInfo(cmd *cobra.Command, c *client, name string, asJSON bool) error {
+	objs, err := c.managedObjects(cmd.Context())
+	if err != nil {
+		return err
+	}
+	st, err := api.DecodeStatus(objs[api.ManagerPath][api.ManagerInterface], objs)
+	if err != nil {
+		return &exitError{code: api.ExitFailure, err: fmt.Errorf("unexpected reply: %w", err)}
+	}
+	for _, m := range st.Memdevs {
+		if m.Memdev != name {
+			continue
+		}
+		if asJSON {
+			return printJSON(cmd.OutOrStdout(), m)
+		}
+		out := cmd.OutOrStdout()
+		if err := printMemdevs(out, []api.Memdev{m}); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+		t := newTable(out, "DECODER", "MODE", "DPA SIZE", "REGION", "STRANDED")
+		for _, d := range m.Decoders {
+			t.row(d.Decoder, orDash(d.Mode), formatSize(d.DPASize), orDash(d.Region), yesNo(d.Stranded))
+		}
+		return t.flush()
+	}
+	return &exitError{code: api.ExitNotFound, err: fmt.Errorf("%s: no such memdev", name)}
 }
 
 func printRegion(cmd *cobra.Command, r api.Region) error {
@@ -137,7 +179,8 @@ func printRegion(cmd *cobra.Command, r api.Region) error {
 	t.row("uuid:", orDash(r.UUID))
 	t.row("interleave:", fmt.Sprintf("%d ways, %d bytes granularity", r.InterleaveWays, r.InterleaveGranularity))
 	t.row("decode state:", orDash(r.DecodeState))
-	t.row("state:", r.State)
+	t.row("lifecycle:", r.Lifecycle)
+	t.row("state:", orDash(r.State))
 	t.row("settled:", yesNo(r.Settled))
 	t.row("generation:", strconv.FormatUint(r.Generation, 10))
 	t.row("origin:", r.Origin)
@@ -184,16 +227,69 @@ func newStatusCommand() *cobra.Command {
 			}
 			fmt.Fprintf(out, "kernel features: %s\n", orDash(strings.Join(st.KernelFeatures, ", ")))
 			fmt.Fprintf(out, "regions:         %d\n\n", st.Regions)
+			// FREE is the largest region a create can get now: free HPA,
+			// the devices' free capacity and the kernel's decoder order.
 			t := newTable(out, "ROOT DECODER", "SIZE", "FREE", "PMEM", "RAM", "WAYS", "FROZEN", "QUEUE", "REASON")
 			for _, rd := range st.RootDecoders {
 				t.row(rd.Decoder, formatSize(rd.Size), formatSize(rd.MaxAvailableExtent), yesNo(rd.PmemCapable), yesNo(rd.VolatileCapable),
 					strconv.Itoa(int(rd.InterleaveWays)), yesNo(rd.Frozen), strconv.Itoa(int(rd.QueueDepth)), orDash(rd.FrozenReason))
 			}
-			return t.flush()
+			if err := t.flush(); err != nil {
+				return err
+			}
+			if len(st.Memdevs) == 0 {
+				return nil
+			}
+			fmt.Fprintln(out)
+			return printMemdevs(out, st.Memdevs)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printMemdevs prints each memdev's capacity and, under it, the endpoint
+// decoders whose capacity is stranded and what frees it.
+func printMemdevs(out io.Writer, memdevs []api.Memdev) error {
+	t := newTable(out, "MEMDEV", "TOTAL", "ALLOCATED", "FREE", "STRANDED")
+	for _, m := range memdevs {
+		t.row(m.Memdev, formatSize(m.Total), formatSize(m.Allocated), formatSize(m.Free), formatSize(m.Stranded))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	for _, m := range memdevs {
+		for _, d := range m.Decoders {
+			if d.Stranded {
+				fmt.Fprintf(out, "%s: %s still holds %s of a deleted region; freed when %s deleted\n",
+					m.Memdev, d.Decoder, formatSize(d.DPASize), orDash(regionsAbove(m, d)))
+			}
+		}
+	}
+	return nil
+}
+
+// regionsAbove names the regions on the memdev's decoders above d: the
+// kernel frees d's capacity only once they are gone.
+func regionsAbove(m api.Memdev, d api.EndpointDecoder) string {
+	var above []string
+	past := false
+	for _, o := range m.Decoders {
+		if o.Decoder == d.Decoder {
+			past = true
+			continue
+		}
+		if past && o.Region != "" {
+			above = append(above, o.Region+" ("+o.Decoder+")")
+		}
+	}
+	switch len(above) {
+	case 0:
+		return ""
+	case 1:
+		return above[0] + " is"
+	}
+	return strings.Join(above, " and ") + " are"
 }
 
 // completeRegions completes region names from the daemon.

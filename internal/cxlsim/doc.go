@@ -149,4 +149,35 @@
 //     number when it is registered, so a device registered again under an
 //     old name has a new one, as kernfs's cyclic 64-bit ids give. Only
 //     device directories are numbered; other paths answer EINVAL.
+//  21. Capacity order (docs/kernel.md#config-order, steps 4-6). Which
+//     parts are captured and which are read from the source:
+//     - DPA is allocated only on a port's next decoder (hdm_end + 1) and
+//     freed only from its highest allocated one (cxl_dpa_free: EBUSY
+//     otherwise): source (hdm.c), not captured, the captured QEMU 7.2
+//     device has one decoder per component (endpoint.go).
+//     - Decoders commit in id order (commit_end + 1, else EBUSY "out of
+//     order commit"): source, the errno inferred; the reap lines of an
+//     in-order reset are captured (C61, C68, C74).
+//     - A port maps regions in increasing HPA order (alloc_region_ref:
+//     "HPA order violation", EBUSY), with the new region at the lowest
+//     free 256 MiB aligned range of its window: source.
+//     - The host bridge decoder a region gets (match_free_decoder): on
+//     6.1 the lowest one without a region, so a free decoder below a
+//     committed one fails at commit (EBUSY); on 6.12 only commit_end + 1,
+//     and only while every decoder below it is still committed, else the
+//     attach fails (EBUSY, "unable to allocate decoderN.M due to out of
+//     order shutdown"). Source, not captured: which kernel first carries
+//     the commit_end + 1 choice (upstream after the "permit out-of-order
+//     decoder shutdown" change that brought the reap of choice 12) and
+//     whether Debian's 6.12 has it is inferred; both variants refuse the
+//     same creates, one at commit, one at attach, and the daemon's planner
+//     refuses them before writing (internal/region/order.go). The QEMU
+//     suite's capacity boot runs the sequence on the real kernels.
+//     - Upstream v6.1 refused an out-of-order decoder reset with EBUSY
+//     (a delete of a region below a committed one left its decoders
+//     enabled); the model resets as 6.12 does on both profiles (choice
+//     12), and the QEMU suite's capacity boot agrees for Debian's 6.1.0-56
+//     (6.1.192): deleting the 2nd and 1st of four committed regions gave
+//     0 WARNING, and every byte came back once the regions above went
+//     (observed end to end, not captured line by line).
 package cxlsim

@@ -103,3 +103,12 @@ func rootDecoderLabel(name string) string {
 	}
 	return labelOther
 }
+
+// memdevLabel is a memdev's name, or "other" for anything that is not one:
+// memdevs are bounded by the hardware.
+func memdevLabel(name string) string {
+	if devname.IsMemdev(name) {
+		return name
+	}
+	return labelOther
+}

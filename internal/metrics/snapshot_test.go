@@ -185,3 +185,48 @@ func TestSetSource(t *testing.T) {
 		t.Error("a second SetSource succeeded; its series would collide with the first")
 	}
 }
+
+// capacityFake is a Source with device capacity, as the engine is.
+type capacityFake struct {
+	fakeSource
+	caps []region.MemdevCapacity
+}
+
+func (f *capacityFake) Capacity() ([]region.MemdevCapacity, error) { return f.caps, nil }
+
+// TestCapacitySeries: one series per memdev and kind, a name that is not a
+// memdev folded into other (bounded labels), and stranded capacity shown.
+func TestCapacitySeries(t *testing.T) {
+	src := &capacityFake{caps: []region.MemdevCapacity{
+		{Memdev: "mem0", Total: 1 << 30, Allocated: 768 << 20, Free: 256 << 20, Stranded: 512 << 20},
+		{Memdev: "../evil", Total: 1},
+		{Memdev: "mem01", Total: 2},
+	}}
+	m := New(Options{Source: src})
+	got := map[string]float64{}
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "cxlregiond_memdev_capacity_bytes" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			var labels []string
+			for _, l := range mt.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			got[strings.Join(labels, ",")] = mt.GetGauge().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"kind=total,memdev=mem0": 1 << 30, "kind=allocated,memdev=mem0": 768 << 20,
+		"kind=free,memdev=mem0": 256 << 20, "kind=stranded,memdev=mem0": 512 << 20,
+		"kind=total,memdev=other": 3, "kind=allocated,memdev=other": 0,
+		"kind=free,memdev=other": 0, "kind=stranded,memdev=other": 0,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("capacity series (-want +got):\n%s", diff)
+	}
+}

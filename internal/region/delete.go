@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -344,25 +345,72 @@ func (e *Engine) writeDeleteRegion(tx *lock.Tx, root, name string, gen uint64) e
 	return nil
 }
 
-// freeDPA returns the endpoint decoders' capacity, which delete_region does
-// not free, highest decoder first as the kernel requires.
+// freeDPA gives back the capacity of the ports the deleted region used,
+// which delete_region does not free. The kernel frees only a port's
+// highest allocation (cxl_dpa_free), so each port is freed from its top
+// down for as long as the top decoder holds no region: the region's own
+// decoders when they are the top, and any capacity stranded below them by
+// earlier deletes of lower regions. What stays stranded is logged with
+// what frees it; it is derived from sysfs, so a restarted daemon knows it
+// too (order.go).
 func (e *Engine) freeDPA(tx *lock.Tx, targets []string) {
-	decs := append([]string(nil), targets...)
-	sort.Slice(decs, func(i, j int) bool { return sysfs.CompareNames(decs[j], decs[i]) < 0 })
-	for _, dec := range decs {
-		if dec == "" {
+	e.noteDetached(targets)
+	seen := map[string]bool{}
+	for _, dec := range targets {
+		port := portNumberOf(dec)
+		if dec == "" || seen[port] {
 			continue
 		}
-		ed, err := e.fs.ReadEndpointDecoder(dec)
-		if err != nil || ed.Region != "" || ed.DPASize == 0 {
-			continue
-		}
-		attr, err := sysfs.DeviceAttr(dec, "dpa_size")
+		seen[port] = true
+		e.freePortFromTop(tx, port, "")
+	}
+}
+
+// maxPortDecoders bounds the walk over a port's decoders (the HDM
+// capability holds at most 32).
+const maxPortDecoders = 32
+
+// freePortFromTop frees the stranded capacity at the top of the port whose
+// decoders are decoder<port>.0, .1, ...
+func (e *Engine) freePortFromTop(tx *lock.Tx, port, deleted string) {
+	var decs []sysfs.EndpointDecoder
+	for i := range maxPortDecoders {
+		ed, err := e.fs.ReadEndpointDecoder("decoder" + port + "." + strconv.Itoa(i))
 		if err != nil {
+			if !isNotExist(err) {
+				e.log.Warn("could not read endpoint decoder to free its port's capacity", "port", port, "err", err)
+				return
+			}
+			break
+		}
+		decs = append(decs, ed)
+	}
+	freed := map[string]bool{}
+	for _, ed := range slices.Backward(decs) {
+		if ed.DPASize == 0 {
 			continue
+		}
+		if ed.Region != "" && ed.Region != deleted {
+			break // everything below stays until this region goes
+		}
+		attr, err := sysfs.DeviceAttr(ed.Name, "dpa_size")
+		if err != nil {
+			e.log.Warn("could not free endpoint decoder capacity", "decoder", ed.Name, "err", err)
+			return
 		}
 		if err := tx.Write(attr, "0"); err != nil {
-			e.log.Warn("could not free endpoint decoder capacity", "decoder", dec, "err", err)
+			e.log.Warn("could not free endpoint decoder capacity", "decoder", ed.Name, "err", err)
+			return
+		}
+		e.noteFreed(ed.Name)
+		freed[ed.Name] = true
+	}
+	// What stays allocated without a region is stranded until the regions
+	// above it go (the reading above, less what was just freed).
+	for _, ed := range decs {
+		if ed.DPASize != 0 && (ed.Region == "" || ed.Region == deleted) && !freed[ed.Name] {
+			e.log.Info("capacity stranded until the regions above it are deleted",
+				"decoder", ed.Name, "memdev", ed.Memdev, "bytes", ed.DPASize)
 		}
 	}
 }
@@ -386,4 +434,44 @@ func (e *Engine) withDefaultTimeout(ctx context.Context) (context.Context, conte
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, e.cfg.DefaultTimeout)
+}
+
+// noteFreed records in the last topology reading that a decoder's capacity
+// was given back, so that free capacity is reported as it now is without
+// reading the whole tree again on every delete.
+func (e *Engine) noteFreed(decoder string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topo == nil {
+		return
+	}
+	for i := range e.topo.EndpointDecoders {
+		if ed := &e.topo.EndpointDecoders[i]; ed.Name == decoder {
+			ed.DPASize, ed.Region = 0, ""
+		}
+	}
+}
+
+// noteDetached records in the last topology reading that a deleted
+// region's endpoint decoders, and the host bridge decoders of the region
+// they served, no longer hold it.
+func (e *Engine) noteDetached(targets []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topo == nil {
+		return
+	}
+	gone := map[string]bool{}
+	for i := range e.topo.EndpointDecoders {
+		if ed := &e.topo.EndpointDecoders[i]; ed.Region != "" && slices.Contains(targets, ed.Name) {
+			gone[ed.Region] = true
+			ed.Region = ""
+		}
+	}
+	for i := range e.topo.SwitchDecoders {
+		if sd := &e.topo.SwitchDecoders[i]; gone[sd.Region] {
+			sd.Region = ""
+		}
+	}
+	e.topo.Regions = slices.DeleteFunc(slices.Clone(e.topo.Regions), func(r sysfs.Region) bool { return gone[r.Name] })
 }

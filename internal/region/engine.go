@@ -415,10 +415,14 @@ func (e *Engine) rootInfoLocked(rs *rootState) RootDecoderInfo {
 	return info
 }
 
-// freeCapacityLocked is the HPA the window has not given to regions. The
-// kernel allocates from the window's free space; regions of this window
-// hold size bytes each.
+// freeCapacityLocked is the largest region a create in the window can get
+// now (largestCreate: HPA, device capacity and the kernel's order rules),
+// from the last reading of the topology; before the first one, the HPA the
+// window's regions do not hold.
 func (e *Engine) freeCapacityLocked(rd sysfs.RootDecoder) uint64 {
+	if e.topo != nil {
+		return largestCreate(e.topo, rd)
+	}
 	var used uint64
 	for _, r := range e.regions {
 		if r.reg.RootDecoder == rd.Name {
@@ -483,4 +487,46 @@ func (e *Engine) changedCh() <-chan struct{} {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.changed
+}
+
+// Capacity reads every memdev's capacity from sysfs: allocated, free and
+// stranded, per endpoint decoder.
+func (e *Engine) Capacity() ([]MemdevCapacity, error) {
+	topo, err := e.fs.Scan()
+	if err != nil {
+		return nil, fmt.Errorf("capacity: %w", err)
+	}
+	e.mu.Lock()
+	if e.topo != nil { // the first reading is the startup rescan's
+		e.topo = topo
+	}
+	e.mu.Unlock()
+	return memdevCapacities(topo), nil
+}
+
+// MemdevCapacities is every memdev's capacity from the last reading of the
+// topology (kept current after every create and delete and on rescans);
+// Capacity reads sysfs afresh.
+func (e *Engine) MemdevCapacities() []MemdevCapacity {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topo == nil {
+		return nil
+	}
+	return memdevCapacities(e.topo)
+}
+
+// storeTopology reads the topology again after an operation changed the
+// decoders, so that free capacity is reported as it now is.
+func (e *Engine) storeTopology() {
+	topo, err := e.fs.Scan()
+	if err != nil {
+		e.log.Warn("could not read the topology after an operation; free capacity may be stale", "err", err)
+		return
+	}
+	e.mu.Lock()
+	if e.topo != nil {
+		e.topo = topo
+	}
+	e.mu.Unlock()
 }

@@ -203,7 +203,7 @@ func freeDecoderOn(h *harness, hostBridge string) string {
 		return ""
 	}
 	p := &createPlan{root: sysfs.RootDecoder{Targets: []string{hostBridge}}, typ: "pmem", size: 256 << 20, ways: 1}
-	eds, err := pickTargets(nil, p, topo)
+	eds, err := pickTargets(nil, p, topo, newOrderView(topo))
 	if err != nil || len(eds) == 0 {
 		return ""
 	}

@@ -85,13 +85,27 @@ func (s *Service) managerProps() props {
 	if s.cfg.GuardQueueDepth != nil {
 		guardQueue = uint32(max(s.cfg.GuardQueueDepth(), 0))
 	}
+	caps := s.engine.MemdevCapacities()
+	memdevs := make(map[string]map[string]uint64, len(caps))
+	decoders := map[string]map[string]dbus.Variant{}
+	for _, c := range caps {
+		memdevs[c.Memdev] = map[string]uint64{"total": c.Total, "allocated": c.Allocated, "free": c.Free, "stranded": c.Stranded}
+		for _, d := range c.Decoders {
+			decoders[d.Name] = map[string]dbus.Variant{
+				"memdev": dbus.MakeVariant(d.Memdev), "mode": dbus.MakeVariant(d.Mode), "dpa_size": dbus.MakeVariant(d.DPASize),
+				"region": dbus.MakeVariant(d.Region), "stranded": dbus.MakeVariant(d.Stranded),
+			}
+		}
+	}
 	return props{
-		api.PropGuardQueue:     dbus.MakeVariant(guardQueue),
-		api.PropVersion:        dbus.MakeVariant(s.cfg.Version),
-		api.PropKernelFeatures: dbus.MakeVariant(features),
-		api.PropGuardActive:    dbus.MakeVariant(guard),
-		api.PropSimulated:      dbus.MakeVariant(s.cfg.Simulated),
-		api.PropLockDirectory:  dbus.MakeVariant(s.cfg.LockDirectory),
+		api.PropMemdevCapacity:   dbus.MakeVariant(memdevs),
+		api.PropEndpointDecoders: dbus.MakeVariant(decoders),
+		api.PropGuardQueue:       dbus.MakeVariant(guardQueue),
+		api.PropVersion:          dbus.MakeVariant(s.cfg.Version),
+		api.PropKernelFeatures:   dbus.MakeVariant(features),
+		api.PropGuardActive:      dbus.MakeVariant(guard),
+		api.PropSimulated:        dbus.MakeVariant(s.cfg.Simulated),
+		api.PropLockDirectory:    dbus.MakeVariant(s.cfg.LockDirectory),
 	}
 }
 

@@ -106,14 +106,19 @@ func createRequest(rootDecoder string, o options) (region.CreateRequest, *dbus.E
 	if req.Type == "" {
 		req.Type = api.DefaultRegionType
 	}
-	if err := region.ValidateDecoderName(rootDecoder); err != nil {
-		return req, invalidArg("root decoder: %v", err)
+	// An empty root decoder is the default: the first that can hold the
+	// region (cxl create-region without -d).
+	if rootDecoder != "" {
+		if err := region.ValidateDecoderName(rootDecoder); err != nil {
+			return req, invalidArg("root decoder: %v", err)
+		}
 	}
 	if err := region.ValidateType(req.Type); err != nil {
 		return req, invalidArg("%v", err)
 	}
-	if !o.hasSize {
-		return req, invalidArg("option size is required (bytes, a multiple of 256 MiB × ways)")
+	// No size option is the default: the largest the targets can give.
+	if o.hasSize && o.size == 0 {
+		return req, invalidArg("size 0: leave the option out for the largest size the targets can give")
 	}
 	if o.hasWays {
 		if o.ways > region.MaxTargets {
@@ -138,7 +143,7 @@ func createRequest(rootDecoder string, o options) (region.CreateRequest, *dbus.E
 	}
 	seen := map[string]bool{}
 	for i, t := range req.Targets {
-		if err := region.ValidateDecoderName(t); err != nil {
+		if err := region.ValidateTargetName(t); err != nil {
 			return req, invalidArg("target %d: %v", i, err)
 		}
 		if seen[t] {
@@ -161,8 +166,10 @@ func createRequest(rootDecoder string, o options) (region.CreateRequest, *dbus.E
 	if ways == 0 {
 		ways = max(len(req.Targets), 1)
 	}
-	if err := region.ValidateSize(req.Size, ways); err != nil {
-		return req, invalidArg("%v", err)
+	if o.hasSize {
+		if err := region.ValidateSize(req.Size, ways); err != nil {
+			return req, invalidArg("%v", err)
+		}
 	}
 	return req, nil
 }

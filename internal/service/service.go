@@ -23,6 +23,7 @@ type Engine interface {
 	Regions() []region.RegionInfo
 	RootDecoders() []region.RootDecoderInfo
 	KernelFeatures() []string
+	MemdevCapacities() []region.MemdevCapacity
 	Create(ctx context.Context, req region.CreateRequest) (region.RegionInfo, error)
 	Delete(ctx context.Context, req region.DeleteRequest) error
 	Enable(ctx context.Context, name string) error

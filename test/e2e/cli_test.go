@@ -31,7 +31,7 @@ func TestCLIRegionLifecycle(t *testing.T) {
 		t.Fatalf("create printed %q, want region0", name)
 	}
 	r := checkRegion(t, []byte(d.mustCtl("info", name, "--json")))
-	if r.State != api.StateEnabled || r.Size != 256<<20 || r.RootDecoder != "decoder0.0" || r.Origin != "daemon" ||
+	if r.Lifecycle != api.StateEnabled || r.Size != 256<<20 || r.RootDecoder != "decoder0.0" || r.Origin != "daemon" ||
 		!r.Settled || len(r.Mappings) != 1 || r.DecodeState != "commit" {
 		t.Errorf("info --json after create: %+v", r)
 	}
@@ -52,12 +52,12 @@ func TestCLIRegionLifecycle(t *testing.T) {
 	}
 
 	d.mustCtl("disable", name)
-	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.State != api.StateCommitted {
-		t.Errorf("after disable: state %s, want committed", r.State)
+	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.Lifecycle != api.StateCommitted {
+		t.Errorf("after disable: state %s, want committed", r.Lifecycle)
 	}
 	d.mustCtl("enable", name)
-	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.State != api.StateEnabled {
-		t.Errorf("after enable: state %s, want enabled", r.State)
+	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.Lifecycle != api.StateEnabled {
+		t.Errorf("after enable: state %s, want enabled", r.Lifecycle)
 	}
 
 	// create --json prints the new region's object.

@@ -8,7 +8,7 @@
 #   ONLY='raw-*,flock-*' test/e2e/qemu/run.sh # scenario globs
 #   FAKE_DAEMON=1 test/e2e/qemu/run.sh        # self-check of the daemon scenarios
 #   test/e2e/qemu/run.sh --judge results.txt  # verdicts on a recorded results channel
-# Other knobs: DAEMON_CYCLES (default CYCLES/4), SETTLE_MS, BOOT_TIMEOUT,
+# Other knobs: SETS (boots per kernel), DAEMON_CYCLES (default CYCLES/4), SETTLE_MS, BOOT_TIMEOUT,
 # GUEST_ARGS, CACHE, OUT.
 #
 # Exits non-zero if any scenario failed; the last line is
@@ -41,8 +41,10 @@ declare -A PINNED=(
 )
 # The boots of each kernel: "main" runs every scenario but those that need a
 # boot of their own (a cxl_acpi unbind ends the topology for the boot).
-SETS="main unbind-guard"
-declare -A SET_SCENARIO=([unbind-guard]=daemon-guard-acpi-unbind)
+SETS=${SETS:-"main unbind-guard capacity"}
+# A set other than main runs only when ONLY (if given) names one of its
+# scenarios; sets/<set>.sh may change the VM's CXL devices (boot).
+declare -A SET_SCENARIO=([unbind-guard]=daemon-guard-acpi-unbind [capacity]="capacity-raw capacity-daemon")
 MODULES="libnvdimm nd_pmem nd_btt dax_pmem device_dax cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl"
 
 log() { echo "e2e-qemu: $*" >&2; }
@@ -164,7 +166,7 @@ build_initramfs() {
 		echo "/lib/modules/$name" >>"$st/lib/modules/load.list"
 	done
 	install -m 0755 "$HERE/guest/init" "$st/init"
-	install -m 0644 "$HERE/guest/scenarios.sh" "$HERE/guest/daemon.sh" "$st/lib/cxltest/"
+	install -m 0644 "$HERE"/guest/*.sh "$st/lib/cxltest/"
 	install -m 0644 "$HERE/guest/dbus-system.conf" "$st/etc/cxltest/"
 	install -m 0755 "$OUT/bin/"* "$st/bin/"
 	copy_elf "$st" "$(command -v dbus-daemon)"
@@ -180,19 +182,27 @@ build_initramfs() {
 # CXL device arguments (the reference captures' topology: one host bridge,
 # one root port, one 256 MiB pmem type-3 device, a 4 GiB window), with fresh
 # backing files in WORKDIR, and clears its serial logs. test/e2e/systemd
-# boots the same machine.
+# boots the same machine. A boot's set may change the device's size
+# (CXL_MEM_SIZE), add devices (CXL_EXTRA_DEVICES) and use another emulator
+# (QEMU).
 cxl_machine() {
-	local w=$1
+	local w=$1 size=${CXL_MEM_SIZE:-256M} memprop=memdev
+	# QEMU 8 renamed cxl-type3's memdev (deprecated) to persistent-memdev.
+	if "${QEMU:-qemu-system-x86_64}" ${QEMU_ARGS[@]+"${QEMU_ARGS[@]}"} -device cxl-type3,help 2>/dev/null | grep -q persistent-memdev; then
+		memprop=persistent-memdev
+	fi
 	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,guest-logs}.txt
-	truncate -s 256M "$w/cxltest.raw" "$w/lsa.raw"
+	truncate -s "$size" "$w/cxltest.raw"
+	truncate -s 256M "$w/lsa.raw"
 	CXL_MACHINE=(
 		-accel tcg,thread=multi -M q35,cxl=on -cpu max,hypervisor=off
 		-m 2G,maxmem=8G,slots=4 -smp 2
-		-object memory-backend-file,id=cxl-mem1,share=on,mem-path="$w/cxltest.raw",size=256M
+		-object memory-backend-file,id=cxl-mem1,share=on,mem-path="$w/cxltest.raw",size="$size"
 		-object memory-backend-file,id=cxl-lsa1,share=on,mem-path="$w/lsa.raw",size=256M
 		-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1
 		-device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2
-		-device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0
+		-device cxl-type3,bus=root_port13,$memprop=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0
+		${CXL_EXTRA_DEVICES[@]+"${CXL_EXTRA_DEVICES[@]}"}
 		-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G
 		-nodefaults -display none -no-reboot
 	)
@@ -204,8 +214,14 @@ cxl_machine() {
 # captures' one.
 boot() {
 	local kernel=$1 initrd=$2 w=$3 set=$4 rc=0
+	# A set's file (sets/SET.sh) may change the machine: CXL_MEM_SIZE,
+	# CXL_EXTRA_DEVICES, and QEMU/QEMU_ARGS for another emulator.
+	local CXL_MEM_SIZE=256M CXL_EXTRA_DEVICES=() QEMU=qemu-system-x86_64 QEMU_ARGS=()
+	if [ -f "$HERE/sets/$set.sh" ]; then
+		. "$HERE/sets/$set.sh"
+	fi
 	cxl_machine "$w"
-	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 "${CXL_MACHINE[@]}" \
+	timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" ${QEMU_ARGS[@]+"${QEMU_ARGS[@]}"} "${CXL_MACHINE[@]}" \
 		-serial file:"$w/console.txt" -serial file:"$w/results.txt" -serial file:"$w/guest-logs.txt" \
 		-kernel "$kernel" -initrd "$initrd" \
 		-append "console=ttyS0 loglevel=1 pci=nomsi log_buf_len=64M nokaslr panic=-1 rdinit=/init cxltest.cycles=$CYCLES cxltest.daemon_cycles=$DAEMON_CYCLES cxltest.settle_ms=$SETTLE_MS cxltest.set=$set${ONLY:+ cxltest.only=$ONLY}${GUEST_ARGS:+ $GUEST_ARGS}" \
@@ -321,12 +337,14 @@ run_kernel() {
 
 # wanted_set SET: whether ONLY, if given, names the scenario of boot SET.
 wanted_set() {
-	local g
+	local g s
 	[ -n "$ONLY" ] || return 0
 	IFS=, read -ra globs <<<"$ONLY"
 	for g in "${globs[@]}"; do
-		# shellcheck disable=SC2053
-		[[ ${SET_SCENARIO[$1]} == $g ]] && return 0
+		for s in ${SET_SCENARIO[$1]}; do
+			# shellcheck disable=SC2053
+			[[ $s == $g ]] && return 0
+		done
 	done
 	return 1
 }

@@ -214,6 +214,10 @@ run_all_scenarios() {
 		daemon_guard_acpi_unbind_scenario
 		return
 		;;
+	capacity)
+		capacity_scenarios
+		return
+		;;
 	*)
 		emit "FATAL unknown cxltest.set=$SET"
 		return
