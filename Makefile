@@ -5,7 +5,7 @@ PKGS    := ./...
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/cxlregion/cxlregiond/api.Version=$(VERSION)
 
-.PHONY: all build test lint vet demo e2e e2e-qemu bench install clean
+.PHONY: all build test lint vet demo e2e e2e-qemu bench install clean faults crashloop
 
 all: build
 
@@ -73,3 +73,14 @@ bench:
 	   echo $$? > $(BIN)/bench.rc; } 2>&1 | tee $(BIN)/bench.txt
 	@echo; awk -f bench/table.awk $(BIN)/bench.txt
 	@exit $$(cat $(BIN)/bench.rc)
+
+# Fault injection on the simulated kernel (internal/region TestFaults): every
+# written attribute failing with EIO, EBUSY, ENXIO, EINTR, ENOMEM, ENODEV;
+# slow writes past the caller's timeout; uevents dropped, duplicated,
+# reordered, with SEQNUM gaps, overflowed; regions vanishing mid-scan; the
+# state directory full or read-only (root: a small tmpfs); the lock
+# directory removed. Prints "faults: N injected, M survived".
+faults:
+	@mkdir -p $(BIN)
+	@$(GO) test -race -count=1 -timeout 15m -run '^TestFaults$$' -v ./internal/region/ > $(BIN)/faults.txt 2>&1; rc=$$?; \
+	  grep -E '^(--- FAIL|faults:)|FAIL' $(BIN)/faults.txt; exit $$rc

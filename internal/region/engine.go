@@ -75,6 +75,9 @@ type Engine struct {
 	rescanReq chan chan error
 	// rescanEvery carries a new RescanInterval to Run (the latest wins).
 	rescanEvery chan time.Duration
+	// inflight counts operations whose caller was answered at its
+	// deadline while their writes went on (answerBy); Run waits for them.
+	inflight sync.WaitGroup
 
 	mu       sync.Mutex
 	topo     *sysfs.Topology
@@ -157,6 +160,7 @@ func (e *Engine) Subscribe(ctx context.Context) (<-chan Event, func()) {
 // Run scans, recovers the journal, then follows uevents and rescans until
 // ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
+	defer e.inflight.Wait()
 	if err := e.rescan(ctx, "startup"); err != nil {
 		return fmt.Errorf("initial scan: %w", err)
 	}
