@@ -84,3 +84,13 @@ faults:
 	@mkdir -p $(BIN)
 	@$(GO) test -race -count=1 -timeout 15m -run '^TestFaults$$' -v ./internal/region/ > $(BIN)/faults.txt 2>&1; rc=$$?; \
 	  grep -E '^(--- FAIL|faults:)|FAIL' $(BIN)/faults.txt; exit $$rc
+
+# The crash loop (test/e2e TestCrashLoop): the daemon SIGKILLed at random
+# moments under four cxlregionctl clients' creates, deletes, enables and
+# disables, restarted on the same persisted simulated kernel and state
+# directory, ITERATIONS times; prints "crashloop: ... violations".
+ITERATIONS ?= 200
+crashloop:
+	@mkdir -p $(BIN)
+	@CRASHLOOP_ITERATIONS=$(ITERATIONS) $(GO) test -count=1 -timeout 30m -run '^TestCrashLoop$$' -v ./test/e2e/ > $(BIN)/crashloop.txt 2>&1; rc=$$?; \
+	  grep -E '^(--- FAIL|crashloop:)|FAIL|violation|exit [0-9]' $(BIN)/crashloop.txt | head -40; exit $$rc
