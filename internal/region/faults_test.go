@@ -37,7 +37,10 @@ import (
 //     second delete, and converges as well.
 //
 // `make faults` runs it and prints the figures ("faults: N injected, M
-// survived"). A row whose fault never fired fails: it proved nothing.
+// survived (R scenarios, S survived)"): a write or directory fault is one
+// injection, a uevent scenario counts every event it dropped, duplicated,
+// reordered or lost to a resync. A row whose fault never fired fails: it
+// proved nothing.
 //
 // Mutation: make writeDeleteRegion retry once after a failed write
 // (internal/region/delete.go) and the delete_region rows go red with
@@ -46,11 +49,13 @@ func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault injection runs in make faults and make test, not -short")
 	}
-	var injected, survived atomic.Int64
+	var injected, survived, rows, rowsSurvived atomic.Int64
 	defer func() {
-		fmt.Printf("faults: %d injected, %d survived\n", injected.Load(), survived.Load())
+		fmt.Printf("faults: %d injected, %d survived (%d scenarios, %d survived; a uevent scenario perturbs many events)\n",
+			injected.Load(), survived.Load(), rows.Load(), rowsSurvived.Load())
 	}()
 	row := func(t *testing.T, f func(t *testing.T) int) {
+		rows.Add(1)
 		n := f(t)
 		if n == 0 {
 			t.Fatal("the fault never fired")
@@ -58,6 +63,7 @@ func TestFaults(t *testing.T) {
 		injected.Add(int64(n))
 		if !t.Failed() {
 			survived.Add(int64(n))
+			rowsSurvived.Add(1)
 		}
 	}
 
