@@ -42,9 +42,10 @@ import (
 // reordered or lost to a resync. A row whose fault never fired fails: it
 // proved nothing.
 //
-// Mutation: make writeDeleteRegion retry once after a failed write
-// (internal/region/delete.go) and the delete_region rows go red with
-// "second delete_region write".
+// Mutations: write delete_region a second time after a successful write
+// in writeDeleteRegion (internal/region/delete.go) and every row goes red
+// with "second delete_region write"; make answerBy (answer.go) just call op
+// and the slow-write rows go red with "answered after 1.5s, timeout 500ms".
 func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault injection runs in make faults and make test, not -short")

@@ -38,10 +38,10 @@ import (
 // It prints "crashloop: N iterations, K kills, C client calls (exit codes
 // {code:count}), V violations".
 //
-// Mutation: make recoverDelete (internal/region/recover.go) write
-// delete_region again for an intent in phase "deleting" and the loop goes
-// red with a second delete_region write after the first kill during a
-// delete.
+// Mutation: in recoverDelete (internal/region/recover.go) write
+// delete_region when refreshRegion finds the region gone, and a restart
+// after a kill during a delete writes a second delete_region: "second
+// delete_region write" (60 iterations: red at the first such kill).
 func TestCrashLoop(t *testing.T) {
 	requireEnv(t)
 	iterations := 5
@@ -114,7 +114,7 @@ func TestCrashLoop(t *testing.T) {
 						return
 					default:
 					}
-					args := clientOp(r)
+					args := clientOp(r, kernelRegions(simState))
 					res := d.run(exec.Command(filepath.Join(binDir, "cxlregionctl"), args...))
 					mu.Lock()
 					calls++
@@ -154,9 +154,13 @@ func TestCrashLoop(t *testing.T) {
 	fmt.Printf("crashloop: %d iterations, %d kills, %d client calls (exit codes %v), %d violations\n", iterations, kills, calls, exits, violations)
 }
 
-// clientOp is one random cxlregionctl call of the load.
-func clientOp(r *rand.Rand) []string {
+// clientOp is one random cxlregionctl call of the load; the region it names
+// is mostly one the kernel has (regions), sometimes any name.
+func clientOp(r *rand.Rand, regions []string) []string {
 	region := "region" + strconv.Itoa(r.IntN(6))
+	if len(regions) > 0 && r.IntN(5) != 0 {
+		region = regions[r.IntN(len(regions))]
+	}
 	switch r.IntN(6) {
 	case 0, 1:
 		if r.IntN(2) == 0 {
@@ -212,6 +216,28 @@ func (c *crashChecker) persisted() map[string]bool {
 		live[r.RootDecoder+"/"+r.Name] = true
 	}
 	return live
+}
+
+// kernelRegions lists the simulated kernel's regions for the clients' load
+// (nil when the state file cannot be read: the load then names any region).
+func kernelRegions(simState string) []string {
+	b, err := os.ReadFile(simState)
+	if err != nil {
+		return nil
+	}
+	var st struct {
+		Regions []struct {
+			Name string `json:"name"`
+		} `json:"regions"`
+	}
+	if json.Unmarshal(b, &st) != nil {
+		return nil
+	}
+	var names []string
+	for _, r := range st.Regions {
+		names = append(names, r.Name)
+	}
+	return names
 }
 
 // endLife checks the log of the life that just ended (the daemon is not
