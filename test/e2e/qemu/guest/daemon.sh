@@ -452,11 +452,16 @@ scenario_crash_delete() {
 	CYCLES_ASKED=$#
 	outcomes=
 	for delay in "$@"; do
-		if ! cxlregionctl create --decoder "$ROOT_DECODER" --type pmem --size 256M >/tmp/crashd.out 2>/tmp/crashd.err; then
-			fail_check "create before the kill at ${delay}ms: $(head -c 200 /tmp/crashd.err | tr '\n' ' ')"
+		before=$(regions_now)
+		if ! cxlregionctl create --decoder "$ROOT_DECODER" --type pmem --size 256M >/tmp/crashd.out 2>&1; then
+			fail_check "create before the kill at ${delay}ms: $(head -c 200 /tmp/crashd.out | tr '\n' ' ')"
 			continue
 		fi
-		r=$(tail -1 /tmp/crashd.out)
+		r=
+		for x in $(regions_now); do
+			echo "$before" | grep -qx "$x" || r=$x
+		done
+		[ -n "$r" ] || { fail_check "create before the kill at ${delay}ms: exit 0 but no new region"; continue; }
 		cxlregionctl delete "$r" >/tmp/crashd.out 2>&1 &
 		cpid=$!
 		[ "$delay" -gt 0 ] && usleep $((delay * 1000))
