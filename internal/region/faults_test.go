@@ -213,6 +213,64 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("frozen root", func(t *testing.T) {
+		row(t, func(t *testing.T) int {
+			h := newHarness(t)
+			h.start(nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			r, err := h.eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// cxl_acpi unbound (taking every writer first, as the guard
+			// does for that open): every root is torn down.
+			var held []func()
+			for _, rd := range h.eng.RootDecoders() {
+				w, err := h.writers.Writer(rd.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hd, err := w.Acquire(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				held = append(held, hd.Release)
+			}
+			if err := h.fs.Write(sysfs.ACPIUnbindPath, "ACPI0017:00"); err != nil {
+				t.Fatal(err)
+			}
+			for _, release := range held {
+				release()
+			}
+			after := len(h.k.Log())
+			w0, err := h.writers.Writer("decoder0.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "decoder0.0's writer to freeze", func() bool { frozen, _ := w0.Frozen(); return frozen })
+			call := func(what string, f func(ctx context.Context) error) {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				h.checkTyped(t, what, time.Now(), 3*time.Second, f(ctx))
+			}
+			call("delete", func(ctx context.Context) error { return h.eng.Delete(ctx, DeleteRequest{Name: r.Name}) })
+			call("disable", func(ctx context.Context) error { return h.eng.Disable(ctx, r.Name) })
+			call("enable", func(ctx context.Context) error { return h.eng.Enable(ctx, r.Name) })
+			call("create", func(ctx context.Context) error {
+				_, err := h.eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20})
+				return err
+			})
+			for _, l := range h.k.Log()[after:] {
+				if writeLine.MatchString(l) {
+					t.Errorf("a write reached the kernel after its root was torn down: %s", l)
+				}
+			}
+			h.checkAfterFault(t)
+			return 1
+		})
+	})
+
 	t.Run("lock dir removed", func(t *testing.T) {
 		row(t, func(t *testing.T) int {
 			h := newHarness(t)
