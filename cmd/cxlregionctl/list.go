@@ -17,6 +17,7 @@ func newListCommand() *cobra.Command {
 		Short: "List regions",
 		Long: `List the regions the daemon knows, in the kernel's id order.
 
+` + columnsHelp(listColumns) + `
 --json prints an array of region objects with ` + "`cxl list -R`" + `'s field names.`,
 		Example: "  cxlregionctl list\n  cxlregionctl list --json | jq '.[].region'",
 		Args:    cobra.NoArgs,
@@ -37,7 +38,7 @@ func newListCommand() *cobra.Command {
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), regions)
 			}
-			t := newTable(cmd.OutOrStdout(), "REGION", "ROOT DECODER", "TYPE", "SIZE", "WAYS", "STATE", "SETTLED", "GEN", "ORIGIN", "TARGETS")
+			t := newTable(cmd.OutOrStdout(), columnNames(listColumns)...)
 			for _, r := range regions {
 				t.row(r.Region, r.RootDecoder, r.Type, formatSize(r.Size), strconv.Itoa(int(r.InterleaveWays)), r.State,
 					yesNo(r.Settled), strconv.FormatUint(r.Generation, 10), r.Origin, orDash(targets(r)))
@@ -47,6 +48,41 @@ func newListCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// column is one column of a table and what it means, for --help.
+type column struct{ name, meaning string }
+
+// listColumns are list's columns, in order; the help explains each.
+var listColumns = []column{
+	{"REGION", "the kernel's region name"},
+	{"ROOT DECODER", "the CXL window (root decoder) the region is in"},
+	{"TYPE", "pmem or ram"},
+	{"SIZE", "the region's size"},
+	{"WAYS", "interleave ways (endpoint decoders in the region)"},
+	{"STATE", "configuring (created, not committed), committed (no driver), enabled (bound to cxl_region) or deleting (a delete is in flight)"},
+	{"SETTLED", "yes once the kernel's work around the region has gone quiet; delete and disable wait for it"},
+	{"GEN", "the region's generation: it changes whenever the kernel reuses the name, so a delete of an old generation never touches a new region"},
+	{"ORIGIN", "who made the region: daemon (through cxlregiond), kernel (found committed at start: firmware or auto-assembly) or foreign (another tool, behind the daemon's back)"},
+	{"TARGETS", "endpoint decoders by position, each with its memdev"},
+}
+
+func columnNames(cols []column) []string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.name
+	}
+	return names
+}
+
+// columnsHelp is the "Columns:" section of a command's help.
+func columnsHelp(cols []column) string {
+	var b strings.Builder
+	b.WriteString("Columns:\n")
+	for _, c := range cols {
+		fmt.Fprintf(&b, "  %-13s %s\n", c.name, c.meaning)
+	}
+	return b.String()
 }
 
 func targets(r api.Region) string {
@@ -66,6 +102,9 @@ func newInfoCommand() *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeRegions,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := regionPath(args[0]); err != nil {
+				return err
+			}
 			c, err := connect()
 			if err != nil {
 				return err

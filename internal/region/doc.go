@@ -15,7 +15,10 @@
 //     nd/dax registration after bind).
 //   - freeze (freeze.go): no write into a teardown of the root.
 //   - Create (create.go): all-or-nothing, rolled back in reverse, journalled
-//     (journal.go) so that a restarted daemon finishes what a crash interrupted.
+//     (internal/journal) so that a restarted daemon finishes what a crash
+//     interrupted (recover.go). Each create and delete makes one journal
+//     record durable, before its first kernel write; crashPoint
+//     (crashpoint.go) is the closed set of places the crash tests stop it.
 //   - PointOfNoReturn (noreturn.go): a create or delete tells its caller,
 //     under the writer, just before the write that cancelling can no longer
 //     undo (commit; unbind or delete_region). Cancelled before it, a create
