@@ -96,11 +96,21 @@ func TestFaults(t *testing.T) {
 				row(t, func(t *testing.T) int {
 					h := newHarness(t)
 					h.start(nil)
+					// A region made in time, so that unbind and delete_region
+					// are written even when a loaded machine makes every
+					// 500 ms create time out.
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					pre, err := h.eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20})
+					cancel()
+					if err != nil {
+						t.Fatal(err)
+					}
 					// The write outlasts the caller's timeout: the caller is
 					// answered at its deadline, the write finishes later,
 					// and what it did is found by the next rescan.
 					before := h.k.FaultsFired()
 					h.k.InjectDelay(attr, 1500*time.Millisecond)
+					h.ops(t, 500*time.Millisecond, pre.Name)
 					h.load(t, 500*time.Millisecond)
 					h.k.ClearFaults()
 					n := h.k.FaultsFired() - before
@@ -354,7 +364,19 @@ func (h *harness) load(t *testing.T, timeout time.Duration) {
 		second = r.Name
 		return err
 	})
-	for _, name := range []string{first, second} {
+	h.ops(t, timeout, first, second)
+}
+
+// ops disables, enables and deletes each named region, each call with its
+// own timeout ("" names are skipped).
+func (h *harness) ops(t *testing.T, timeout time.Duration, names ...string) {
+	t.Helper()
+	call := func(what string, f func(ctx context.Context) error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		h.checkTyped(t, what, time.Now(), timeout, f(ctx))
+	}
+	for _, name := range names {
 		if name == "" {
 			continue
 		}

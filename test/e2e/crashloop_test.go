@@ -69,7 +69,7 @@ func TestCrashLoop(t *testing.T) {
 	start := func() *exec.Cmd {
 		cmd := exec.Command(filepath.Join(binDir, "cxlregiond"), "--simulate", "--sim-log", simLog, "--sim-state", simState,
 			"--state-dir", filepath.Join(dir, "state"), "--lock-dir", filepath.Join(dir, "lock"),
-			"--metrics-listen", "", "--settle-window", "100ms")
+			"--metrics-listen", "off", "--settle-window", "100ms")
 		cmd.Env = env
 		d.stderr = &syncBuffer{}
 		cmd.Stderr = d.stderr
