@@ -5,7 +5,7 @@ PKGS    := ./...
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/cxlregion/cxlregiond/api.Version=$(VERSION)
 
-.PHONY: all build test lint vet demo e2e e2e-qemu e2e-qemu-newest bench install clean faults crashloop
+.PHONY: all build test lint vet demo e2e e2e-qemu e2e-qemu-newest bench install clean fuzz soak faults crashloop
 
 all: build
 
@@ -111,3 +111,32 @@ crashloop:
 	@mkdir -p $(BIN)
 	@CRASHLOOP_ITERATIONS=$(ITERATIONS) $(GO) test -count=1 -timeout 30m -run '^TestCrashLoop$$' -v ./test/e2e/ > $(BIN)/crashloop.txt 2>&1; rc=$$?; \
 	  grep -E '^(--- FAIL|crashloop:)|FAIL|violation|exit [0-9]' $(BIN)/crashloop.txt | head -40; exit $$rc
+
+# Fuzzing: each target in turn for FUZZTIME (README, Reliability). make test
+# runs their seed corpora (testdata/fuzz/<target>/ in each package: every
+# crasher found is kept there). The fuzzer's own cache stays in GOCACHE.
+# A Fuzz function missing from this list fails the run.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./api:FuzzDecode ./cmd/cxlregiond:FuzzConfig ./internal/devname:FuzzParseID ./internal/journal:FuzzDecode \
+	./internal/service:FuzzOptions ./internal/service:FuzzRegionName ./internal/sysfs:FuzzParsers \
+	./internal/sysfs:FuzzNames ./internal/sysfs:FuzzScanAttribute ./internal/uevent:FuzzParse
+fuzz:
+	@mkdir -p $(BIN)
+	@for f in $$(git grep -h -o '^func Fuzz[A-Za-z0-9]*' -- '*_test.go' | cut -d' ' -f2); do \
+	   case " $(FUZZ_TARGETS) " in *:$$f\ *) ;; *) echo "fuzz: $$f is not in FUZZ_TARGETS"; exit 1;; esac; done
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; start=$$(date +%s); \
+	   $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >$(BIN)/fuzz-$$fn.txt 2>&1 || \
+	     { tail -30 $(BIN)/fuzz-$$fn.txt; echo "FAIL $$fn"; exit 1; }; \
+	   echo "$$fn ($$pkg): $$(grep -o 'execs: [0-9]*' $(BIN)/fuzz-$$fn.txt | tail -1 | cut -d' ' -f2) execs in $$(( $$(date +%s) - start )) s, 0 crashers"; done
+
+# Soak (README, Reliability): 16 clients doing random operations on the
+# engine over the simulated kernel, with another tool's raw creates and
+# deletes, auto-assembly and cxl_acpi unbinds beside them, for DURATION.
+# Prints resources at start and end, operations, WARNING/BUG and double
+# deletes (both must be 0). Without the race detector: it is the
+# long-running daemon's build. CI runs DURATION=2m.
+DURATION ?= 2m
+soak:
+	@mkdir -p $(BIN)
+	CXLREGIOND_SOAK=$(DURATION) $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./internal/region/ >$(BIN)/soak.txt 2>&1; \
+	  rc=$$?; grep -E 'soak_test.go|^(---|ok|FAIL|PASS)' $(BIN)/soak.txt; exit $$rc

@@ -128,6 +128,10 @@ func DecodeJob(props Properties) (Job, error) {
 	if r.err != nil {
 		return Job{}, r.err
 	}
+	// Progress is a fraction; NaN or infinity would also make --json fail.
+	if !(j.Progress >= 0 && j.Progress <= 1) {
+		return Job{}, fmt.Errorf("%s: property %s is %g, not within [0, 1]", JobInterface, PropProgress, j.Progress)
+	}
 	j.Objects = make([]string, len(objs))
 	for i, o := range objs {
 		j.Objects[i] = string(o)

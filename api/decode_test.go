@@ -1,6 +1,7 @@
 package api
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -118,6 +119,30 @@ func TestOptionTypesCoverEveryOption(t *testing.T) {
 			if !strings.Contains(IntrospectionXML, k) {
 				t.Errorf("option %s is not documented in the XML", k)
 			}
+		}
+	}
+}
+
+// TestDecodeJobRefusesProgressOutOfRange: FuzzDecode's first crasher. A
+// Progress of NaN decoded, then `--json` failed to encode it; any value
+// outside [0, 1] is now the decoder's error naming the property.
+func TestDecodeJobRefusesProgressOutOfRange(t *testing.T) {
+	props := func(p float64) Properties {
+		return Properties{
+			PropOperation: dbus.MakeVariant("delete"), PropProgress: dbus.MakeVariant(p),
+			PropFinished: dbus.MakeVariant(false), PropSuccess: dbus.MakeVariant(false),
+			PropErrorName: dbus.MakeVariant(""), PropMessage: dbus.MakeVariant(""),
+			PropObjects: dbus.MakeVariant([]dbus.ObjectPath{}),
+		}
+	}
+	for _, p := range []float64{0, 0.5, 1} {
+		if _, err := DecodeJob(props(p)); err != nil {
+			t.Errorf("progress %g: %v", p, err)
+		}
+	}
+	for _, p := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -0.1, 1.1} {
+		if _, err := DecodeJob(props(p)); err == nil || !strings.Contains(err.Error(), PropProgress) {
+			t.Errorf("progress %g: err %v, want one naming %s", p, err, PropProgress)
 		}
 	}
 }

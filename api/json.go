@@ -18,7 +18,7 @@ type Region struct {
 
 	RootDecoder string `json:"root_decoder"`
 	Generation  uint64 `json:"generation"`
-	Origin      string `json:"origin"` // daemon, kernel or foreign
+	Origin      string `json:"origin"` // daemon, kernel, foreign or unknown
 	State       string `json:"state"`  // configuring, committed, enabled or deleting
 	Settled     bool   `json:"settled"`
 }

@@ -154,7 +154,7 @@ func (d *cxlregiond) start(ctx context.Context) error {
 	d.eng, err = region.New(region.Config{
 		FS: fs, Writers: d.reg, Events: events, StateDir: o.stateDir, BootID: bootID(log),
 		SettleWindow: s.SettleWindow, BoundQuiet: s.BoundQuiet, RescanInterval: s.RescanInterval,
-		DefaultTimeout: s.DefaultTimeout, Logger: log,
+		DefaultTimeout: s.DefaultTimeout, OnSubscriberOverflow: d.metrics.ObserveSubscriberResync, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -345,7 +345,7 @@ func busAddress() string {
 
 // guardState is the guard as the D-Bus GuardActive property sees it.
 type guardState struct {
-	mu sync.Mutex
+	mu sync.Mutex // guards g, set once the guard has started
 	g  *guard.Guard
 }
 

@@ -63,7 +63,7 @@ func (d *cxlregiond) startGuard() error {
 					return
 				}
 				switch ev.Kind {
-				case region.RootDecoderAdded, region.RootDecoderRemoved, region.Rescanned:
+				case region.RootDecoderAdded, region.RootDecoderRemoved, region.Rescanned, region.SubscriberResync:
 					updateGuardMarks(g, d.eng, d.metrics, log)
 				}
 			}

@@ -26,7 +26,7 @@ type liveSettings struct {
 	// onRescan applies a new rescan interval.
 	onRescan func(time.Duration)
 
-	mu  sync.Mutex
+	mu  sync.Mutex // guards cur; the fields above are set before watch starts
 	cur settings
 }
 

@@ -18,6 +18,8 @@ import (
 type Kernel struct {
 	cfg config
 
+	// mu guards every field below it: the whole model. Like the kernel's
+	// own locks it is dropped where the kernel drops them (acpiTearing).
 	mu     sync.Mutex
 	st     *state
 	closed bool

@@ -15,7 +15,7 @@ import (
 // `grep -c 'WARNING:'` and `grep -c 'BUG:'` count the same things in a
 // real dmesg and in this log.
 type klog struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // guards every field below it
 	w     io.Writer
 	lines []string
 	max   int

@@ -20,7 +20,7 @@ import (
 // with what was still queued and what comes next.
 type Subscription struct {
 	k    *Kernel
-	mu   sync.Mutex
+	mu   sync.Mutex // guards q, lost and shut; max, done and wake are fixed
 	q    []uevent.Event
 	max  int
 	lost int

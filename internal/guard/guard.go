@@ -31,10 +31,10 @@ type Guard struct {
 	queued atomic.Int64
 	active atomic.Bool
 
-	waitMu  sync.Mutex
+	waitMu  sync.Mutex           // guards waiting
 	waiting map[*waiter]struct{} // opens being decided, for the check of their openers
 
-	mu     sync.Mutex
+	mu     sync.Mutex       // guards marks, byFile, roots, holds, opens and closed
 	marks  map[string]*mark // by path
 	byFile map[fileID]*mark
 	roots  []string // the current root decoders, sorted: the order writers are taken in

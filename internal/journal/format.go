@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 // Version is the on-disk format this build reads and writes. A log with
@@ -181,6 +183,30 @@ type record struct {
 	Reserve uint64     `json:"reserve,omitempty"`
 }
 
+// checkNames refuses an intent naming what the kernel never names:
+// recovery writes these names to sysfs, so a corrupt record must stop the
+// start rather than reach the kernel (a region "../../proc/sysrq-trigger").
+// An empty name is a create before its handshake or an unused position.
+func (in *Intent) checkNames() error {
+	if !devname.IsDecoder(in.RootDecoder) {
+		return fmt.Errorf("root decoder %q is not a decoder name", in.RootDecoder)
+	}
+	if in.Name != "" && !devname.IsRegion(in.Name) {
+		return fmt.Errorf("region %q is not a region name", in.Name)
+	}
+	for _, t := range in.Targets {
+		if t != "" && !devname.IsDecoder(t) {
+			return fmt.Errorf("target %q is not a decoder name", t)
+		}
+	}
+	for _, a := range in.Allocated {
+		if !devname.IsDecoder(a.Decoder) {
+			return fmt.Errorf("allocation of %q, not a decoder name", a.Decoder)
+		}
+	}
+	return nil
+}
+
 func (r *record) check() error {
 	switch r.Kind {
 	case kindIntent:
@@ -192,6 +218,9 @@ func (r *record) check() error {
 		}
 		if !r.Intent.Phase.valid() {
 			return fmt.Errorf("intent %d: unknown phase %d", r.Intent.ID, r.Intent.Phase)
+		}
+		if err := r.Intent.checkNames(); err != nil {
+			return fmt.Errorf("intent %d: %w", r.Intent.ID, err)
 		}
 	case kindDone:
 		if r.ID == 0 || (r.Outcome != Finished && r.Outcome != Failed) {

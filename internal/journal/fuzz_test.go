@@ -45,6 +45,12 @@ func FuzzDecode(f *testing.F) {
 		for _, r := range d.records {
 			j.apply(&r)
 		}
+		// Recovery writes what an accepted intent names to sysfs.
+		for _, in := range j.pending {
+			if err := in.checkNames(); err != nil {
+				t.Fatalf("accepted an intent recovery must not act on: %v", err)
+			}
+		}
 		again, err := j.snapshot()
 		if err != nil {
 			t.Fatal(err)
@@ -61,4 +67,35 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("rewrite changed the state: %d intents cap %d, now %d cap %d", len(j.pending), j.genCap, len(j2.pending), j2.genCap)
 		}
 	})
+}
+
+// TestDecodeRefusesHostileNames: a record whose names are not kernel
+// names (a corrupt or planted journal) is refused as corrupt, so recovery
+// never writes them to sysfs. The reliability fuzzing of the journal this
+// package replaced found the reader opening such intents.
+func TestDecodeRefusesHostileNames(t *testing.T) {
+	for _, in := range []Intent{
+		{ID: 1, Op: OpDelete, Phase: PhaseBegin, RootDecoder: "decoder0.0", Name: "../../../../proc/sysrq-trigger"},
+		{ID: 1, Op: OpDelete, Phase: PhaseBegin, RootDecoder: "decoder0.0\n", Name: "region0"},
+		{ID: 1, Op: OpCreate, Phase: PhaseBegin, RootDecoder: "decoder0.0", Targets: []string{"decoder2.0/../../x"}},
+		{ID: 1, Op: OpCreate, Phase: PhaseBegin, RootDecoder: "decoder0.0", Allocated: []Allocation{{Decoder: "mem0", OldMode: "ram"}}},
+		{ID: 1, Op: OpCreate, Phase: PhaseBegin, RootDecoder: "decoder00.0"},
+	} {
+		good := Intent{ID: 1, Op: OpDelete, Phase: PhaseBegin, RootDecoder: "decoder0.0", Name: "region0", Targets: []string{"decoder2.0", ""}}
+		b, err := encodeFrame(encodeHeader(), &record{Kind: kindIntent, Intent: &good})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decode("test", b); err != nil {
+			t.Fatalf("a well-formed intent: %v", err)
+		}
+		b, err = encodeFrame(encodeHeader(), &record{Kind: kindIntent, Intent: &in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ce *CorruptError
+		if _, err := decode("test", b); !errors.As(err, &ce) {
+			t.Errorf("%+v: decode = %v, want a CorruptError", in, err)
+		}
+	}
 }

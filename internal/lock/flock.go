@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -55,13 +53,10 @@ func lockFile(ctx context.Context, path string, stop <-chan struct{}) (func() er
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 		if err == unix.ENOENT {
 			// The lock directory was removed under us (an operator, a
-			// tmpfiles clean): make it again as NewRegistry did. A tool
+			// tmpfiles clean): make it again as NewRegistry does. A tool
 			// still holding a lock on the old file excludes nobody now;
 			// the daemon's own writers keep their in-process turn.
-			dir := filepath.Dir(path)
-			if merr := os.Mkdir(dir, 0o755); merr == nil {
-				_ = os.Chmod(dir, 0o755) // the mode tmpfiles gives, whatever the umask
-			} else if !errors.Is(merr, fs.ErrExist) {
+			if merr := makeLockDir(filepath.Dir(path)); merr != nil {
 				return nil, fmt.Errorf("lock %s: open: %w (making the directory again: %w)", path, err, merr)
 			}
 			fd, err = unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)

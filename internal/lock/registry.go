@@ -48,8 +48,26 @@ type Registry struct {
 	log     *slog.Logger
 	observe func(attr string, d time.Duration, err error)
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards writers; the fields above are fixed by NewRegistry
 	writers map[string]*Writer
+}
+
+// LockDirMode is the lock directory's mode, the one tmpfiles.d gives
+// /run/cxlregiond/lock: readable by all, so an unprivileged tool can see
+// which lock files exist; only root takes them.
+const LockDirMode = 0o755
+
+// makeLockDir creates dir with LockDirMode whatever the umask (the unit's
+// UMask=0077 would make it 0700, unlike the directory tmpfiles.d makes).
+// An existing directory is left as it is.
+func makeLockDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, LockDirMode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, LockDirMode)
 }
 
 // NewRegistry returns a registry whose writers write through fs and keep
@@ -66,7 +84,7 @@ func NewRegistry(fs *sysfs.FS, dir string, opts ...Option) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock registry: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := makeLockDir(dir); err != nil {
 		return nil, fmt.Errorf("lock registry: %w", err)
 	}
 	r := &Registry{

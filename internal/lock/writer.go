@@ -16,10 +16,10 @@ type Writer struct {
 	name string
 	path string // the lock file
 
-	mu     sync.Mutex
-	busy   bool      // someone holds the turn: a running op or an Acquire's Held
-	queue  []*waiter // those waiting for the turn, oldest first
-	frozen error     // the reason while frozen, nil otherwise
+	mu     sync.Mutex // guards the fields below; reg, name and path are fixed
+	busy   bool       // someone holds the turn: a running op or an Acquire's Held
+	queue  []*waiter  // those waiting for the turn, oldest first
+	frozen error      // the reason while frozen, nil otherwise
 	// freezeC is closed by Freeze so that a turn holder still waiting for the
 	// flock gives up at once; Thaw makes a fresh one.
 	freezeC chan struct{}

@@ -25,6 +25,7 @@
 //	cxlregiond_journal_errors_total{operation}                      counter, intent journal records that could not be written or synced
 //	cxlregiond_guard_opens_total{kind,result}                       counter, opens by other processes held by the guard
 //	cxlregiond_guard_active                                         gauge, 1 while the fanotify guard runs
+//	cxlregiond_event_subscriber_resyncs_total                       counter, event subscribers that fell behind their queue bound and re-read the model
 //
 // Label values:
 //

@@ -75,9 +75,9 @@ func TestNamesFollowTheConvention(t *testing.T) {
 	// build_info, regions, writer_frozen, writer_queue_depth, operations,
 	// operation_duration, duplicate_deletes, sysfs_writes,
 	// sysfs_write_duration, uevents, uevent_resyncs, rescans,
-	// journal_errors, guard_opens, guard_active.
-	if ours != 15 {
-		t.Errorf("found %d cxlregiond metrics, want 15 (the package comment's list)", ours)
+	// journal_errors, guard_opens, guard_active, event_subscriber_resyncs.
+	if ours != 16 {
+		t.Errorf("found %d cxlregiond metrics, want 16 (the package comment's list)", ours)
 	}
 }
 
@@ -157,6 +157,7 @@ func TestCardinalityStaysBounded(t *testing.T) {
 		"cxlregiond_journal_errors_total":               5 + 1,
 		"cxlregiond_guard_opens_total":                  (5 + 1) * (4 + 1),
 		"cxlregiond_guard_active":                       1,
+		"cxlregiond_event_subscriber_resyncs_total":     1,
 	}
 	regionName := regexp.MustCompile(`region[0-9]`)
 	mfs, err := m.reg.Gather()

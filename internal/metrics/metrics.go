@@ -56,6 +56,7 @@ type Metrics struct {
 	journalErrors    *prometheus.CounterVec
 	guardOpens       *prometheus.CounterVec
 	guardActive      prometheus.Gauge
+	subscriberResync prometheus.Counter
 }
 
 // Operations wait for settling and for the writer (seconds to a minute);
@@ -126,6 +127,10 @@ func New(opts Options) *Metrics {
 			Namespace: namespace, Name: "guard_active",
 			Help: "1 while the fanotify guard holds other processes' opens of the CXL control files.",
 		}),
+		subscriberResync: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "event_subscriber_resyncs_total",
+			Help: "Times an engine event subscriber (the D-Bus service, this metrics follower, the guard) fell more than its queue bound behind: its queued events were dropped and it re-read the model.",
+		}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -141,7 +146,7 @@ func New(opts Options) *Metrics {
 		m.operations, m.operationSeconds, m.duplicateDeletes,
 		m.writes, m.writeSeconds,
 		m.uevents, m.resyncs, m.rescans, m.journalErrors,
-		m.guardOpens, m.guardActive,
+		m.guardOpens, m.guardActive, m.subscriberResync,
 	)
 	if opts.Source != nil {
 		m.reg.MustRegister(newSnapshotCollector(opts.Source))
@@ -212,6 +217,10 @@ func (m *Metrics) ObserveWrite(attr string, d time.Duration, err error) {
 	m.writes.WithLabelValues(a, writeResultLabel(err)).Inc()
 	m.writeSeconds.WithLabelValues(a).Observe(d.Seconds())
 }
+
+// ObserveSubscriberResync records one subscriber queue dropped for a
+// resync; it is region.Config.OnSubscriberOverflow.
+func (m *Metrics) ObserveSubscriberResync() { m.subscriberResync.Inc() }
 
 // ObserveGuard records one open of a guarded file by another process. Its
 // signature is guard.Config.Observer's: kind is a guard.Kind's String,

@@ -178,6 +178,7 @@ func (c *createRun) do(ctx context.Context) error {
 		// From here on a rollback would have to unbind or delete a region
 		// whose devices may still be registering: the crash this daemon
 		// exists to prevent. Wait for them; on timeout report, do not undo.
+		e.recordMade(c.name)
 		if err := e.journal.Done(c.intent, journal.Finished); err != nil {
 			e.journalFailed("create", c.name, err)
 			return &keepError{fmt.Errorf("region %s was created and bound, but the journal could not record it: %w", c.name, err)}
@@ -188,6 +189,7 @@ func (c *createRun) do(ctx context.Context) error {
 		}
 		return nil
 	}
+	e.recordMade(c.name)
 	if err := e.journal.Done(c.intent, journal.Finished); err != nil {
 		e.journalFailed("create", c.name, err)
 		return &keepError{fmt.Errorf("region %s was created, but the journal could not record it: %w", c.name, err)}
@@ -203,6 +205,25 @@ func (c *createRun) advance(phase journal.Phase) error {
 		return err
 	}
 	return nil
+}
+
+// recordMade notes in the state directory that the daemon made a region,
+// before its intent is closed, so that a restart still knows it as the
+// daemon's. A failure is logged: the region is fine, and until the next
+// successful record a restart may take it for the kernel's.
+func (e *Engine) recordMade(name string) {
+	reg, err := e.fs.ReadRegion(name)
+	if err == nil {
+		err = e.made.add(reg, func(r madeRecord) bool {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			s, ok := e.regions[r.Name]
+			return ok && recordOf(r.Boot, s.reg) == r
+		})
+	}
+	if err != nil {
+		e.log.Error("could not record the region as the daemon's; after a restart its origin may be wrong", "region", name, "err", err)
+	}
 }
 
 // handshake claims a region name: read the offered name, write it back. An

@@ -43,7 +43,12 @@ type Config struct {
 	RescanInterval time.Duration
 	// DefaultTimeout bounds a request whose context has no deadline.
 	DefaultTimeout time.Duration
-	Logger         *slog.Logger
+	// SubscriberQueue bounds the events queued for one subscriber
+	// (default DefaultSubscriberQueue); OnSubscriberOverflow, when set, is
+	// called each time a subscriber's queue is dropped for a resync.
+	SubscriberQueue      int
+	OnSubscriberOverflow func()
+	Logger               *slog.Logger
 	// crashAt, when it returns true for a crash point, makes the engine
 	// stop dead there, as a killed daemon would. Tests only.
 	crashAt func(crashPoint) bool
@@ -65,6 +70,9 @@ func (c *Config) setDefaults() {
 	if c.DefaultTimeout == 0 {
 		c.DefaultTimeout = 60 * time.Second
 	}
+	if c.SubscriberQueue <= 0 {
+		c.SubscriberQueue = DefaultSubscriberQueue
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -73,6 +81,10 @@ func (c *Config) setDefaults() {
 // Engine is the model of the host's regions and the only path by which the
 // daemon changes them.
 type Engine struct {
+	// cfg is fixed once New returns and is read without a lock. The
+	// settings a reload changes are copied out of it into fields under mu
+	// (settleWindow, boundQuiet) or sent to Run (rescanEvery); cfg's own
+	// SettleWindow and BoundQuiet are only their starting values.
 	cfg     Config
 	fs      *sysfs.FS
 	writers *lock.Registry
@@ -80,7 +92,8 @@ type Engine struct {
 	journal *journal.Journal
 	// journalErrors counts journal failures surfaced by journalFailed.
 	journalErrors atomic.Uint64
-	hub           hub
+	made          *madeRegions // has its own lock
+	hub           hub          // has its own locks
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -91,6 +104,9 @@ type Engine struct {
 	// deadline while their writes went on (answerBy); Run waits for them.
 	inflight sync.WaitGroup
 
+	// mu guards every field below it. It is held only for reads and
+	// updates of the model, never across a sysfs write, a wait or a
+	// publish to subscribers.
 	mu       sync.Mutex
 	topo     *sysfs.Topology
 	roots    map[string]*rootState
@@ -101,6 +117,10 @@ type Engine struct {
 	changed  chan struct{}   // closed and replaced on every model change
 	crashed  bool
 	tickets  uint64 // last reading ticket handed out
+	// settleWindow and boundQuiet are the settle rule's times
+	// (Config.SettleWindow, Config.BoundQuiet); SetSettle changes them.
+	settleWindow time.Duration
+	boundQuiet   time.Duration
 }
 
 type rootState struct {
@@ -151,12 +171,18 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger.Warn("journal opened", "path", j.Path(), "torn_tail_bytes", rep.TornBytes,
 			"converted_v1_intents", rep.Converted, "converted_v1", rep.Legacy)
 	}
+	made, err := openMade(cfg.StateDir, cfg.BootID)
+	if err != nil {
+		cfg.Logger.Error("regions found at startup have an unknown origin", "err", err)
+	}
 	return &Engine{
 		cfg:         cfg,
 		fs:          cfg.FS,
 		writers:     cfg.Writers,
 		log:         cfg.Logger,
 		journal:     j,
+		made:        made,
+		hub:         hub{limit: cfg.SubscriberQueue, overflowed: cfg.OnSubscriberOverflow},
 		ready:       make(chan struct{}),
 		rescanReq:   make(chan chan error),
 		rescanEvery: make(chan time.Duration, 1),
@@ -166,6 +192,9 @@ func New(cfg Config) (*Engine, error) {
 		gone:        make(map[genKey]bool),
 		creating:    make(map[string]bool),
 		changed:     make(chan struct{}),
+
+		settleWindow: cfg.SettleWindow,
+		boundQuiet:   cfg.BoundQuiet,
 	}, nil
 }
 

@@ -21,6 +21,10 @@ const (
 	OperationDone
 	UeventReceived
 	Rescanned
+	// SubscriberResync tells one subscriber that it fell so far behind that
+	// its queue was dropped: events were lost, and it must read the model
+	// afresh (Regions, RootDecoders) instead of trusting what it derived.
+	SubscriberResync
 	// JournalFailed: the intent journal could not write or sync a record
 	// (Reason: the operation, Err: why). The operation that needed it
 	// failed, and no operation starts until the journal is repaired.
@@ -47,6 +51,8 @@ func (k EventKind) String() string {
 		return "uevent_received"
 	case Rescanned:
 		return "rescanned"
+	case SubscriberResync:
+		return "subscriber_resync"
 	case JournalFailed:
 		return "journal_failed"
 	}
@@ -92,19 +98,37 @@ type Event struct {
 	Err         error           // JournalFailed
 }
 
+// DefaultSubscriberQueue bounds the events queued for one subscriber.
+// A subscriber that stops reading (a stuck D-Bus client's signal path, a
+// metrics reader) must not grow the daemon's memory: past the bound its
+// queue is dropped and replaced by one SubscriberResync.
+const DefaultSubscriberQueue = 4096
+
 // hub fans events out to subscribers without ever blocking the engine: each
-// subscriber has its own unbounded queue drained by its own goroutine.
+// subscriber has its own queue, at most limit events, drained by its own
+// goroutine.
 type hub struct {
-	mu   sync.Mutex
+	limit int // fixed before the first subscribe
+	// overflowed, when set, is called once for each queue dropped
+	// (a metric); fixed before the first subscribe.
+	overflowed func()
+
+	mu   sync.Mutex // guards subs
 	subs map[*subscriber]struct{}
 }
 
 type subscriber struct {
-	mu     sync.Mutex
-	queue  []Event
 	wake   chan struct{}
 	out    chan Event
 	cancel context.CancelFunc
+
+	mu sync.Mutex // guards queue and resync
+	// queue holds events not yet taken by the subscriber's goroutine.
+	queue []Event
+	// resync is set from a queue overflow until the subscriber's
+	// goroutine takes its SubscriberResync: events in between are dropped,
+	// since the subscriber re-reads the model anyway.
+	resync bool
 }
 
 func (h *hub) publish(evs ...Event) {
@@ -115,8 +139,20 @@ func (h *hub) publish(evs ...Event) {
 	defer h.mu.Unlock()
 	for s := range h.subs {
 		s.mu.Lock()
-		s.queue = append(s.queue, evs...)
+		dropped := false
+		switch {
+		case s.resync:
+		case len(s.queue)+len(evs) > h.limit:
+			// A fresh slice: the old backing array is freed.
+			s.queue = []Event{{Kind: SubscriberResync, Reason: "queue overflow"}}
+			s.resync, dropped = true, true
+		default:
+			s.queue = append(s.queue, evs...)
+		}
 		s.mu.Unlock()
+		if dropped && h.overflowed != nil {
+			h.overflowed()
+		}
 		select {
 		case s.wake <- struct{}{}:
 		default:
@@ -126,6 +162,8 @@ func (h *hub) publish(evs ...Event) {
 
 // subscribe returns a channel of every event published from now on, in
 // order, and a function that ends the subscription and closes the channel.
+// A subscriber that falls more than limit events behind gets one
+// SubscriberResync in place of what it missed.
 func (h *hub) subscribe(ctx context.Context) (<-chan Event, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &subscriber{wake: make(chan struct{}, 1), out: make(chan Event), cancel: cancel}
@@ -146,6 +184,11 @@ func (h *hub) subscribe(ctx context.Context) (<-chan Event, func()) {
 			s.mu.Lock()
 			batch := s.queue
 			s.queue = nil
+			if len(batch) > 0 && batch[0].Kind == SubscriberResync {
+				// Events from now on queue behind the resync: none
+				// published after the subscriber sees it is lost.
+				s.resync = false
+			}
 			s.mu.Unlock()
 			for _, ev := range batch {
 				select {
@@ -162,4 +205,16 @@ func (h *hub) subscribe(ctx context.Context) (<-chan Event, func()) {
 		}
 	}()
 	return s.out, cancel
+}
+
+// queued is how many events wait for a subscriber of h (tests).
+func (h *hub) queued() (n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		s.mu.Lock()
+		n += len(s.queue)
+		s.mu.Unlock()
+	}
+	return n
 }

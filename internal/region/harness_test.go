@@ -60,6 +60,7 @@ func (h *harness) testConfig() Config {
 		FS:             h.fs,
 		Events:         h.k.Subscribe(4096),
 		StateDir:       h.stateDir,
+		BootID:         "test-boot",
 		SettleWindow:   150 * time.Millisecond,
 		BoundQuiet:     30 * time.Millisecond,
 		SettlePoll:     5 * time.Millisecond,

@@ -9,6 +9,10 @@ const (
 	OriginDaemon  Origin = "daemon"  // created through this daemon
 	OriginKernel  Origin = "kernel"  // found committed at start: firmware or auto-assembly
 	OriginForeign Origin = "foreign" // made by another tool behind the daemon's back
+	// OriginUnknown is a region found at startup when the state
+	// directory's record of what the daemon made could not be read: it may
+	// be the daemon's or the kernel's. It keeps the foreign settle rule.
+	OriginUnknown Origin = "unknown"
 )
 
 // State is a region's lifecycle state as the daemon sees it.

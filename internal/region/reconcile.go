@@ -113,6 +113,9 @@ func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq, ticket
 	switch {
 	case e.creating[reg.Name]:
 		origin = OriginDaemon
+	case startup && e.made.origin(reg) != "":
+		// Made by this daemon before a restart, or not known.
+		origin = e.made.origin(reg)
 	case startup && reg.Committed:
 		origin = OriginKernel
 	case startup:

@@ -25,8 +25,8 @@ func (e errNotSettled) Error() string { return "not settled: " + e.why }
 // the nd region's children appear after its bind.
 func (e *Engine) settledLocked(r *regionState, now time.Time) error {
 	quiet := now.Sub(r.changedAt)
-	if r.origin != OriginDaemon && !(r.reg.Committed && r.reg.Driver != "") && quiet < e.cfg.SettleWindow {
-		return errNotSettled{fmt.Sprintf("made by %s, changed %s ago (settle window %s)", r.origin, quiet.Round(time.Millisecond), e.cfg.SettleWindow)}
+	if r.origin != OriginDaemon && !(r.reg.Committed && r.reg.Driver != "") && quiet < e.settleWindow {
+		return errNotSettled{fmt.Sprintf("made by %s, changed %s ago (settle window %s)", r.origin, quiet.Round(time.Millisecond), e.settleWindow)}
 	}
 	if r.reg.Driver == "" {
 		return nil
@@ -35,7 +35,7 @@ func (e *Engine) settledLocked(r *regionState, now time.Time) error {
 	case "ram":
 		// The ram probe creates no dax region when the range is already
 		// System RAM; then only time tells that it is done.
-		if !r.reg.DaxRegionBound && !(r.reg.DaxRegion == "" && quiet >= e.cfg.SettleWindow) {
+		if !r.reg.DaxRegionBound && !(r.reg.DaxRegion == "" && quiet >= e.settleWindow) {
 			return errNotSettled{"dax region not registered yet"}
 		}
 	default:
@@ -43,7 +43,7 @@ func (e *Engine) settledLocked(r *regionState, now time.Time) error {
 			return errNotSettled{"nd region not registered yet"}
 		}
 	}
-	if quiet < e.cfg.BoundQuiet {
+	if quiet < e.boundQuiet {
 		return errNotSettled{fmt.Sprintf("devices below the region changed %s ago", quiet.Round(time.Millisecond))}
 	}
 	return nil
@@ -153,10 +153,10 @@ func (e *Engine) SetSettle(window, boundQuiet time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if window > 0 {
-		e.cfg.SettleWindow = window
+		e.settleWindow = window
 	}
 	if boundQuiet > 0 {
-		e.cfg.BoundQuiet = boundQuiet
+		e.boundQuiet = boundQuiet
 	}
 	e.notifyLocked()
 }

@@ -57,6 +57,10 @@ func parseOptions(methodName string, raw map[string]dbus.Variant, allowed []stri
 				return o, invalidArg("%s: option timeout %g: must be seconds, more than 0 and at most %g", methodName, secs, api.MaxTimeout.Seconds())
 			}
 			o.timeout = time.Duration(secs * float64(time.Second))
+			if o.timeout <= 0 {
+				// Below a nanosecond: it would read as "no timeout given".
+				return o, invalidArg("%s: option timeout %g: less than a nanosecond", methodName, secs)
+			}
 		case api.OptNoWait:
 			o.noWait = v.Value().(bool)
 		case api.OptNoUserInteraction:
@@ -67,7 +71,10 @@ func parseOptions(methodName string, raw map[string]dbus.Variant, allowed []stri
 				return o, invalidArg("%s: option generation 0: generations start at 1; leave the option out for the current one", methodName)
 			}
 		case api.OptType:
-			o.typ = v.Value().(string)
+			// An empty type given is a caller's mistake, not "the default".
+			if o.typ = v.Value().(string); o.typ == "" {
+				return o, invalidArg("%s: option type is empty (pmem or ram; leave it out for %s)", methodName, api.DefaultRegionType)
+			}
 		case api.OptSize:
 			o.size, o.hasSize = v.Value().(uint64), true
 		case api.OptWays:
@@ -77,7 +84,11 @@ func parseOptions(methodName string, raw map[string]dbus.Variant, allowed []stri
 		case api.OptTargets:
 			o.targets = v.Value().([]string)
 		case api.OptUUID:
-			o.uuid = v.Value().(string)
+			// The kernel prints and compares uuids in lower case (%pUb):
+			// an upper-case copy of a region's uuid is the same uuid.
+			if o.uuid = strings.ToLower(v.Value().(string)); o.uuid == "" {
+				return o, invalidArg("%s: option uuid is empty (leave it out to have one generated)", methodName)
+			}
 		case api.OptNoBind:
 			o.noBind = v.Value().(bool)
 		}

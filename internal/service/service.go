@@ -90,7 +90,7 @@ type Service struct {
 	opsCtx    context.Context
 	cancelOps context.CancelFunc
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards closing and nextJob, and orders ops.Add after closing is read
 	closing bool
 	ops     sync.WaitGroup // in-flight mutating calls and jobs
 	nextJob uint64

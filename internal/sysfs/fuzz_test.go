@@ -3,9 +3,13 @@ package sysfs
 import (
 	"errors"
 	"fmt"
+	"math"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 // FuzzParsers feeds arbitrary attribute contents to every parser: none may
@@ -69,4 +73,43 @@ func FuzzParsers(f *testing.F) {
 
 func isDecimal(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// FuzzNames feeds arbitrary strings to the name validators (internal/devname)
+// and to
+// DeviceAttr, the only way writers build a device path: an accepted name
+// is exactly one the kernel prints ("%s%d" of a non-negative int), and a
+// path is always bus/cxl/devices/<dev>/<attr> with no way out of it.
+func FuzzNames(f *testing.F) {
+	for _, s := range []string{"region0", "region12", "decoder0.0", "decoder12.3", "mem0", "port1",
+		"endpoint2", "root0", "region01", "decoder00.0", "region2147483648", "region4294967296",
+		"../region0", "region0/../../", "region0\n", "decoder0.0\x00", "region-1", "region+1", "Region0", ""} {
+		f.Add(s, "delete_region")
+	}
+	f.Fuzz(func(t *testing.T, name, attr string) {
+		if devname.IsRegion(name) {
+			var n int
+			if _, err := fmt.Sscanf(name, "region%d", &n); err != nil || n < 0 || n > math.MaxInt32 || fmt.Sprintf("region%d", n) != name {
+				t.Fatalf("ValidRegionName(%q) but the kernel never prints it", name)
+			}
+		}
+		if devname.IsDecoder(name) {
+			var x, y int
+			if _, err := fmt.Sscanf(name, "decoder%d.%d", &x, &y); err != nil || x < 0 || y < 0 || x > math.MaxInt32 || y > math.MaxInt32 ||
+				fmt.Sprintf("decoder%d.%d", x, y) != name {
+				t.Fatalf("ValidDecoderName(%q) but the kernel never prints it", name)
+			}
+		}
+		p, err := DeviceAttr(name, attr)
+		if err != nil {
+			if p != "" {
+				t.Fatalf("DeviceAttr(%q, %q) = %q with %v", name, attr, p, err)
+			}
+			return
+		}
+		if p != "bus/cxl/devices/"+name+"/"+attr || strings.Count(p, "/") != 4 || strings.Contains(p, "..") ||
+			strings.ContainsAny(p, "\x00\n ") || path.Clean(p) != p {
+			t.Fatalf("DeviceAttr(%q, %q) = %q", name, attr, p)
+		}
+	})
 }

@@ -25,6 +25,10 @@ func Config(dir string) string {
   <type>system</type>
   <listen>unix:path=` + filepath.Join(dir, "bus") + `</listen>
   <auth>EXTERNAL</auth>
+  <!-- Room for the hostile-caller test's thousand clients at once. -->
+  <limit name="max_incomplete_connections">1100</limit>
+  <limit name="max_completed_connections">2048</limit>
+  <limit name="max_connections_per_user">2048</limit>
   <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
