@@ -139,7 +139,7 @@ print them, goes to --sim-log).`,
 	f.Lookup("simulate").NoOptDefVal = "default"
 	f.StringVar(&o.simLog, "sim-log", "", "with --simulate: append the simulated kernel's log (writes, WARNING and BUG reports) to this file")
 	f.StringVar(&o.simState, "sim-state", "", "with --simulate: keep the simulated kernel's state in this file across restarts")
-	f.StringVar(&o.simProfile, "sim-profile", "6.12", "with --simulate: the kernel to model, 6.1 or 6.12")
+	f.StringVar(&o.simProfile, "sim-profile", "6.12", "with --simulate: the kernel to model, 6.1, 6.12 or 6.12-fixed (the upstream delete_region fix)")
 	f.DurationVar(&o.simDeleteDelay, "sim-delete-delay", 2*time.Millisecond, "with --simulate: time delete_region_store spends between finding the region and releasing it (the race window)")
 	f.DurationVar(&o.simRegisterDelay, "sim-register-delay", 50*time.Millisecond, "with --simulate: how long after a bind the nd/dax devices register")
 	f.DurationVar(&o.simAssembleTime, "sim-assemble-time", 200*time.Millisecond, "with --simulate: how long kernel auto-assembly holds a region")

@@ -57,7 +57,8 @@
 //
 // WithTopology (DefaultTopology: 2 host bridges, 4 windows, 8 memdevs;
 // QEMUTopology: the captured machine; LoadTopology reads JSON, see
-// testdata/topology-*.json), WithProfile ("6.1", "6.12"), WithDeleteDelay
+// testdata/topology-*.json), WithProfile ("6.1", "6.12", "6.12-fixed":
+// model choice 22), WithDeleteDelay
 // (2ms), WithRegisterDelay (nd/dax registration after bind, 50ms),
 // WithAssembleDuration (200ms), WithTeardownDelay (per region in a
 // cxl_acpi unbind, 5ms), WithRebindDelay (endpoints after a cxl_acpi bind,
@@ -180,4 +181,15 @@
 //     (6.1.192): deleting the 2nd and 1st of four committed regions gave
 //     0 WARNING, and every byte came back once the regions above went
 //     (observed end to end, not captured line by line).
+//  22. The fixed kernel (ProfileFixed, "6.12-fixed") is INFERRED, not
+//     captured: from the upstream fix's description (deletion blocked
+//     during region creation; concurrent or double deletes safe) and one
+//     newest-kernel observation (the loser of two deletes gets ENODEV, no
+//     WARNING). The model's delete_region_store marks the region as being
+//     deleted at lookup, so a second deleter gets ENODEV at once; a region
+//     under auto-assembly is waited for (polled every millisecond) and
+//     then deleted; a region whose devres entry cxl_acpi's teardown took
+//     meanwhile is ENODEV. The delete delay is unchanged, so timing is the
+//     unpatched kernel's. Everything else, the nd registration oops
+//     included (libnvdimm, not the fix), is 6.12's.
 package cxlsim

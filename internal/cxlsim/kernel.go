@@ -47,12 +47,13 @@ type Kernel struct {
 	subs     map[*Subscription]struct{}
 	dropNext int
 
-	klog    klog
-	faults  []*fault
-	delays  []*delayRule
-	timers  map[int]func() bool
-	timerID int
-	wg      sync.WaitGroup // AfterFunc callbacks in flight
+	klog        klog
+	faults      []*fault
+	faultsFired int // writes failed by an injected fault
+	delays      []*delayRule
+	timers      map[int]func() bool
+	timerID     int
+	wg          sync.WaitGroup // AfterFunc callbacks in flight
 
 	lockFile *os.File
 }

@@ -130,6 +130,7 @@ type regionState struct {
 	// runtime only
 	refs         int  // device references (device_initialize + lookups)
 	action       bool // unregister_region devres action still registered on ACPI0017
+	deleting     bool // a fixed kernel's delete_region_store holds it (ProfileFixed)
 	unregistered bool // device_del done: lookups fail, stores give ENODEV
 	stopRegister func() bool
 }

@@ -10,7 +10,14 @@ import (
 const (
 	Profile61  = "6.1"
 	Profile612 = "6.12"
+	// ProfileFixed is 6.12's tree with the upstream delete_region fix
+	// (delete.go, deleteRegionStoreFixed): the shape of a kernel that no
+	// longer races, so the daemon can be shown to work unchanged on it.
+	ProfileFixed = "6.12-fixed"
 )
+
+// fixedDelete reports whether the profile carries the delete_region fix.
+func fixedDelete(profile string) bool { return profile == ProfileFixed }
 
 // Option configures New.
 type Option func(*config) error
@@ -56,11 +63,12 @@ func WithTopology(t Topology) Option {
 }
 
 // WithProfile selects the kernel: "6.1" (no create_ram_region, no region
-// mode, no decoders_committed, no qos_class) or "6.12" (default).
+// mode, no decoders_committed, no qos_class), "6.12" (default), or
+// "6.12-fixed" (6.12 with the upstream delete_region fix).
 func WithProfile(p string) Option {
 	return func(c *config) error {
-		if p != Profile61 && p != Profile612 {
-			return fmt.Errorf("cxlsim: profile %q: want %q or %q", p, Profile61, Profile612)
+		if p != Profile61 && p != Profile612 && p != ProfileFixed {
+			return fmt.Errorf("cxlsim: profile %q: want %q, %q or %q", p, Profile61, Profile612, ProfileFixed)
 		}
 		c.profile = p
 		return nil

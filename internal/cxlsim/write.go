@@ -26,6 +26,7 @@ func (k *Kernel) WriteFile(name string, data []byte) error {
 		return &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: %w", ErrClosed, unix.ENODEV)}
 	}
 	if d := k.matchDelay(name); d > 0 {
+		k.faultsFired++
 		k.mu.Unlock()
 		k.cfg.clock.Sleep(d)
 		k.mu.Lock()
@@ -134,6 +135,14 @@ func (k *Kernel) InjectDelay(attrPattern string, d time.Duration) {
 	}
 }
 
+// FaultsFired is how many writes an injected fault has failed or an
+// injected delay has slowed so far.
+func (k *Kernel) FaultsFired() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.faultsFired
+}
+
 // ClearFaults removes every injected fault and delay.
 func (k *Kernel) ClearFaults() {
 	k.mu.Lock()
@@ -157,6 +166,7 @@ func (k *Kernel) matchFault(name string) unix.Errno {
 		if !matchTail(f.pattern, name) {
 			continue
 		}
+		k.faultsFired++
 		if f.count > 0 {
 			f.count--
 			if f.count == 0 {

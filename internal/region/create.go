@@ -27,7 +27,11 @@ const handshakeTries = 8
 // devices below the region are registered, so that the caller may use or
 // delete it at once. Any failure rolls everything back in reverse through
 // the same writer (guarantee 5).
-func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo, err error) {
+func (e *Engine) Create(ctx context.Context, req CreateRequest) (RegionInfo, error) {
+	return answerBy(e, ctx, "create", func() (RegionInfo, error) { return e.createRun(ctx, req) })
+}
+
+func (e *Engine) createRun(ctx context.Context, req CreateRequest) (info RegionInfo, err error) {
 	start := time.Now()
 	defer func() {
 		target := info.Name

@@ -34,7 +34,12 @@ type deleteCall struct {
 // Delete deletes a region: unbind if bound, one delete_region write, then
 // the endpoint decoders' DPA is freed. Requests for a generation already
 // being deleted join that delete; a generation already gone is NotFound.
-func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
+func (e *Engine) Delete(ctx context.Context, req DeleteRequest) error {
+	_, err := answerBy(e, ctx, "delete", func() (struct{}, error) { return struct{}{}, e.deleteRun(ctx, req) })
+	return err
+}
+
+func (e *Engine) deleteRun(ctx context.Context, req DeleteRequest) (err error) {
 	start := time.Now()
 	joined := false
 	defer func() {

@@ -22,7 +22,12 @@ func (e *Engine) Disable(ctx context.Context, name string) error {
 	return e.bindOp(ctx, "disable", name)
 }
 
-func (e *Engine) bindOp(ctx context.Context, op, name string) (err error) {
+func (e *Engine) bindOp(ctx context.Context, op, name string) error {
+	_, err := answerBy(e, ctx, op, func() (struct{}, error) { return struct{}{}, e.bindOpRun(ctx, op, name) })
+	return err
+}
+
+func (e *Engine) bindOpRun(ctx context.Context, op, name string) (err error) {
 	start := time.Now()
 	defer func() {
 		e.hub.publish(Event{Kind: OperationDone, Operation: Operation{

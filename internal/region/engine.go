@@ -101,6 +101,9 @@ type Engine struct {
 	rescanReq chan chan error
 	// rescanEvery carries a new RescanInterval to Run (the latest wins).
 	rescanEvery chan time.Duration
+	// inflight counts operations whose caller was answered at its
+	// deadline while their writes went on (answerBy); Run waits for them.
+	inflight sync.WaitGroup
 
 	// mu guards every field below it. It is held only for reads and
 	// updates of the model, never across a sysfs write, a wait or a
@@ -216,6 +219,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			err = errors.Join(err, fmt.Errorf("close journal: %w", cerr))
 		}
 	}()
+	// Operations answered at their caller's deadline (answerBy) still
+	// write the journal: they end before it closes.
+	defer e.inflight.Wait()
 	if err := e.rescan(ctx, "startup"); err != nil {
 		return fmt.Errorf("initial scan: %w", err)
 	}
