@@ -120,8 +120,12 @@ func (k *Kernel) releaseRegionDriver(r *regionState, store []string) error {
 	} else {
 		if r.Registered {
 			dd := k.devAt(k.daxDev(r).path)
+			if dd != nil && dd.driver == "kmem" {
+				k.kmemRemove(dd)
+			}
 			k.unbind(dd)
 			k.remove(dd)
+			r.DaxUnbound = false
 		}
 		dr := k.devAt(k.daxRegionDev(r).path)
 		k.unbind(dr)
