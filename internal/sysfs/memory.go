@@ -104,8 +104,8 @@ func (b MemoryBlock) Movable() bool { return strings.TrimSpace(b.ValidZones) == 
 
 // RegionMemory is what a region's memory is doing.
 type RegionMemory struct {
-	// BlockSize is block_size_bytes; 0 when the kernel has no memory
-	// hotplug (no devices/system/memory).
+	// BlockSize is block_size_bytes; 0 when no block overlaps the region
+	// (and on a kernel without memory hotplug).
 	BlockSize uint64
 	Dax       []DaxDevice   // the region's dax devices, by name
 	Blocks    []MemoryBlock // blocks overlapping the region's range, by index
@@ -169,12 +169,12 @@ func (f *FS) ReadRegionMemory(reg Region) (RegionMemory, error) {
 	if err != nil {
 		return RegionMemory{}, fmt.Errorf("read %s/block_size_bytes: %w", memoryDir, err)
 	}
-	m.BlockSize, err = strconv.ParseUint(strings.TrimSpace(string(bs)), 16, 64)
-	if err != nil || m.BlockSize == 0 {
+	blockSize, err := strconv.ParseUint(strings.TrimSpace(string(bs)), 16, 64)
+	if err != nil || blockSize == 0 {
 		return RegionMemory{}, &ParseError{File: memoryDir + "/block_size_bytes", Value: strings.TrimSpace(string(bs)), Err: errors.New("not a non-zero hex size")}
 	}
-	first := *reg.Resource / m.BlockSize
-	last := (*reg.Resource + reg.Size - 1) / m.BlockSize
+	first := *reg.Resource / blockSize
+	last := (*reg.Resource + reg.Size - 1) / blockSize
 	names, err := f.b.ReadDir(memoryDir)
 	if err != nil {
 		return RegionMemory{}, fmt.Errorf("list %s: %w", memoryDir, err)
@@ -195,6 +195,9 @@ func (f *FS) ReadRegionMemory(reg Region) (RegionMemory, error) {
 			return RegionMemory{}, err
 		}
 		m.Blocks = append(m.Blocks, b)
+	}
+	if len(m.Blocks) > 0 {
+		m.BlockSize = blockSize
 	}
 	slices.SortFunc(m.Blocks, func(a, b MemoryBlock) int { return cmp.Compare(a.Index, b.Index) })
 	return m, nil

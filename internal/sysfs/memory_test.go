@@ -77,7 +77,7 @@ func TestReadRegionMemory(t *testing.T) {
 			0, nil},
 		{"a region with neither",
 			sysfs.Region{Name: "region3", Resource: &res, Size: 0x1000000},
-			sysfs.RegionMemory{BlockSize: 128 << 20},
+			sysfs.RegionMemory{},
 			0, nil},
 		{"unbound dax device of another region",
 			sysfs.Region{Name: "region7"},
