@@ -67,7 +67,7 @@ func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
 		opCtx, c = context.WithDeadline(opCtx, dl)
 		defer c()
 	}
-	call.err = e.runDelete(opCtx, root, req.Name, gen)
+	call.err = e.runDelete(opCtx, root, req.Name, gen, req.Memory)
 	e.mu.Lock()
 	delete(e.deletes, genKey{req.Name, gen})
 	var evs []Event
@@ -126,7 +126,7 @@ func (e *Engine) joinedDeletes(name string, gen uint64) int {
 // runDelete waits for the region to settle, then deletes it under its root
 // decoder's writer. Settling may be undone between the wait and the turn
 // (a foreign bind), so the writer checks again and, if needed, waits anew.
-func (e *Engine) runDelete(ctx context.Context, root, name string, gen uint64) error {
+func (e *Engine) runDelete(ctx context.Context, root, name string, gen uint64, mem MemoryOptions) error {
 	w, err := e.writers.Writer(root)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
@@ -139,7 +139,7 @@ func (e *Engine) runDelete(ctx context.Context, root, name string, gen uint64) e
 			return fmt.Errorf("delete %s: %w", name, err)
 		}
 		err := w.Do(ctx, func(ctx context.Context, tx *lock.Tx) error {
-			return e.deleteUnderWriter(tx, root, name, gen)
+			return e.deleteUnderWriter(ctx, tx, root, name, gen, mem)
 		})
 		var ns errNotSettled
 		if errors.As(err, &ns) {
@@ -154,7 +154,7 @@ func (e *Engine) runDelete(ctx context.Context, root, name string, gen uint64) e
 
 // deleteUnderWriter runs with the writer held: nothing else writes this root
 // decoder's files until it returns.
-func (e *Engine) deleteUnderWriter(tx *lock.Tx, root, name string, gen uint64) error {
+func (e *Engine) deleteUnderWriter(ctx context.Context, tx *lock.Tx, root, name string, gen uint64, mem MemoryOptions) error {
 	if err := e.checkRoot(root); err != nil {
 		return err
 	}
@@ -177,6 +177,9 @@ func (e *Engine) deleteUnderWriter(tx *lock.Tx, root, name string, gen uint64) e
 	e.mu.Unlock()
 	if reg.Locked != nil && *reg.Locked {
 		return fmt.Errorf("region is locked by the platform and may never be destroyed: %w", ErrInvalid)
+	}
+	if err := e.memoryGate(ctx, tx, "delete", reg, mem); err != nil {
+		return err
 	}
 	if e.crash("delete:begin") {
 		return errCrashed

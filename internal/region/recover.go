@@ -35,6 +35,17 @@ func (e *Engine) recover(ctx context.Context) error {
 			}
 			return fmt.Errorf("unknown journal op %q", in.Op)
 		})
+		var mo *MemoryOnlineError
+		if errors.As(err, &mo) {
+			// Memory went online after the crash: nothing was written and
+			// nothing will be. The operation's caller saw it fail; the
+			// region stays as it is, and the intent is dropped.
+			e.log.Error("journalled operation abandoned: the region's memory is online", "op", in.Op, "region", in.Name, "err", err)
+			if err := e.journal.done(in); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		if err != nil {
 			e.log.Error("could not recover journalled operation", "op", in.Op, "region", in.Name, "err", err)
 			errs = append(errs, fmt.Errorf("%s %s: %w", in.Op, in.Name, err))
@@ -72,6 +83,9 @@ func (e *Engine) recoverDelete(ctx context.Context, tx *lock.Tx, in *intent) err
 		if err := e.waitSettled(ctx, in.Name, gen); err != nil {
 			return err
 		}
+		if err := e.memoryGate(ctx, tx, "recover", reg, MemoryOptions{}); err != nil {
+			return err
+		}
 		if reg.Driver != "" {
 			if err := tx.Write(sysfs.RegionUnbindPath, in.Name); err != nil {
 				return kernelErr("delete", "unbind", err)
@@ -107,6 +121,11 @@ func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *intent) err
 			if err != nil {
 				return err
 			}
+		}
+		if err := e.memoryGate(ctx, tx, "recover", reg, MemoryOptions{}); err != nil {
+			return err
+		}
+		if reg.Driver != "" {
 			if err := tx.Write(sysfs.RegionUnbindPath, in.Name); err != nil {
 				return kernelErr("rollback", "unbind", err)
 			}
