@@ -43,6 +43,8 @@ func TestXMLMatchesConstants(t *testing.T) {
 			PropName: "s", PropRootDecoder: "s", PropType: "s", PropSize: "t", PropResource: "t",
 			PropUUID: "s", PropInterleaveWays: "u", PropInterleaveGranularity: "u", PropTargets: "as",
 			PropMemdevs: "as", PropState: "s", PropGeneration: "t", PropOrigin: "s", PropSettled: "b",
+			PropDaxMode: "s", PropTargetNode: "i", PropMemoryBlocks: "u", PropOnlineMemoryBlocks: "u",
+			PropOnlineMemoryBytes: "t", PropMovable: "b",
 		},
 		JobInterface: {
 			PropOperation: "s", PropObjects: "ao", PropProgress: "d", PropStartedByUID: "u",

@@ -10,8 +10,25 @@ import (
 	"github.com/cxlregion/cxlregiond/api"
 )
 
+// offlineHelp is the --offline flag's help, the same for delete and
+// disable.
+const offlineHelp = "when the region's memory is online as System RAM, offline it first (its pages migrate to other nodes; can take minutes, see --timeout) instead of refusing"
+
+// memoryHelp is what delete and disable say about memory in use.
+const memoryHelp = `
+
+A region whose memory is online as System RAM (dax kmem: daxctl
+reconfigure-device -m system-ram) is refused with exit status 4 before
+anything is written: tearing it down would leave that memory online over
+an address range nothing decodes (every page on it reads back zeros) and
+leak the range until reboot. With --offline the daemon offlines the
+region's memory blocks first, under the region's writer; if a block cannot
+be offlined (EBUSY: unmovable pages) it puts the blocks it offlined back
+online, leaves the region as it was and fails naming the block.`
+
 func newDeleteCommand() *cobra.Command {
 	var timeout time.Duration
+	var offline bool
 	cmd := &cobra.Command{
 		Use:   "delete REGION",
 		Short: "Delete a region",
@@ -25,8 +42,8 @@ region, from this command or any other client), delete succeeds: the
 region it was asked to delete is gone, and the daemon wrote delete_region
 once for all of them. A newer region that reuses the name is never
 touched. A region that does not exist when delete starts is an error
-(exit status 3).`,
-		Example:           "  cxlregionctl delete region0\n  cxlregionctl delete region0 --timeout 30s",
+(exit status 3).` + memoryHelp,
+		Example:           "  cxlregionctl delete region0\n  cxlregionctl delete region0 --timeout 30s\n  cxlregionctl delete --offline --timeout 10m region0",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeRegions,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,6 +62,9 @@ touched. A region that does not exist when delete starts is an error
 				return err
 			}
 			opts[api.OptGeneration] = godbus.MakeVariant(r.Generation)
+			if offline {
+				opts[api.OptOffline] = godbus.MakeVariant(true)
+			}
 			path, _ := api.RegionPath(name)
 			err = c.call(cmd.Context(), timeout, "delete "+name, path, api.RegionInterface+"."+api.MethodDelete, opts).Err
 			var ee *exitError
@@ -57,11 +77,13 @@ touched. A region that does not exist when delete starts is an error
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (default: the daemon's)")
+	cmd.Flags().BoolVar(&offline, "offline", false, offlineHelp)
 	return cmd
 }
 
 func newBindCommand(use, short, method string) *cobra.Command {
 	var timeout time.Duration
+	var offline bool
 	cmd := &cobra.Command{
 		Use:               use + " REGION",
 		Short:             short,
@@ -78,6 +100,9 @@ func newBindCommand(use, short, method string) *cobra.Command {
 			if err := addTimeout(opts, timeout); err != nil {
 				return err
 			}
+			if offline {
+				opts[api.OptOffline] = godbus.MakeVariant(true)
+			}
 			c, err := connect()
 			if err != nil {
 				return err
@@ -87,5 +112,9 @@ func newBindCommand(use, short, method string) *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (default: the daemon's)")
+	if method == api.MethodDisable {
+		cmd.Long = short + "." + memoryHelp
+		cmd.Flags().BoolVar(&offline, "offline", false, offlineHelp)
+	}
 	return cmd
 }

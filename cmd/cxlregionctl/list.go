@@ -17,7 +17,13 @@ func newListCommand() *cobra.Command {
 		Short: "List regions",
 		Long: `List the regions the daemon knows, in the kernel's id order.
 
---json prints an array of region objects with ` + "`cxl list -R`" + `'s field names.`,
+MEMORY is what the region's memory is doing: "-" without a dax device,
+devdax, or system-ram with how much is online and on which NUMA node
+(such a region is deleted or disabled only with --offline).
+
+--json prints an array of region objects with ` + "`cxl list -R`" + `'s field names,
+and ` + "`daxctl list`" + `'s for the memory (mode, target_node, online_memblocks,
+total_memblocks, movable).`,
 		Example: "  cxlregionctl list\n  cxlregionctl list --json | jq '.[].region'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -37,16 +43,31 @@ func newListCommand() *cobra.Command {
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), regions)
 			}
-			t := newTable(cmd.OutOrStdout(), "REGION", "ROOT DECODER", "TYPE", "SIZE", "WAYS", "STATE", "SETTLED", "GEN", "ORIGIN", "TARGETS")
+			t := newTable(cmd.OutOrStdout(), "REGION", "ROOT DECODER", "TYPE", "SIZE", "WAYS", "STATE", "SETTLED", "GEN", "ORIGIN", "MEMORY", "TARGETS")
 			for _, r := range regions {
 				t.row(r.Region, r.RootDecoder, r.Type, formatSize(r.Size), strconv.Itoa(int(r.InterleaveWays)), r.State,
-					yesNo(r.Settled), strconv.FormatUint(r.Generation, 10), r.Origin, orDash(targets(r)))
+					yesNo(r.Settled), strconv.FormatUint(r.Generation, 10), r.Origin, memory(r), orDash(targets(r)))
 			}
 			return t.flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// memory sums up the region's memory in one word or a few.
+func memory(r api.Region) string {
+	switch {
+	case r.Mode == "":
+		return "-"
+	case r.OnlineMemblocks == 0:
+		return r.Mode
+	}
+	s := fmt.Sprintf("%s:%s-online", r.Mode, formatSize(r.OnlineMemoryBytes))
+	if r.TargetNode != nil {
+		s += fmt.Sprintf("@node%d", *r.TargetNode)
+	}
+	return s
 }
 
 func targets(r api.Region) string {
@@ -102,6 +123,18 @@ func printRegion(cmd *cobra.Command, r api.Region) error {
 	t.row("settled:", yesNo(r.Settled))
 	t.row("generation:", strconv.FormatUint(r.Generation, 10))
 	t.row("origin:", r.Origin)
+	if r.Mode == "" {
+		t.row("memory:", "-")
+	} else {
+		mem := fmt.Sprintf("%s, %s online (%d of %d memory blocks)", r.Mode, formatSize(r.OnlineMemoryBytes), r.OnlineMemblocks, r.TotalMemblocks)
+		if r.TargetNode != nil {
+			mem += fmt.Sprintf(", node %d", *r.TargetNode)
+		}
+		if r.OnlineMemblocks > 0 {
+			mem += ", " + map[bool]string{true: "movable", false: "not all movable"}[r.Movable]
+		}
+		t.row("memory:", mem)
+	}
 	for _, m := range r.Mappings {
 		t.row(fmt.Sprintf("target%d:", m.Position), m.Decoder+" ("+orDash(m.Memdev)+")")
 	}

@@ -25,6 +25,17 @@ type operation struct {
 	run func(ctx context.Context) (dbus.ObjectPath, error)
 	// noResult marks a method that returns nothing (Refresh).
 	noResult bool
+	// progress, set for an operation run as a Job, updates its Progress.
+	progress func(fraction float64)
+}
+
+type progressKey struct{}
+
+// progressOf returns the progress reporter of the operation ctx belongs
+// to; nil when it runs without a Job.
+func progressOf(ctx context.Context) func(float64) {
+	f, _ := ctx.Value(progressKey{}).(func(float64))
+	return f
 }
 
 // execute admits, authorizes and runs an operation, waiting for it or, with
@@ -65,6 +76,9 @@ func (s *Service) execute(req *request, op operation) ([]any, *dbus.Error) {
 func (s *Service) run(op operation, uid uint32) (dbus.ObjectPath, *dbus.Error) {
 	ctx, cancel := s.opContext(op.opts.timeout)
 	defer cancel()
+	if op.progress != nil {
+		ctx = context.WithValue(ctx, progressKey{}, op.progress)
+	}
 	start := time.Now()
 	result, err := op.run(ctx)
 	if err != nil {
