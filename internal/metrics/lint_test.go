@@ -76,8 +76,8 @@ func TestNamesFollowTheConvention(t *testing.T) {
 	// operation_duration, duplicate_deletes, sysfs_writes,
 	// sysfs_write_duration, uevents, uevent_resyncs, rescans, guard_opens,
 	// guard_active.
-	if ours != 14 {
-		t.Errorf("found %d cxlregiond metrics, want 14 (the package comment's list)", ours)
+	if ours != 15 {
+		t.Errorf("found %d cxlregiond metrics, want 15 (the package comment's list)", ours)
 	}
 }
 
@@ -145,11 +145,12 @@ func TestCardinalityStaysBounded(t *testing.T) {
 		"cxlregiond_regions":                            5 * (4 + 1) * (2 + 1), // 4 decoders + other
 		"cxlregiond_writer_frozen":                      5,
 		"cxlregiond_writer_queue_depth":                 5,
+		"cxlregiond_online_memory_bytes":                5 * (2 + 1),
 		"cxlregiond_operations_total":                   (4 + 1) * (9 + 1),
 		"cxlregiond_operation_duration_seconds":         4 + 1,
 		"cxlregiond_duplicate_deletes_suppressed_total": 1,
-		"cxlregiond_sysfs_writes_total":                 (13 + 1) * (len(errnos) + 2),
-		"cxlregiond_sysfs_write_duration_seconds":       13 + 1,
+		"cxlregiond_sysfs_writes_total":                 (14 + 1) * (len(errnos) + 2),
+		"cxlregiond_sysfs_write_duration_seconds":       14 + 1,
 		"cxlregiond_uevents_total":                      8 + 1,
 		"cxlregiond_uevent_resyncs_total":               2,
 		"cxlregiond_rescans_total":                      6 + 1,

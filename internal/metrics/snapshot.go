@@ -11,6 +11,7 @@ type snapshotCollector struct {
 	regions    *prometheus.Desc
 	frozen     *prometheus.Desc
 	queueDepth *prometheus.Desc
+	onlineMem  *prometheus.Desc
 }
 
 func newSnapshotCollector(src Source) *snapshotCollector {
@@ -28,6 +29,10 @@ func newSnapshotCollector(src Source) *snapshotCollector {
 			prometheus.BuildFQName(namespace, "writer", "queue_depth"),
 			"Requests waiting for the root decoder's writer.",
 			[]string{"root_decoder"}, nil),
+		onlineMem: prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, "", "online_memory_bytes"),
+			"Bytes of the root decoder's regions online as System RAM, by zone: a region with memory online is not torn down without the offline option.",
+			[]string{"root_decoder", "zone"}, nil),
 	}
 }
 
@@ -35,6 +40,7 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.regions
 	ch <- c.frozen
 	ch <- c.queueDepth
+	ch <- c.onlineMem
 }
 
 type regionKey struct{ root, state, typ string }
@@ -80,5 +86,23 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for root, v := range depth {
 		ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, v, root)
+	}
+
+	// Per root decoder, not per region: region names are not a bounded
+	// label. Every root decoder reports both zones, at zero if need be.
+	type zoneKey struct{ root, zone string }
+	online := make(map[zoneKey]float64)
+	for _, rd := range roots {
+		for _, z := range memoryZones {
+			online[zoneKey{rootDecoderLabel(rd.Name), z}] += 0
+		}
+	}
+	for _, r := range regions {
+		for _, b := range r.Memory.OnlineBlocks() {
+			online[zoneKey{rootDecoderLabel(r.RootDecoder), zoneLabel(b.ValidZones)}] += float64(r.Memory.BlockSize)
+		}
+	}
+	for k, v := range online {
+		ch <- prometheus.MustNewConstMetric(c.onlineMem, prometheus.GaugeValue, v, k.root, k.zone)
 	}
 }
