@@ -38,6 +38,7 @@ type daemonOptions struct {
 	simRegisterDelay time.Duration
 	simAssembleTime  time.Duration
 	simHypervisor    bool
+	simSystemRAM     bool
 }
 
 // flagKeys maps flag names to the config file keys they override.
@@ -131,6 +132,7 @@ print them, goes to --sim-log).`,
 	f.DurationVar(&o.simRegisterDelay, "sim-register-delay", 50*time.Millisecond, "with --simulate: how long after a bind the nd/dax devices register")
 	f.DurationVar(&o.simAssembleTime, "sim-assemble-time", 200*time.Millisecond, "with --simulate: how long kernel auto-assembly holds a region")
 	f.BoolVar(&o.simHypervisor, "sim-hypervisor", false, "with --simulate: model 6.12 under a hypervisor (commit fails with ENXIO)")
+	f.BoolVar(&o.simSystemRAM, "sim-system-ram", false, "with --simulate: give every ram region's memory to the page allocator once it registers (dax kmem, blocks online movable), as daxctl reconfigure-device -m system-ram")
 
 	cmd.AddCommand(newSimRaceCommand())
 	return cmd

@@ -53,10 +53,11 @@ func (e *MemoryOnlineError) Error() string {
 	if e.Op != "delete" && e.Op != "disable" {
 		what = "cxlregionctl delete --offline " + e.Region
 	}
-	return fmt.Sprintf("%s %s refused: %s of its memory is online as System RAM (%s on NUMA node %s); "+
+	// The operation and region are named by the callers' wrapping.
+	return fmt.Sprintf("refused: %s of the region's memory is online as System RAM (%s on NUMA node %s); "+
 		"tearing it down now would leave that memory online over an address range nothing decodes (its pages read back zeros) "+
 		"and leak the range until reboot. Offline the memory first, or use %s",
-		e.Op, e.Region, formatBytes(e.Bytes), blockList(e.Blocks), strings.Join(nodes, ", "), what)
+		formatBytes(e.Bytes), blockList(e.Blocks), strings.Join(nodes, ", "), what)
 }
 
 func (e *MemoryOnlineError) Unwrap() error { return ErrBusy }
