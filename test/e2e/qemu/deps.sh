@@ -51,5 +51,5 @@ fi
 # dbus-daemon: the guest's private bus for the daemon scenarios
 # dpkg-dev is not needed: dpkg-deb comes with dpkg.
 apt-get install -y -q --no-install-recommends \
-	qemu-system-x86 busybox-static kmod cpio ndctl dbus-daemon \
+	qemu-system-x86 busybox-static kmod cpio ndctl daxctl dbus-daemon \
 	ca-certificates coreutils findutils gawk

@@ -41,9 +41,18 @@ declare -A PINNED=(
 )
 # The boots of each kernel: "main" runs every scenario but those that need a
 # boot of their own (a cxl_acpi unbind ends the topology for the boot).
-SETS="main unbind-guard"
+SETS="main unbind-guard sysram sysram-raw"
 declare -A SET_SCENARIO=([unbind-guard]=daemon-guard-acpi-unbind)
-MODULES="libnvdimm nd_pmem nd_btt dax_pmem device_dax cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl"
+MODULES="libnvdimm nd_pmem nd_btt dax_pmem device_dax cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl kmem"
+# The System RAM boots (guest/sysram.sh): each leaves the range in a state
+# only a reboot clears, so each has a boot of its own. 6.1 loses every write
+# to the CXL memory with one root port under the host bridge (passthrough
+# decoder): an empty second root port fixes it (docs/kernel.md#system-ram).
+SET_SCENARIO+=([sysram]=sysram-offline-delete [sysram-raw]=sysram-raw-delete)
+declare -A SET_QEMU=(
+	[sysram]="-device cxl-rp,port=1,bus=cxl.1,id=root_port14,chassis=0,slot=3"
+	[sysram-raw]="-device cxl-rp,port=1,bus=cxl.1,id=root_port14,chassis=0,slot=3"
+)
 
 log() { echo "e2e-qemu: $*" >&2; }
 
@@ -164,11 +173,15 @@ build_initramfs() {
 		echo "/lib/modules/$name" >>"$st/lib/modules/load.list"
 	done
 	install -m 0755 "$HERE/guest/init" "$st/init"
-	install -m 0644 "$HERE/guest/scenarios.sh" "$HERE/guest/daemon.sh" "$st/lib/cxltest/"
+	install -m 0644 "$HERE/guest/scenarios.sh" "$HERE/guest/daemon.sh" "$HERE/guest/sysram.sh" "$st/lib/cxltest/"
+	# daxctl finds kmem through libkmod: the module indexes depmod made.
+	mkdir -p "$st/lib/modules/$uname"
+	cp "$kroot/lib/modules/$uname"/modules.* "$st/lib/modules/$uname/"
 	install -m 0644 "$HERE/guest/dbus-system.conf" "$st/etc/cxltest/"
 	install -m 0755 "$OUT/bin/"* "$st/bin/"
 	copy_elf "$st" "$(command -v dbus-daemon)"
 	command -v cxl >/dev/null && copy_elf "$st" "$(command -v cxl)"
+	for t in ndctl daxctl; do command -v "$t" >/dev/null && copy_elf "$st" "$(command -v "$t")"; done
 	printf 'root:x:0:0:root:/:/bin/sh\nmessagebus:x:100:100::/:/bin/false\n' >"$st/etc/passwd"
 	printf 'root:x:0:\nmessagebus:x:100:\n' >"$st/etc/group"
 	od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$st/etc/machine-id"
@@ -181,7 +194,8 @@ build_initramfs() {
 # (guest/scenarios.sh run_all_scenarios). The CXL topology is the reference
 # captures' one.
 boot() {
-	local kernel=$1 initrd=$2 w=$3 set=$4 rc=0
+	local kernel=$1 initrd=$2 w=$3 set=$4 rc=0 extra
+	read -ra extra <<<"${SET_QEMU[$set]:-}"
 	rm -f "$w"/{cxltest,lsa}.raw "$w"/{console,results,guest-logs}.txt
 	truncate -s 256M "$w/cxltest.raw" "$w/lsa.raw"
 	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 \
@@ -191,7 +205,7 @@ boot() {
 		-object memory-backend-file,id=cxl-lsa1,share=on,mem-path="$w/lsa.raw",size=256M \
 		-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
 		-device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2 \
-		-device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 \
+		-device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 "${extra[@]}" \
 		-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G \
 		-nodefaults -display none -no-reboot \
 		-serial file:"$w/console.txt" -serial file:"$w/results.txt" -serial file:"$w/guest-logs.txt" \
