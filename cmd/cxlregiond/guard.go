@@ -33,8 +33,17 @@ func startGuard(ctx context.Context, o *daemonOptions, simulated bool, reg *lock
 		Writers:   guard.LockWriters(reg),
 		SysfsRoot: o.sysfsRoot,
 		Settled:   eng.WaitRootSettled,
-		Observer:  m.ObserveGuard,
-		Logger:    log,
+		MemoryTargets: func() []guard.Target {
+			blocks := map[string][]string{}
+			for _, r := range eng.Regions() {
+				for _, b := range r.Memory.Blocks {
+					blocks[r.RootDecoder] = append(blocks[r.RootDecoder], b.Name)
+				}
+			}
+			return guard.MemoryBlockTargets(o.sysfsRoot, blocks)
+		},
+		Observer: m.ObserveGuard,
+		Logger:   log,
 	})
 	if err != nil {
 		if o.guard == "auto" && errors.Is(err, guard.ErrUnsupported) {
@@ -67,6 +76,9 @@ func startGuard(ctx context.Context, o *daemonOptions, simulated bool, reg *lock
 				}
 				switch ev.Kind {
 				case region.RootDecoderAdded, region.RootDecoderRemoved, region.Rescanned:
+					update()
+				case region.RegionAdded, region.RegionChanged, region.RegionRemoved:
+					// Memory blocks come and go with a region's memory.
 					update()
 				}
 			}

@@ -29,6 +29,9 @@ type Config struct {
 	// Targets lists the files to mark for the current root decoders; the
 	// default is SysfsTargets(SysfsRoot). Tests give ordinary files.
 	Targets func(rootDecoders []string) []Target
+	// MemoryTargets lists the memory block state files of the regions'
+	// memory (MemoryBlockTargets), read on every Update; nil: none.
+	MemoryTargets func() []Target
 
 	// Settled blocks until no region of rootDecoder is still being set up
 	// by the kernel, or ctx ends; an open of delete_region waits for it

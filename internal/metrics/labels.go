@@ -53,6 +53,7 @@ var (
 	guardKinds = []string{
 		guard.KindDelete.String(), guard.KindCreate.String(), guard.KindRegionDriver.String(),
 		guard.KindACPIDriver.String(), guard.KindPortDriver.String(),
+		guard.KindMemoryBlock.String(), guard.KindDaxDriver.String(),
 	}
 	guardResults = []string{guard.ResultAllowed, guard.ResultWaited, guard.ResultPassed, guard.ResultRefused}
 )

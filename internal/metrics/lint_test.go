@@ -154,7 +154,7 @@ func TestCardinalityStaysBounded(t *testing.T) {
 		"cxlregiond_uevents_total":                      8 + 1,
 		"cxlregiond_uevent_resyncs_total":               2,
 		"cxlregiond_rescans_total":                      6 + 1,
-		"cxlregiond_guard_opens_total":                  (5 + 1) * (4 + 1),
+		"cxlregiond_guard_opens_total":                  (7 + 1) * (4 + 1),
 		"cxlregiond_guard_active":                       1,
 	}
 	regionName := regexp.MustCompile(`region[0-9]`)

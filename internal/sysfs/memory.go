@@ -53,6 +53,15 @@ func ValidMemoryBlockName(s string) bool { return memoryBlockName.MatchString(s)
 // ValidDaxDeviceName reports whether s is a dax device's name (dax0.0).
 func ValidDaxDeviceName(s string) bool { return daxDeviceName.MatchString(s) }
 
+// DaxDriverPath is the bind or unbind file of a dax bus driver
+// (DaxDriverKmem, DaxDriverDevice); "" for anything else.
+func DaxDriverPath(driver, file string) string {
+	if (driver != DaxDriverKmem && driver != DaxDriverDevice) || (file != "bind" && file != "unbind") {
+		return ""
+	}
+	return "bus/dax/drivers/" + driver + "/" + file
+}
+
 // MemoryBlockStatePath is the state file of a memory block, the one a
 // writer stores "offline" or "online" in. The error wraps unix.EINVAL for
 // a name that is not memory<N>.
