@@ -16,4 +16,10 @@
 //   - freeze (freeze.go): no write into a teardown of the root.
 //   - Create (create.go): all-or-nothing, rolled back in reverse, journalled
 //     (journal.go) so that a restarted daemon finishes what a crash interrupted.
+//   - memoryGate (memory.go): no teardown of a region whose memory is online
+//     as System RAM. Every teardown path (delete, disable, a create's
+//     rollback, journal recovery) passes it under the writer before its
+//     first write: it refuses (MemoryOnlineError, Busy), or with
+//     MemoryOptions.Offline offlines the blocks, putting them back online
+//     when one cannot be offlined.
 package region
