@@ -26,6 +26,14 @@ const (
 	ErrorKernelError = errorPrefix + "KernelError"
 	// ErrorTimeout: the operation did not finish within its timeout.
 	ErrorTimeout = errorPrefix + "Timeout"
+	// ErrorCancelled: the job was cancelled (Job.Cancel) before its point
+	// of no return and what it wrote was undone, or the daemon shut down
+	// while it ran.
+	ErrorCancelled = errorPrefix + "Cancelled"
+	// ErrorNotCancelable: Job.Cancel on a job past its point of no return
+	// (a create that wrote commit, a delete that wrote unbind or
+	// delete_region), or already finished. The job goes on.
+	ErrorNotCancelable = errorPrefix + "NotCancelable"
 	// ErrorFailed: anything else (an I/O error reading sysfs, a journal
 	// that cannot be written).
 	ErrorFailed = errorPrefix + "Failed"

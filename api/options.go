@@ -66,6 +66,8 @@ var (
 	BindOptions = commonOptions
 	// DisableOptions are the keys of Region.Disable.
 	DisableOptions = append([]string{OptOffline}, commonOptions...)
+	// CancelOptions are the keys of Job.Cancel, as udisks2's Job.Cancel.
+	CancelOptions = []string{OptNoUserInteraction}
 )
 
 // MaxTimeout bounds the timeout option: a day is longer than any region

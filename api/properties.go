@@ -79,5 +79,6 @@ const (
 	MethodDelete       = "Delete"
 	MethodEnable       = "Enable"
 	MethodDisable      = "Disable"
+	MethodCancel       = "Cancel"
 	SignalCompleted    = "Completed"
 )

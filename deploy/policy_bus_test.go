@@ -122,7 +122,8 @@ func TestPolicyOnRealBus(t *testing.T) {
 		{opWho, api.RegionInterface, "Enable", false},
 		{opWho, api.RegionInterface, "Disable", false},
 		{opWho, api.PropertiesInterface, "Set", true},
-		{opWho, api.JobInterface, "Cancel", true},
+		{opWho, api.JobInterface, "Cancel", false},
+		{opWho, api.RegionInterface, "Resize", true}, // not (yet) in the API: denied until the policy says otherwise
 		{rootWho, api.ManagerInterface, "CreateRegion", false},
 		{rootWho, api.RegionInterface, "Delete", false},
 		{rootWho, api.PropertiesInterface, "Set", false},

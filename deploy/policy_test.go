@@ -229,6 +229,7 @@ var operatorCalls = []call{
 	{api.RegionInterface, "Delete"},
 	{api.RegionInterface, "Enable"},
 	{api.RegionInterface, "Disable"},
+	{api.JobInterface, "Cancel"},
 }
 
 func TestPolicyHasDefaultDeny(t *testing.T) {
@@ -324,8 +325,8 @@ func TestPolicyFailsClosed(t *testing.T) {
 		check{operator, call{api.PropertiesInterface, "Set"}, denied},
 		// A method the API does not have yet is denied until this file
 		// says otherwise.
-		check{nobody, call{api.JobInterface, "Cancel"}, denied},
-		check{operator, call{api.JobInterface, "Cancel"}, denied},
+		check{nobody, call{api.RegionInterface, "Resize"}, denied},
+		check{operator, call{api.RegionInterface, "Resize"}, denied},
 		check{nobody, call{"org.example.Evil", "Frob"}, denied},
 	)
 	names := map[decision]string{unset: "unset", allowed: "allowed", denied: "denied"}

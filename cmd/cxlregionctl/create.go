@@ -24,7 +24,8 @@ func newCreateCommand() *cobra.Command {
 		Long: `Create a region in a root decoder. The daemon runs the kernel's create
 handshake and configuration in order, commits, binds (unless --no-bind) and
 waits until the devices below the region are registered. Any failure rolls
-back everything written.
+back everything written. Interrupted (Ctrl-C) before the daemon commits the
+region, the create is cancelled and rolled back; after that it finishes.
 
 SIZE is bytes (268435456), hexadecimal (0x10000000), or a number with K, M,
 G or T (256M, 1G); it must be a multiple of 256 MiB x ways.`,
@@ -67,14 +68,18 @@ G or T (256M, 1G); it must be a multiple of 256 MiB x ways.`,
 				return err
 			}
 			defer c.Close()
-			var path godbus.ObjectPath
 			what := "create region in " + decoder
-			if err := c.call(cmd.Context(), timeout, what, api.ManagerPath, api.ManagerInterface+"."+api.MethodCreateRegion, decoder, opts).Store(&path); err != nil {
+			objects, err := c.callAsJob(cmd.Context(), timeout, cmd.ErrOrStderr(), what, api.ManagerPath, api.ManagerInterface+"."+api.MethodCreateRegion, decoder, opts)
+			if err != nil {
 				return err
 			}
-			name, ok := api.RegionName(path)
+			var name string
+			ok := len(objects) == 1
+			if ok {
+				name, ok = api.RegionName(objects[0])
+			}
 			if !ok {
-				return &exitError{code: api.ExitFailure, err: fmt.Errorf("%s: unexpected reply %s", what, path)}
+				return &exitError{code: api.ExitFailure, err: fmt.Errorf("%s: unexpected result %v", what, objects)}
 			}
 			if !asJSON {
 				fmt.Fprintln(cmd.OutOrStdout(), name)

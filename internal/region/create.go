@@ -140,7 +140,7 @@ func (c *createRun) do(ctx context.Context) error {
 	if e.crash("create:attached") {
 		return errCrashed
 	}
-	if err := ctx.Err(); err != nil {
+	if err := PointOfNoReturn(ctx); err != nil {
 		return fmt.Errorf("before commit: %w", err)
 	}
 	if err := c.write("commit", c.regionAttr("commit"), "1"); err != nil {

@@ -19,6 +19,14 @@ type deleteCall struct {
 	done   chan struct{}
 	err    error
 	joined int // requests waiting on it besides its leader (under Engine.mu)
+
+	// request is the leader's context. Its cancellation stops the delete
+	// until the delete's point of no return (its first write), unless
+	// another request has joined: their delete goes on.
+	request context.Context
+	// Under Engine.mu.
+	irrevocable bool // the first write is about to be or has been made
+	abandoned   bool // stopped by the leader's cancellation before it
 }
 
 // Delete deletes a region: unbind if bound, one delete_region write, then
@@ -60,19 +68,34 @@ func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
 		}
 	}
 	// The leader's cancellation must not abort a delete that others have
-	// joined; its deadline still bounds the wait for the region to settle.
+	// joined, nor one past its first write; its deadline still bounds the
+	// wait for the region to settle. Cancelled before that with no one
+	// joined, the delete stops at once (Job.Cancel).
+	key := genKey{req.Name, gen}
 	opCtx := context.WithoutCancel(ctx)
 	if dl, ok := ctx.Deadline(); ok {
 		var c context.CancelFunc
 		opCtx, c = context.WithDeadline(opCtx, dl)
 		defer c()
 	}
-	call.err = e.runDelete(opCtx, root, req.Name, gen, req.Memory)
+	opCtx, stopOp := context.WithCancel(opCtx)
+	defer stopOp()
+	call.request = ctx
+	stopWatch := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) && e.abandonDelete(call, key) {
+			stopOp()
+		}
+	})
+	defer stopWatch()
+	call.err = e.runDelete(opCtx, call, root, req.Name, gen, req.Memory)
 	e.mu.Lock()
-	delete(e.deletes, genKey{req.Name, gen})
+	if e.deletes[key] == call {
+		delete(e.deletes, key)
+	}
 	var evs []Event
 	if r, ok := e.regions[req.Name]; ok && r.gen == gen {
-		r.deleting = false
+		// An abandoned delete's generation may already have a new delete.
+		r.deleting = e.deletes[key] != nil
 		if call.err == nil {
 			evs = e.removeRegionLocked(r)
 		} else {
@@ -126,7 +149,7 @@ func (e *Engine) joinedDeletes(name string, gen uint64) int {
 // runDelete waits for the region to settle, then deletes it under its root
 // decoder's writer. Settling may be undone between the wait and the turn
 // (a foreign bind), so the writer checks again and, if needed, waits anew.
-func (e *Engine) runDelete(ctx context.Context, root, name string, gen uint64, mem MemoryOptions) error {
+func (e *Engine) runDelete(ctx context.Context, call *deleteCall, root, name string, gen uint64, mem MemoryOptions) error {
 	w, err := e.writers.Writer(root)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
@@ -139,7 +162,7 @@ func (e *Engine) runDelete(ctx context.Context, root, name string, gen uint64, m
 			return fmt.Errorf("delete %s: %w", name, err)
 		}
 		err := w.Do(ctx, func(ctx context.Context, tx *lock.Tx) error {
-			return e.deleteUnderWriter(ctx, tx, root, name, gen, mem)
+			return e.deleteUnderWriter(ctx, tx, call, root, name, gen, mem)
 		})
 		var ns errNotSettled
 		if errors.As(err, &ns) {
@@ -154,7 +177,7 @@ func (e *Engine) runDelete(ctx context.Context, root, name string, gen uint64, m
 
 // deleteUnderWriter runs with the writer held: nothing else writes this root
 // decoder's files until it returns.
-func (e *Engine) deleteUnderWriter(ctx context.Context, tx *lock.Tx, root, name string, gen uint64, mem MemoryOptions) error {
+func (e *Engine) deleteUnderWriter(ctx context.Context, tx *lock.Tx, call *deleteCall, root, name string, gen uint64, mem MemoryOptions) error {
 	if err := e.checkRoot(root); err != nil {
 		return err
 	}
@@ -178,7 +201,12 @@ func (e *Engine) deleteUnderWriter(ctx context.Context, tx *lock.Tx, root, name 
 	if reg.Locked != nil && *reg.Locked {
 		return fmt.Errorf("region is locked by the platform and may never be destroyed: %w", ErrInvalid)
 	}
+	// Offlining the memory comes before the point of no return: it is
+	// undone (the blocks put back online) when cancelled.
 	if err := e.memoryGate(ctx, tx, "delete", reg, mem); err != nil {
+		return err
+	}
+	if err := e.deletePointOfNoReturn(call, genKey{name, gen}); err != nil {
 		return err
 	}
 	if e.crash("delete:begin") {
@@ -222,6 +250,47 @@ func (e *Engine) deleteUnderWriter(ctx context.Context, tx *lock.Tx, root, name 
 	}
 	e.freeDPA(tx, reg.Targets)
 	return e.journal.done(intent)
+}
+
+// deletePointOfNoReturn is called under the writer just before a delete's
+// first write (unbind or delete_region), after which it cannot be stopped.
+// It tells the leader's caller (PointOfNoReturn), then stops the delete if
+// the leader was cancelled by then and no other request joined it.
+func (e *Engine) deletePointOfNoReturn(call *deleteCall, key genKey) error {
+	requestErr := PointOfNoReturn(call.request)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !call.abandoned && errors.Is(requestErr, context.Canceled) && call.joined == 0 {
+		e.abandonLocked(call, key)
+	}
+	if call.abandoned {
+		return fmt.Errorf("cancelled before its first write: %w", context.Canceled)
+	}
+	call.irrevocable = true
+	return nil
+}
+
+// abandonDelete stops a delete whose leader was cancelled, unless it is
+// past its point of no return or another request joined it. It reports
+// whether it did.
+func (e *Engine) abandonDelete(call *deleteCall, key genKey) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if call.irrevocable || call.abandoned || call.joined > 0 {
+		return false
+	}
+	e.abandonLocked(call, key)
+	return true
+}
+
+// abandonLocked marks a delete stopped and forgets it, so that a later
+// request for the generation starts a delete of its own instead of joining
+// one that will fail.
+func (e *Engine) abandonLocked(call *deleteCall, key genKey) {
+	call.abandoned = true
+	if e.deletes[key] == call {
+		delete(e.deletes, key)
+	}
 }
 
 // writeDeleteRegion is the one place the engine writes delete_region. The

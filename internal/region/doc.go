@@ -22,4 +22,9 @@
 //     first write: it refuses (MemoryOnlineError, Busy), or with
 //     MemoryOptions.Offline offlines the blocks, putting them back online
 //     when one cannot be offlined.
+//   - PointOfNoReturn (noreturn.go): a create or delete tells its caller,
+//     under the writer, just before the write that cancelling can no longer
+//     undo (commit; unbind or delete_region). Cancelled before it, a create
+//     rolls back and a delete that no other request joined stops unwritten;
+//     the D-Bus Job.Cancel is built on it.
 package region

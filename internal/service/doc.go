@@ -8,9 +8,20 @@
 // not godbus's generic InvalidArgs), and introspection is served from the
 // hand-written XML in package api.
 //
+// That XML is the one place a signature is written. handlers() names the
+// Go function of each method and nothing else; buildDispatch joins them to
+// the parsed XML, and New refuses to build a service when a handler has no
+// method in the XML or a method of the daemon's interfaces has no handler.
+// Replies and exported properties are checked against the XML's types
+// (a mismatch is a bug: Failed for a reply, an error log for a property).
+//
 // Data flows one way: engine events → a full re-read of the engine's model
 // → a diff against the exported objects (objects.go) → InterfacesAdded,
 // InterfacesRemoved and PropertiesChanged, batched, emitted with no engine
 // lock held. Method calls are validated (options.go), authorized (auth.go),
-// then handed to the engine, with or without a Job (job.go).
+// then handed to the engine, with or without a Job (job.go). A create or
+// delete Job may be cancelled (Job.Cancel) until the engine reports its
+// point of no return (region.OnPointOfNoReturn): Cancel and that report
+// are serialized, so a Cancel either stops the operation or is refused
+// with NotCancelable.
 package service

@@ -31,6 +31,10 @@ func busy(format string, args ...any) *dbus.Error {
 	return newError(api.ErrorBusy, format, args...)
 }
 
+func notCancelable(format string, args ...any) *dbus.Error {
+	return newError(api.ErrorNotCancelable, format, args...)
+}
+
 func failed(format string, args ...any) *dbus.Error {
 	return newError(api.ErrorFailed, format, args...)
 }
@@ -54,6 +58,8 @@ func errorFor(err error) *dbus.Error {
 		name = api.ErrorTimeout
 	case errors.As(err, &ke):
 		name = api.ErrorKernelError
+	case errors.Is(err, context.Canceled):
+		name = api.ErrorCancelled
 	}
 	return &dbus.Error{Name: name, Body: []any{err.Error()}}
 }

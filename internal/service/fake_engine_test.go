@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -26,6 +27,9 @@ type fakeEngine struct {
 	fail error
 	// gate, when set, makes mutating calls wait for it to close.
 	gate chan struct{}
+	// afterCommit, when set, makes Create wait for it to close once past
+	// its point of no return, where cancelling no longer stops it.
+	afterCommit chan struct{}
 }
 
 func newFakeEngine() *fakeEngine {
@@ -118,7 +122,10 @@ func (e *fakeEngine) record(ctx context.Context, call string) error {
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", call, region.ErrTimeout)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%s: %w", call, region.ErrTimeout)
+			}
+			return fmt.Errorf("%s: %w", call, ctx.Err())
 		}
 	}
 	return fail
@@ -134,6 +141,17 @@ func (e *fakeEngine) Create(ctx context.Context, req region.CreateRequest) (regi
 	if err := e.record(ctx, "create "+req.RootDecoder); err != nil {
 		return region.RegionInfo{}, err
 	}
+	// As region.Engine.Create: before commit a cancelled create rolls back
+	// (here: adds nothing); after it, it finishes whatever ctx does.
+	if err := region.PointOfNoReturn(ctx); err != nil {
+		return region.RegionInfo{}, fmt.Errorf("create on %s: before commit: %w", req.RootDecoder, err)
+	}
+	e.mu.Lock()
+	after := e.afterCommit
+	e.mu.Unlock()
+	if after != nil {
+		<-after
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	name := fmt.Sprintf("region%d", e.nextID)
@@ -147,6 +165,9 @@ func (e *fakeEngine) Delete(ctx context.Context, req region.DeleteRequest) error
 	e.mu.Unlock()
 	if err := e.record(ctx, "delete "+req.Name); err != nil {
 		return err
+	}
+	if err := region.PointOfNoReturn(ctx); err != nil {
+		return fmt.Errorf("delete %s: cancelled before its first write: %w", req.Name, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -20,33 +21,37 @@ type request struct {
 // handlerFunc serves a method; a non-nil error is a *dbus.Error.
 type handlerFunc func(req *request) ([]any, *dbus.Error)
 
-// method is a method of one of the service's interfaces. It decodes its own
+// method is a method of one of the service's interfaces, its signature
+// taken from the introspection XML (api.Method). It decodes its own
 // arguments (dbus.ArgumentDecoder): a call whose signature differs from
 // the declared one is refused with InvalidArgument, naming both.
 type method struct {
-	name string
-	in   string // the D-Bus signature of the input arguments
-	args string // their names, for the error message
-	fn   handlerFunc
+	api.Method
+	fn handlerFunc
 }
 
 func (m *method) DecodeArguments(_ *dbus.Conn, sender string, msg *dbus.Message, body []any) ([]any, error) {
 	got := dbus.SignatureOf(body...).String()
-	if got != m.in {
-		return nil, invalidArg("%s takes (%s), got (%s)", m.name, m.args, got)
+	if got != m.InSignature() {
+		return nil, invalidArg("%s takes (%s), got (%s)", m.Name, m.InArgs(), got)
 	}
 	path, _ := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
-	return []any{&request{sender: sender, path: path, member: m.name, args: body}}, nil
+	return []any{&request{sender: sender, path: path, member: m.Name, args: body}}, nil
 }
 
+// Call serves the method. A reply whose signature is not the XML's is
+// never sent: it is a bug of the daemon, reported as Failed.
 func (m *method) Call(args ...any) ([]any, error) {
 	req, ok := args[0].(*request)
 	if !ok || len(args) != 1 {
-		return nil, failed("internal: method %s called without its request", m.name)
+		return nil, failed("internal: method %s called without its request", m.Name)
 	}
 	ret, err := m.fn(req)
 	if err != nil {
 		return nil, err
+	}
+	if got := dbus.SignatureOf(ret...).String(); got != m.OutSignature() {
+		return nil, failed("internal: %s.%s replied (%s), the introspection XML declares (%s)", m.Interface, m.Name, got, m.OutSignature())
 	}
 	return ret, nil
 }
@@ -55,9 +60,9 @@ func (m *method) NumArguments() int     { return 1 }
 func (m *method) NumReturns() int       { return 0 }
 func (m *method) ArgumentValue(int) any { return nil }
 func (m *method) ReturnValue(int) any   { return nil }
-func (m *method) String() string        { return m.name }
+func (m *method) String() string        { return m.Name }
 func (m *method) Signature() dbus.Signature {
-	sig, _ := dbus.ParseSignature(m.in)
+	sig, _ := dbus.ParseSignature(m.InSignature())
 	return sig
 }
 
@@ -99,33 +104,36 @@ func (n *node) LookupInterface(name string) (dbus.Interface, bool) {
 // NotFound instead of the bus's generic UnknownObject.
 func (s *Service) LookupObject(path dbus.ObjectPath) (dbus.ServerObject, bool) {
 	n := &node{ifaces: map[string]iface{
-		api.IntrospectInterface: {"Introspect": s.introspectMethod()},
-		api.PropertiesInterface: s.propertiesMethods(),
+		api.IntrospectInterface: s.dispatch[api.IntrospectInterface],
+		api.PropertiesInterface: s.dispatch[api.PropertiesInterface],
 	}}
 	objIfaces, isObject := s.tree.interfaces(path)
 	_, isRegion := api.RegionName(path)
 	_, isRoot := api.RootDecoderName(path)
+	isJob := api.IsJobPath(path)
 	switch {
 	case path == api.RootPath:
-		n.ifaces[api.ObjectManagerInterface] = iface{"GetManagedObjects": s.getManagedObjectsMethod()}
-	case isObject, isRegion, isRoot:
+		n.ifaces[api.ObjectManagerInterface] = s.dispatch[api.ObjectManagerInterface]
+	case isObject, isRegion, isRoot, isJob:
 	case len(s.tree.children(path)) > 0 || isAncestor(path, api.RootPath):
 		return n, true
 	default:
 		return nil, false
 	}
 	if !isObject {
-		// A region or root decoder that does not exist (any more): its
-		// methods still answer, with NotFound.
+		// A region, root decoder or job that does not exist (any more):
+		// its methods still answer, with NotFound.
 		switch {
 		case isRegion:
 			objIfaces = []string{api.RegionInterface}
 		case isRoot:
 			objIfaces = []string{api.RootDecoderInterface}
+		case isJob:
+			objIfaces = []string{api.JobInterface}
 		}
 	}
 	for _, name := range objIfaces {
-		if ms := s.methodsOf(name); ms != nil {
+		if ms, ok := s.dispatch[name]; ok {
 			n.ifaces[name] = ms
 		}
 	}
@@ -136,79 +144,114 @@ func isAncestor(path dbus.ObjectPath, of string) bool {
 	return path == "/" || strings.HasPrefix(of, string(path)+"/")
 }
 
-// methodsOf returns the methods of one of our interfaces.
-func (s *Service) methodsOf(name string) iface {
-	switch name {
-	case api.ManagerInterface:
-		return iface{
-			api.MethodCreateRegion: {name: api.MethodCreateRegion, in: "sa{sv}", args: "s root_decoder, a{sv} options", fn: s.managerCreateRegion},
-			api.MethodDeleteRegion: {name: api.MethodDeleteRegion, in: "sa{sv}", args: "s name, a{sv} options", fn: s.managerDeleteRegion},
-			api.MethodRefresh:      {name: api.MethodRefresh, in: "", args: "", fn: s.managerRefresh},
-		}
-	case api.RootDecoderInterface:
-		return iface{
-			api.MethodCreateRegion: {name: api.MethodCreateRegion, in: "a{sv}", args: "a{sv} options", fn: s.rootDecoderCreateRegion},
-		}
-	case api.RegionInterface:
-		return iface{
-			api.MethodDelete:  {name: api.MethodDelete, in: "a{sv}", args: "a{sv} options", fn: s.regionDelete},
-			api.MethodEnable:  {name: api.MethodEnable, in: "a{sv}", args: "a{sv} options", fn: s.regionEnable},
-			api.MethodDisable: {name: api.MethodDisable, in: "a{sv}", args: "a{sv} options", fn: s.regionDisable},
-		}
-	case api.JobInterface:
-		return iface{}
+// handlers names the Go function that serves each method. Only names are
+// written here: every signature comes from the introspection XML, and
+// buildDispatch refuses a handler without a method in the XML and a method
+// of the daemon's interfaces without a handler. (org.freedesktop.DBus.Peer
+// is godbus's own.)
+func (s *Service) handlers() map[string]map[string]handlerFunc {
+	return map[string]map[string]handlerFunc{
+		api.ManagerInterface: {
+			api.MethodCreateRegion: s.managerCreateRegion,
+			api.MethodDeleteRegion: s.managerDeleteRegion,
+			api.MethodRefresh:      s.managerRefresh,
+		},
+		api.RootDecoderInterface: {api.MethodCreateRegion: s.rootDecoderCreateRegion},
+		api.RegionInterface: {
+			api.MethodDelete:  s.regionDelete,
+			api.MethodEnable:  s.regionEnable,
+			api.MethodDisable: s.regionDisable,
+		},
+		api.JobInterface:           {api.MethodCancel: s.jobCancel},
+		api.IntrospectInterface:    {"Introspect": s.introspect},
+		api.ObjectManagerInterface: {"GetManagedObjects": s.getManagedObjects},
+		api.PropertiesInterface: {
+			"Get":    s.propertiesGet,
+			"GetAll": s.propertiesGetAll,
+			"Set":    s.propertiesSet,
+		},
 	}
-	return nil
 }
 
-func (s *Service) introspectMethod() *method {
-	return &method{name: "Introspect", in: "", fn: func(req *request) ([]any, *dbus.Error) {
-		var ifaces []string
-		if req.path == api.RootPath {
-			ifaces = append(ifaces, api.ObjectManagerInterface)
+// buildDispatch joins the handlers to the methods the XML declares. Every
+// handler must have its method in the XML, and every method of the
+// daemon's own interfaces its handler: a method added on one side only is
+// an error naming it, so the daemon does not start with a contract it does
+// not serve.
+func buildDispatch(contract *api.Interfaces, handlers map[string]map[string]handlerFunc) (map[string]iface, error) {
+	var errs []error
+	out := map[string]iface{}
+	for _, ifaceName := range sortedKeys(handlers) {
+		if !contract.Has(ifaceName) {
+			errs = append(errs, fmt.Errorf("handlers for interface %s, which the introspection XML does not declare", ifaceName))
+			continue
 		}
-		if objIfaces, ok := s.tree.interfaces(req.path); ok {
-			ifaces = append(ifaces, objIfaces...)
-		}
-		return []any{s.xml.Node(ifaces, s.tree.children(req.path))}, nil
-	}}
-}
-
-func (s *Service) getManagedObjectsMethod() *method {
-	return &method{name: "GetManagedObjects", in: "", fn: func(*request) ([]any, *dbus.Error) {
-		return []any{s.tree.managed()}, nil
-	}}
-}
-
-// propertiesMethods serves org.freedesktop.DBus.Properties from the tree:
-// every property is read-only.
-func (s *Service) propertiesMethods() iface {
-	return iface{
-		"Get": {name: "Get", in: "ss", args: "s interface_name, s property_name", fn: func(req *request) ([]any, *dbus.Error) {
-			ifaceName, prop := req.args[0].(string), req.args[1].(string)
-			p, err := s.propsOf(req.path, ifaceName)
-			if err != nil {
-				return nil, err
-			}
-			v, ok := p[prop]
+		out[ifaceName] = iface{}
+		for _, name := range sortedKeys(handlers[ifaceName]) {
+			m, ok := contract.Method(ifaceName, name)
 			if !ok {
-				return nil, &dbus.Error{Name: "org.freedesktop.DBus.Error.UnknownProperty",
-					Body: []any{fmt.Sprintf("%s has no property %s", ifaceName, truncate(prop))}}
+				errs = append(errs, fmt.Errorf("handler for %s.%s, which the introspection XML does not declare", ifaceName, name))
+				continue
 			}
-			return []any{v}, nil
-		}},
-		"GetAll": {name: "GetAll", in: "s", args: "s interface_name", fn: func(req *request) ([]any, *dbus.Error) {
-			p, err := s.propsOf(req.path, req.args[0].(string))
-			if err != nil {
-				return nil, err
-			}
-			return []any{p}, nil
-		}},
-		"Set": {name: "Set", in: "ssv", args: "s interface_name, s property_name, v value", fn: func(req *request) ([]any, *dbus.Error) {
-			return nil, &dbus.Error{Name: "org.freedesktop.DBus.Error.PropertyReadOnly",
-				Body: []any{fmt.Sprintf("property %s is read-only: every property of %s is", truncate(req.args[1].(string)), api.BusName)}}
-		}},
+			out[ifaceName][name] = &method{Method: m, fn: handlers[ifaceName][name]}
+		}
 	}
+	for _, ifaceName := range contract.Own() {
+		for _, m := range contract.Methods(ifaceName) {
+			if _, ok := handlers[ifaceName][m.Name]; !ok {
+				errs = append(errs, fmt.Errorf("method %s.%s is in the introspection XML but has no handler", ifaceName, m.Name))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("D-Bus contract and handlers differ: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Service) introspect(req *request) ([]any, *dbus.Error) {
+	var ifaces []string
+	if req.path == api.RootPath {
+		ifaces = append(ifaces, api.ObjectManagerInterface)
+	}
+	if objIfaces, ok := s.tree.interfaces(req.path); ok {
+		ifaces = append(ifaces, objIfaces...)
+	}
+	return []any{s.xml.Node(ifaces, s.tree.children(req.path))}, nil
+}
+
+func (s *Service) getManagedObjects(*request) ([]any, *dbus.Error) {
+	return []any{s.tree.managed()}, nil
+}
+
+// org.freedesktop.DBus.Properties is served from the tree: every property
+// is read-only.
+
+func (s *Service) propertiesGet(req *request) ([]any, *dbus.Error) {
+	ifaceName, prop := req.args[0].(string), req.args[1].(string)
+	p, err := s.propsOf(req.path, ifaceName)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := p[prop]
+	if !ok {
+		return nil, &dbus.Error{Name: "org.freedesktop.DBus.Error.UnknownProperty",
+			Body: []any{fmt.Sprintf("%s has no property %s", ifaceName, truncate(prop))}}
+	}
+	return []any{v}, nil
+}
+
+func (s *Service) propertiesGetAll(req *request) ([]any, *dbus.Error) {
+	p, err := s.propsOf(req.path, req.args[0].(string))
+	if err != nil {
+		return nil, err
+	}
+	return []any{p}, nil
+}
+
+func (s *Service) propertiesSet(req *request) ([]any, *dbus.Error) {
+	return nil, &dbus.Error{Name: "org.freedesktop.DBus.Error.PropertyReadOnly",
+		Body: []any{fmt.Sprintf("property %s is read-only: every property of %s is", truncate(req.args[1].(string)), api.BusName)}}
 }
 
 func (s *Service) propsOf(path dbus.ObjectPath, ifaceName string) (props, *dbus.Error) {
@@ -220,6 +263,9 @@ func (s *Service) propsOf(path dbus.ObjectPath, ifaceName string) (props, *dbus.
 	}
 	if name, ok := api.RootDecoderName(path); ok && ifaceName == api.RootDecoderInterface {
 		return nil, notFound("root decoder %s does not exist", name)
+	}
+	if api.IsJobPath(path) && ifaceName == api.JobInterface {
+		return nil, notFound("job %s does not exist", path)
 	}
 	return nil, &dbus.Error{Name: "org.freedesktop.DBus.Error.UnknownInterface",
 		Body: []any{fmt.Sprintf("object %s has no interface %s", path, truncate(ifaceName))}}

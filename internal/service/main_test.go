@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,6 +130,9 @@ func startService(t *testing.T, eng *fakeEngine, tweak func(*Config)) *harness {
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(&failOnError{t: t})
+	}
 	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +163,30 @@ func startService(t *testing.T, eng *fakeEngine, tweak func(*Config)) *harness {
 	})
 	return h
 }
+
+// failOnError fails the test on every record at level Error: the service
+// logs at that level only what is a bug of its own (a property that
+// drifted from the XML).
+type failOnError struct {
+	t     *testing.T
+	attrs []slog.Attr
+}
+
+func (f *failOnError) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (f *failOnError) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		b.WriteString(" " + a.String())
+		return true
+	})
+	f.t.Errorf("service logged an error: %s", b.String())
+	return nil
+}
+func (f *failOnError) WithAttrs(as []slog.Attr) slog.Handler {
+	return &failOnError{t: f.t, attrs: append(append([]slog.Attr(nil), f.attrs...), as...)}
+}
+func (f *failOnError) WithGroup(string) slog.Handler { return f }
 
 func (h *harness) stop(t *testing.T) {
 	h.cancel()

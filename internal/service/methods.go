@@ -35,6 +35,7 @@ func (s *Service) createRegion(req *request, root string, o options) ([]any, *db
 	rootPath, _ := api.RootDecoderPath(root)
 	return s.execute(req, operation{
 		kind: "create", what: "create region in " + root, objects: []dbus.ObjectPath{rootPath}, opts: o,
+		cancelable: true,
 		run: func(ctx context.Context) (dbus.ObjectPath, error) {
 			info, err := s.engine.Create(ctx, creq)
 			if err != nil {
@@ -76,6 +77,7 @@ func (s *Service) deleteRegion(req *request, name string, o options, pinObject b
 	p, _ := api.RegionPath(name)
 	return s.execute(req, operation{
 		kind: "delete", what: "delete " + name, objects: []dbus.ObjectPath{p}, opts: o,
+		cancelable: true,
 		check: func() *dbus.Error {
 			if pinObject && dreq.Generation == 0 {
 				gen, err := s.regionGeneration(name)

@@ -33,6 +33,8 @@ type signal struct {
 type objectTree struct {
 	root dbus.ObjectPath
 	emit func(signal)
+	// check is shown every interface's properties as they change.
+	check func(path dbus.ObjectPath, iface string, p props)
 
 	// updateMu serializes updates so their signals leave in the order the
 	// changes were made. It is held while emitting; mu, which readers take,
@@ -42,8 +44,11 @@ type objectTree struct {
 	objects  map[dbus.ObjectPath]object
 }
 
-func newObjectTree(root dbus.ObjectPath, emit func(signal)) *objectTree {
-	return &objectTree{root: root, emit: emit, objects: map[dbus.ObjectPath]object{}}
+func newObjectTree(root dbus.ObjectPath, emit func(signal), check func(dbus.ObjectPath, string, props)) *objectTree {
+	if check == nil {
+		check = func(dbus.ObjectPath, string, props) {}
+	}
+	return &objectTree{root: root, emit: emit, check: check, objects: map[dbus.ObjectPath]object{}}
 }
 
 // treeTx is one batch of changes to the tree.
@@ -76,6 +81,9 @@ func (t *objectTree) applyAndEmit(fn func(tx *treeTx)) {
 func (tx *treeTx) set(path dbus.ObjectPath, obj object) {
 	cur, exists := tx.t.objects[path]
 	next := cloneObject(obj)
+	for iface, p := range next {
+		tx.t.check(path, iface, p)
+	}
 	tx.t.objects[path] = next
 	if !exists {
 		tx.added(path, next)
@@ -117,6 +125,7 @@ func (tx *treeTx) patch(path dbus.ObjectPath, iface string, changes props) {
 	}
 	next := maps.Clone(old)
 	maps.Copy(next, changes)
+	tx.t.check(path, iface, next)
 	obj[iface] = next
 	tx.changed(path, iface, old, next)
 }

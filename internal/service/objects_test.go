@@ -37,7 +37,7 @@ func TestObjectTreeSignalsOnlyChanges(t *testing.T) {
 		{"remove again", func(tx *treeTx) { tx.remove(path) }, nil},
 	}
 	var got []signal
-	tree := newObjectTree(api.RootPath, func(s signal) { got = append(got, s) })
+	tree := newObjectTree(api.RootPath, func(s signal) { got = append(got, s) }, nil)
 	for _, tt := range tests {
 		got = nil
 		tree.update(tt.do)
@@ -75,7 +75,7 @@ func lastElem(s string) string {
 // The tree hands out copies: a reader cannot change an object behind the
 // tree's back (and so skip a PropertiesChanged).
 func TestObjectTreeReturnsCopies(t *testing.T) {
-	tree := newObjectTree(api.RootPath, func(signal) {})
+	tree := newObjectTree(api.RootPath, func(signal) {}, nil)
 	tree.update(func(tx *treeTx) {
 		tx.set(api.ManagerPath, object{api.ManagerInterface: {"A": dbus.MakeVariant("x")}})
 	})
@@ -90,7 +90,7 @@ func TestObjectTreeReturnsCopies(t *testing.T) {
 }
 
 func TestObjectTreeChildren(t *testing.T) {
-	tree := newObjectTree(api.RootPath, func(signal) {})
+	tree := newObjectTree(api.RootPath, func(signal) {}, nil)
 	tree.update(func(tx *treeTx) {
 		tx.set(api.ManagerPath, object{})
 		tx.set(api.RegionsPath+"/region1", object{})

@@ -25,11 +25,19 @@ type operation struct {
 	run func(ctx context.Context) (dbus.ObjectPath, error)
 	// noResult marks a method that returns nothing (Refresh).
 	noResult bool
-	// progress, set for an operation run as a Job, updates its Progress.
-	progress func(fraction float64)
+	// cancelable: run stops and undoes its writes when its context is
+	// cancelled before the engine reports the point of no return
+	// (region.OnPointOfNoReturn), so its Job may offer Cancel.
+	cancelable bool
 }
 
 type progressKey struct{}
+
+// withProgress makes f the progress reporter of the operation run in ctx
+// (a Job's Progress).
+func withProgress(ctx context.Context, f func(float64)) context.Context {
+	return context.WithValue(ctx, progressKey{}, f)
+}
 
 // progressOf returns the progress reporter of the operation ctx belongs
 // to; nil when it runs without a Job.
@@ -62,7 +70,9 @@ func (s *Service) execute(req *request, op operation) ([]any, *dbus.Error) {
 		return []any{s.startJob(op, uid, done)}, nil
 	}
 	defer done()
-	result, err := s.run(op, uid)
+	ctx, cancel := s.opContext(op.opts.timeout)
+	defer cancel()
+	result, err := s.run(ctx, op, uid)
 	if err != nil {
 		return nil, err
 	}
@@ -72,13 +82,8 @@ func (s *Service) execute(req *request, op operation) ([]any, *dbus.Error) {
 	return []any{result}, nil
 }
 
-// run runs an operation under its timeout and logs its outcome.
-func (s *Service) run(op operation, uid uint32) (dbus.ObjectPath, *dbus.Error) {
-	ctx, cancel := s.opContext(op.opts.timeout)
-	defer cancel()
-	if op.progress != nil {
-		ctx = context.WithValue(ctx, progressKey{}, op.progress)
-	}
+// run runs an operation in ctx (see opContext) and logs its outcome.
+func (s *Service) run(ctx context.Context, op operation, uid uint32) (dbus.ObjectPath, *dbus.Error) {
 	start := time.Now()
 	result, err := op.run(ctx)
 	if err != nil {

@@ -61,6 +61,9 @@ type Config struct {
 
 	// selfUID replaces the process's effective uid (tests).
 	selfUID *uint32
+	// contractXML replaces api.IntrospectionXML (tests of a contract that
+	// drifted from the handlers).
+	contractXML string
 }
 
 // ErrNameTaken is returned by Serve when another process owns the bus name.
@@ -72,8 +75,10 @@ type Service struct {
 	engine Engine
 	log    *slog.Logger
 	xml    *api.Interfaces
-	tree   *objectTree
-	conn   atomic.Pointer[dbus.Conn]
+	// dispatch is every served interface's methods, built from the XML.
+	dispatch map[string]iface
+	tree     *objectTree
+	conn     atomic.Pointer[dbus.Conn]
 	// selfUID is the daemon's effective uid.
 	selfUID uint32
 
@@ -87,6 +92,7 @@ type Service struct {
 	closing bool
 	ops     sync.WaitGroup // in-flight mutating calls and jobs
 	nextJob uint64
+	jobs    map[dbus.ObjectPath]*job // until their objects are removed
 
 	graceWG sync.WaitGroup // job objects waiting to be removed
 	stopped chan struct{}  // closed when Serve returns
@@ -110,17 +116,24 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	xml, err := api.ParseInterfaces()
+	doc := api.IntrospectionXML
+	if cfg.contractXML != "" {
+		doc = cfg.contractXML
+	}
+	xml, err := api.ParseInterfacesFrom(doc)
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, xml: xml, stopped: make(chan struct{}),
-		selfUID: uint32(os.Geteuid())}
+		selfUID: uint32(os.Geteuid()), jobs: map[dbus.ObjectPath]*job{}}
 	if cfg.selfUID != nil {
 		s.selfUID = *cfg.selfUID
 	}
+	if s.dispatch, err = buildDispatch(xml, s.handlers()); err != nil {
+		return nil, err
+	}
 	s.opsCtx, s.cancelOps = context.WithCancel(context.Background())
-	s.tree = newObjectTree(api.RootPath, s.emit)
+	s.tree = newObjectTree(api.RootPath, s.emit, s.checkProps)
 	s.tree.update(func(tx *treeTx) { tx.set(api.ManagerPath, object{api.ManagerInterface: s.managerProps()}) })
 	return s, nil
 }
@@ -229,6 +242,19 @@ func (s *Service) shutdown() {
 	s.cancelOps()
 	s.graceWG.Wait()
 	s.sync()
+}
+
+// checkProps reports an exported interface whose properties are not the
+// ones the XML declares, with their types: a bug of the daemon, which the
+// tests turn into a failure.
+func (s *Service) checkProps(path dbus.ObjectPath, iface string, p props) {
+	sigs := make(map[string]string, len(p))
+	for name, v := range p {
+		sigs[name] = v.Signature().String()
+	}
+	if err := s.xml.CheckProperties(iface, sigs); err != nil {
+		s.log.Error("exported properties drifted from the contract", "path", path, "err", err)
+	}
 }
 
 func (s *Service) emit(sig signal) {

@@ -277,3 +277,65 @@ func TestCLICompletion(t *testing.T) {
 		t.Errorf("completion of --decoder: %q", out)
 	}
 }
+
+// Ctrl-C on a create that is still waiting (here: queued behind a lock
+// holder) cancels it through Job.Cancel: the command says so and exits
+// with the job's Cancelled error, and no region is left.
+func TestCLICreateInterruptCancels(t *testing.T) {
+	d := startDaemon(t)
+	lockDir := filepath.Join(d.dir, "lock")
+	holder := exec.Command(filepath.Join(binDir, "cxlregionctl"), "lock", "decoder0.0", "--lock-dir", lockDir, "--", "sleep", "3")
+	holder.Env = d.env()
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the holder has the lock
+	create := exec.Command(filepath.Join(binDir, "cxlregionctl"), "create", "--decoder", "decoder0.0", "--size", "256M")
+	create.Env = d.env()
+	var stdout, stderr bytes.Buffer
+	create.Stdout, create.Stderr = &stdout, &stderr
+	if err := create.Start(); err != nil {
+		t.Fatal(err)
+	}
+	conn := d.conn()
+	waitUntil(t, "the create's job", func() bool {
+		var objs api.ManagedObjects
+		if err := conn.Object(api.BusName, api.RootPath).Call(api.ObjectManagerInterface+".GetManagedObjects", 0).Store(&objs); err != nil {
+			return false
+		}
+		for p := range objs {
+			if api.IsJobPath(p) {
+				return true
+			}
+		}
+		return false
+	})
+	if err := create.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	err := create.Wait()
+	t.Logf("create exited %s after SIGINT; stderr %q", time.Since(sent), stderr.String())
+	if code := create.ProcessState.ExitCode(); code != api.ExitFailure || !strings.Contains(stderr.String(), "cancelling") ||
+		!strings.Contains(stderr.String(), "canceled") {
+		t.Errorf("interrupted create: %v, exit %d, stdout %q, stderr %q; want exit %d, cancelled", err, code, stdout.String(), stderr.String(), api.ExitFailure)
+	}
+	if err := holder.Wait(); err != nil {
+		t.Errorf("lock -- sleep: %v", err)
+	}
+	if out := d.mustCtl("list"); strings.Count(out, "\n") != 1 {
+		t.Errorf("a cancelled create left a region:\n%s", out)
+	}
+}
+
+// waitUntil polls cond until it holds, for at most 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
