@@ -61,4 +61,3 @@ func TestCLIDeleteRefusesOnlineMemory(t *testing.T) {
 		t.Errorf("%d WARNING %d BUG", warn, bug)
 	}
 }
-
