@@ -9,7 +9,7 @@
 #   FAKE_DAEMON=1 test/e2e/qemu/run.sh        # self-check of the daemon scenarios
 #   test/e2e/qemu/run.sh --judge results.txt  # verdicts on a recorded results channel
 # Other knobs: DAEMON_CYCLES (default CYCLES/4), SETTLE_MS, BOOT_TIMEOUT,
-# GUEST_ARGS, CACHE, OUT.
+# GUEST_ARGS, CACHE, OUT, SETS (the boots, default all).
 #
 # Exits non-zero if any scenario failed; the last line is
 # "qemu: N passed, M failed".
@@ -41,7 +41,7 @@ declare -A PINNED=(
 )
 # The boots of each kernel: "main" runs every scenario but those that need a
 # boot of their own (a cxl_acpi unbind ends the topology for the boot).
-SETS="main unbind-guard sysram sysram-raw"
+SETS=${SETS:-"main unbind-guard sysram sysram-raw"}
 declare -A SET_SCENARIO=([unbind-guard]=daemon-guard-acpi-unbind)
 MODULES="libnvdimm nd_pmem nd_btt dax_pmem device_dax cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl kmem"
 # The System RAM boots (guest/sysram.sh): each leaves the range in a state
