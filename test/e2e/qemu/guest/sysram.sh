@@ -105,7 +105,7 @@ scenario_sysram_offline_ebusy() {
 			{ fail_check "could not re-online $b as Normal"; return; }
 	done
 	cp "$SR_MNT/pattern" "$SR_MNT/p2" && mv "$SR_MNT/p2" "$SR_MNT/pattern" # back onto the node
-	racer pin-node -node "$SR_NODE" -mib 64 >/tmp/sr.pin 2>&1 &
+	racer pin-node -node "$SR_NODE" -mib 32 >/tmp/sr.pin 2>&1 &
 	pin=$!
 	sr_wait 30 grep -q READY /tmp/sr.pin || fail_check "pin-node: $(cat /tmp/sr.pin)"
 	d0=$(sr_writes delete_region) u0=$(sr_writes unbind)
