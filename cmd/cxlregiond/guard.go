@@ -33,6 +33,12 @@ func startGuard(ctx context.Context, o *daemonOptions, simulated bool, reg *lock
 		Writers:   guard.LockWriters(reg),
 		SysfsRoot: o.sysfsRoot,
 		Settled:   eng.WaitRootSettled,
+		RefuseDelete: func() func(string) error {
+			if !o.guardRefuseOnlineMemory {
+				return nil
+			}
+			return eng.RootMemoryOnline
+		}(),
 		MemoryTargets: func() []guard.Target {
 			blocks := map[string][]string{}
 			for _, r := range eng.Regions() {

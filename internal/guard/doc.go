@@ -44,9 +44,10 @@
 // region whose memory is online is held until the writer is free and the
 // regions have settled, and is then let through, because fanotify shows
 // the open, not what will be written; the kernel accepts it and the
-// memory reads back zeros. Refusing such opens with EPERM while any region
-// of the root decoder has memory online would stop it (and every other
-// delete under that root decoder too); it is not implemented.
+// memory reads back zeros. Config.RefuseDelete (the daemon's
+// --guard-refuse-online-memory, off by default) refuses such opens with
+// EPERM while any region of the root decoder has memory online, at the
+// price of refusing the other deletes under that root decoder meanwhile.
 //
 // Known limits: every open of a marked file is held, reads of
 // create_*_region included (fanotify does not say whether the open is for

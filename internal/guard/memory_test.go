@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -62,5 +63,38 @@ func TestMemoryBlockTakesItsRootWriter(t *testing.T) {
 	r.obs.settle()
 	if n := r.obs.count("memory_block", ResultWaited) + r.obs.count("memory_block", ResultAllowed); n != 2 {
 		t.Errorf("observer saw %d memory_block opens, want 2 (%s)", n, r.obs)
+	}
+}
+
+// TestRefuseDelete: with RefuseDelete set (--guard-refuse-online-memory),
+// an open of delete_region is refused with EPERM while it says no, and
+// goes through once it says yes; without it the open would be let through
+// (serialized, but let through).
+//
+// Mutation: drop the RefuseDelete call in admit and "refused" never comes.
+func TestRefuseDelete(t *testing.T) {
+	online := make(chan bool, 1)
+	online <- true
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) {
+		c.RefuseDelete = func(rd string) error {
+			on := <-online
+			online <- on
+			if on && rd == "decoder0.0" {
+				return errors.New("region0 has memory online")
+			}
+			return nil
+		}
+	})
+	del := r.path("decoder0.0", "delete_region")
+	r.startWriter(del, "while-online", time.Millisecond, 1).wait(t, 3*time.Second)
+	e, ok := find(readLog(t, r.log), "while-online", "refused")
+	if !ok || e.extra != "EPERM" {
+		t.Fatalf("open while memory online: %+v (found %v), want refused with EPERM", e, ok)
+	}
+	<-online
+	online <- false
+	r.startWriter(del, "offline-now", time.Millisecond, 1).wait(t, 3*time.Second)
+	if _, ok := find(readLog(t, r.log), "offline-now", "open"); !ok {
+		t.Fatal("open refused after the memory went offline")
 	}
 }

@@ -117,6 +117,31 @@ func (e *Engine) memoryGate(ctx context.Context, tx *lock.Tx, op string, reg sys
 	return nil
 }
 
+// RootMemoryOnline re-reads the memory of every region of a root decoder
+// and returns a MemoryOnlineError for the first whose memory is online,
+// nil when none is. The guard asks it before letting another process open
+// the root decoder's delete_region (--guard-refuse-online-memory).
+func (e *Engine) RootMemoryOnline(rootDecoder string) error {
+	e.mu.Lock()
+	var regs []sysfs.Region
+	for _, r := range e.regions {
+		if r.reg.RootDecoder == rootDecoder {
+			regs = append(regs, r.reg)
+		}
+	}
+	e.mu.Unlock()
+	for _, reg := range regs {
+		mem, err := e.fs.ReadRegionMemory(reg)
+		if err != nil {
+			return fmt.Errorf("read %s's memory: %w", reg.Name, err)
+		}
+		if len(mem.OnlineBlocks()) > 0 {
+			return onlineError("delete", reg.Name, mem)
+		}
+	}
+	return nil
+}
+
 func onlineError(op, region string, mem sysfs.RegionMemory) *MemoryOnlineError {
 	me := &MemoryOnlineError{Op: op, Region: region, Bytes: mem.OnlineBytes(), Nodes: mem.Nodes()}
 	for _, b := range mem.OnlineBlocks() {
