@@ -38,7 +38,7 @@ func TestXMLMatchesConstants(t *testing.T) {
 		t.Fatal(err)
 	}
 	props := map[string][]string{
-		ManagerInterface: {PropVersion, PropKernelFeatures, PropGuardActive, PropGuardQueue, PropSimulated},
+		ManagerInterface: {PropVersion, PropKernelFeatures, PropGuardActive, PropGuardQueue, PropSimulated, PropLockDirectory},
 		RootDecoderInterface: {PropName, PropPort, PropPmemCapable, PropRAMCapable, PropSize, PropFreeCapacity,
 			PropInterleaveWays, PropInterleaveGranularity, PropTargets, PropFrozen, PropFrozenReason, PropQueueDepth},
 		RegionInterface: {PropName, PropRootDecoder, PropType, PropSize, PropResource, PropUUID, PropInterleaveWays,

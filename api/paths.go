@@ -6,25 +6,17 @@ import (
 	"strings"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
-// Kernel device ids are non-negative ints printed with %d: no sign, no
-// leading zero, at most 10 digits.
-const kernelID = `(?:0|[1-9][0-9]{0,9})`
-
-var (
-	regionNameRE  = regexp.MustCompile(`^region` + kernelID + `$`)
-	decoderNameRE = regexp.MustCompile(`^decoder` + kernelID + `\.` + kernelID + `$`)
-	// Object path elements allow only [A-Za-z0-9_], so decoder0.0 becomes
-	// decoder0_0.
-	decoderElemRE = regexp.MustCompile(`^decoder` + kernelID + `_` + kernelID + `$`)
-	jobElemRE     = regexp.MustCompile(`^[1-9][0-9]{0,19}$`)
-)
+// A job's path element is its number: 1 and up, no leading zero.
+var jobElemRE = regexp.MustCompile(`^[1-9][0-9]{0,19}$`)
 
 // RegionPath returns the object path of a region, or false when name is not
 // a region name: a path is never built from an unchecked string.
 func RegionPath(name string) (dbus.ObjectPath, bool) {
-	if !regionNameRE.MatchString(name) {
+	if !devname.IsRegion(name) {
 		return "", false
 	}
 	return dbus.ObjectPath(RegionsPath + "/" + name), true
@@ -33,7 +25,7 @@ func RegionPath(name string) (dbus.ObjectPath, bool) {
 // RegionName returns the region name of a region object path.
 func RegionName(p dbus.ObjectPath) (string, bool) {
 	name, ok := strings.CutPrefix(string(p), RegionsPath+"/")
-	if !ok || !regionNameRE.MatchString(name) {
+	if !ok || !devname.IsRegion(name) {
 		return "", false
 	}
 	return name, true
@@ -42,19 +34,25 @@ func RegionName(p dbus.ObjectPath) (string, bool) {
 // RootDecoderPath returns the object path of a root decoder, or false when
 // name is not a decoder name.
 func RootDecoderPath(name string) (dbus.ObjectPath, bool) {
-	if !decoderNameRE.MatchString(name) {
+	if !devname.IsDecoder(name) {
 		return "", false
 	}
 	return dbus.ObjectPath(RootDecodersPath + "/" + strings.Replace(name, ".", "_", 1)), true
 }
 
 // RootDecoderName returns the decoder name of a root decoder object path.
+// Object path elements allow only [A-Za-z0-9_], so the path of decoder0.0
+// ends in decoder0_0.
 func RootDecoderName(p dbus.ObjectPath) (string, bool) {
 	elem, ok := strings.CutPrefix(string(p), RootDecodersPath+"/")
-	if !ok || !decoderElemRE.MatchString(elem) {
+	if !ok || strings.Contains(elem, ".") {
 		return "", false
 	}
-	return strings.Replace(elem, "_", ".", 1), true
+	name := strings.Replace(elem, "_", ".", 1)
+	if !devname.IsDecoder(name) {
+		return "", false
+	}
+	return name, true
 }
 
 // JobPath returns the object path of job number id (ids start at 1).
@@ -67,10 +65,3 @@ func IsJobPath(p dbus.ObjectPath) bool {
 	elem, ok := strings.CutPrefix(string(p), JobsPath+"/")
 	return ok && jobElemRE.MatchString(elem)
 }
-
-// ValidRegionName reports whether s is a region name the kernel could have
-// given (region0, region12).
-func ValidRegionName(s string) bool { return regionNameRE.MatchString(s) }
-
-// ValidDecoderName reports whether s is a decoder name (decoder0.0).
-func ValidDecoderName(s string) bool { return decoderNameRE.MatchString(s) }

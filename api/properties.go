@@ -7,6 +7,7 @@ const (
 	PropGuardActive    = "GuardActive"     // b
 	PropGuardQueue     = "GuardQueueDepth" // u: other processes' opens the guard holds or keeps waiting
 	PropSimulated      = "Simulated"       // b
+	PropLockDirectory  = "LockDirectory"   // s: where the writers' lock files are (cxlregionctl lock)
 )
 
 // Property names shared by RootDecoder and Region.

@@ -44,7 +44,7 @@ const root = "decoder0.0"
 
 // BenchmarkDelete compares one region delete through the engine
 // (validation, settle check, writer turn and flock, identity re-read under
-// the lock, journal fsyncs, one delete_region write, DPA cleanup) with the
+// the lock, one journal fsync, one delete_region write, DPA cleanup) with the
 // same writes made straight to sysfs, on a kernel with no delays.
 // engine-ns/op and raw-ns/op are the two, engine/raw their ratio,
 // engine-writes/op and raw-writes/op show both made the same writes.
@@ -102,8 +102,8 @@ func alternate(odd *bool, viaEngine, raw func()) {
 
 // BenchmarkCreate is BenchmarkDelete for a create: the engine's create of
 // an unbound 1-way pmem region (validation, a topology scan and target
-// pick under the writer, handshake, configuration, commit, a journal
-// fsync per step) against a careless tool's same writes.
+// pick under the writer, handshake, configuration, commit, one journal
+// fsync) against a careless tool's same writes.
 func BenchmarkCreate(b *testing.B) {
 	for _, place := range journalPlaces() {
 		b.Run("journal="+string(place), func(b *testing.B) {

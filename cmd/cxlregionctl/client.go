@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -53,11 +54,15 @@ func (c *client) call(ctx context.Context, timeout time.Duration, what string, p
 }
 
 // callError turns a D-Bus failure into an exitError whose message names the
-// object and the reason.
+// object and the reason: the daemon's own errors already do, and are
+// printed as they are; what (the operation and its object) prefixes the
+// rest.
 func callError(what string, err error) error {
 	name, msg := errorName(err)
 	code := api.ExitCodeFor(name)
 	switch {
+	case strings.HasPrefix(name, api.BusName+".Error.") && msg != "":
+		return &exitError{code: code, err: errors.New(msg)}
 	case name == "org.freedesktop.DBus.Error.ServiceUnknown" || name == "org.freedesktop.DBus.Error.NameHasNoOwner":
 		msg = "cxlregiond is not running (" + api.BusName + " has no owner on the system bus)"
 	case errors.Is(err, context.DeadlineExceeded):
@@ -101,11 +106,22 @@ func (c *client) properties(ctx context.Context, what string, path godbus.Object
 	return p, nil
 }
 
-// region reads one region.
-func (c *client) region(ctx context.Context, name string) (api.Region, error) {
+// regionPath is the object path of a region named on the command line. A
+// name the kernel could not have given (region01) is a usage error, found
+// before anything talks to the bus.
+func regionPath(name string) (godbus.ObjectPath, error) {
 	path, ok := api.RegionPath(name)
 	if !ok {
-		return api.Region{}, usageErr("%q is not a region name (want region<N>, e.g. region0)", name)
+		return "", usageErr("%q is not a region name (want region<N>, e.g. region0)", name)
+	}
+	return path, nil
+}
+
+// region reads one region.
+func (c *client) region(ctx context.Context, name string) (api.Region, error) {
+	path, err := regionPath(name)
+	if err != nil {
+		return api.Region{}, err
 	}
 	p, err := c.properties(ctx, name, path, api.RegionInterface)
 	if err != nil {

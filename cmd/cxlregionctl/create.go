@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 func newCreateCommand() *cobra.Command {
@@ -38,8 +39,13 @@ G or T (256M, 1G); it must be a multiple of 256 MiB x ways.`,
 			if err != nil {
 				return usageErr("--size: %v", err)
 			}
-			if !api.ValidDecoderName(decoder) {
+			if !devname.IsDecoder(decoder) {
 				return usageErr("--decoder %q: want a root decoder name such as decoder0.0", decoder)
+			}
+			for _, t := range targets {
+				if !devname.IsDecoder(t) {
+					return usageErr("--target %q: want an endpoint decoder name such as decoder3.0", t)
+				}
 			}
 			opts := map[string]godbus.Variant{
 				api.OptType: godbus.MakeVariant(typ),

@@ -48,6 +48,10 @@ touched. A region that does not exist when delete starts is an error
 		ValidArgsFunction: completeRegions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
+			path, err := regionPath(name)
+			if err != nil {
+				return err
+			}
 			opts := map[string]godbus.Variant{}
 			if err := addTimeout(opts, timeout); err != nil {
 				return err
@@ -65,7 +69,6 @@ touched. A region that does not exist when delete starts is an error
 			if offline {
 				opts[api.OptOffline] = godbus.MakeVariant(true)
 			}
-			path, _ := api.RegionPath(name)
 			err = c.call(cmd.Context(), timeout, "delete "+name, path, api.RegionInterface+"."+api.MethodDelete, opts).Err
 			var ee *exitError
 			if errors.As(err, &ee) && ee.code == api.ExitNotFound {
@@ -92,9 +95,9 @@ func newBindCommand(use, short, method string) *cobra.Command {
 		ValidArgsFunction: completeRegions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			path, ok := api.RegionPath(name)
-			if !ok {
-				return usageErr("%q is not a region name (want region<N>, e.g. region0)", name)
+			path, err := regionPath(name)
+			if err != nil {
+				return err
 			}
 			opts := map[string]godbus.Variant{}
 			if err := addTimeout(opts, timeout); err != nil {

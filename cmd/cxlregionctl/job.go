@@ -79,7 +79,7 @@ func (c *client) callAsJob(ctx context.Context, timeout time.Duration, stderr io
 			if ok, _ := s.Body[0].(bool); !ok {
 				text, _ := s.Body[1].(string)
 				name, msg, _ := strings.Cut(text, ": ")
-				return nil, &exitError{code: api.ExitCodeFor(name), err: fmt.Errorf("%s: %s", what, msg)}
+				return nil, callError(what, godbus.Error{Name: name, Body: []any{msg}})
 			}
 			var objects []godbus.ObjectPath
 			v, err := c.conn.Object(api.BusName, job).GetProperty(api.JobInterface + "." + api.PropObjects)

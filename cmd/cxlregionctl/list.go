@@ -17,10 +17,7 @@ func newListCommand() *cobra.Command {
 		Short: "List regions",
 		Long: `List the regions the daemon knows, in the kernel's id order.
 
-MEMORY is what the region's memory is doing: "-" without a dax device,
-devdax, or system-ram with how much is online and on which NUMA node
-(such a region is deleted or disabled only with --offline).
-
+` + columnsHelp(listColumns) + `
 --json prints an array of region objects with ` + "`cxl list -R`" + `'s field names,
 and ` + "`daxctl list`" + `'s for the memory (mode, target_node, online_memblocks,
 total_memblocks, movable).`,
@@ -43,7 +40,7 @@ total_memblocks, movable).`,
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), regions)
 			}
-			t := newTable(cmd.OutOrStdout(), "REGION", "ROOT DECODER", "TYPE", "SIZE", "WAYS", "STATE", "SETTLED", "GEN", "ORIGIN", "MEMORY", "TARGETS")
+			t := newTable(cmd.OutOrStdout(), columnNames(listColumns)...)
 			for _, r := range regions {
 				t.row(r.Region, r.RootDecoder, r.Type, formatSize(r.Size), strconv.Itoa(int(r.InterleaveWays)), r.State,
 					yesNo(r.Settled), strconv.FormatUint(r.Generation, 10), r.Origin, memory(r), orDash(targets(r)))
@@ -70,6 +67,42 @@ func memory(r api.Region) string {
 	return s
 }
 
+// column is one column of a table and what it means, for --help.
+type column struct{ name, meaning string }
+
+// listColumns are list's columns, in order; the help explains each.
+var listColumns = []column{
+	{"REGION", "the kernel's region name"},
+	{"ROOT DECODER", "the CXL window (root decoder) the region is in"},
+	{"TYPE", "pmem or ram"},
+	{"SIZE", "the region's size"},
+	{"WAYS", "interleave ways (endpoint decoders in the region)"},
+	{"STATE", "configuring (created, not committed), committed (no driver), enabled (bound to cxl_region) or deleting (a delete is in flight)"},
+	{"SETTLED", "yes once the kernel's work around the region has gone quiet; delete and disable wait for it"},
+	{"GEN", "the region's generation: it changes whenever the kernel reuses the name, so a delete of an old generation never touches a new region"},
+	{"ORIGIN", "who made the region: daemon (through cxlregiond), kernel (found committed at start: firmware or auto-assembly) or foreign (another tool, behind the daemon's back)"},
+	{"MEMORY", "what the region's memory is doing: - (no dax device), devdax, or system-ram with how much is online and on which NUMA node; such a region is deleted or disabled only with --offline"},
+	{"TARGETS", "endpoint decoders by position, each with its memdev"},
+}
+
+func columnNames(cols []column) []string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.name
+	}
+	return names
+}
+
+// columnsHelp is the "Columns:" section of a command's help.
+func columnsHelp(cols []column) string {
+	var b strings.Builder
+	b.WriteString("Columns:\n")
+	for _, c := range cols {
+		fmt.Fprintf(&b, "  %-13s %s\n", c.name, c.meaning)
+	}
+	return b.String()
+}
+
 func targets(r api.Region) string {
 	var parts []string
 	for _, m := range r.Mappings {
@@ -87,6 +120,9 @@ func newInfoCommand() *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeRegions,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := regionPath(args[0]); err != nil {
+				return err
+			}
 			c, err := connect()
 			if err != nil {
 				return err

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os/signal"
+	"reflect"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,7 +20,7 @@ import (
 )
 
 func newMonitorCommand() *cobra.Command {
-	var asJSON bool
+	var asJSON, noReconnect bool
 	cmd := &cobra.Command{
 		Use:   "monitor",
 		Short: "Print changes to regions, root decoders and jobs as they happen",
@@ -31,56 +33,164 @@ interrupted. With --json each line is one JSON object:
 Events: region_added, region_changed, region_removed, root_decoder_added,
 root_decoder_changed, root_decoder_removed, job_added, job_completed,
 job_removed, manager_changed. *_changed events list the changed properties
-in "changed" and carry the whole object. monitor exits with status 7 when
-the daemon leaves the bus.`,
+in "changed" and carry the whole object.
+
+When the daemon leaves the bus (a restart) or the bus connection drops,
+monitor says so on stderr, waits for the daemon to come back, and prints
+what changed meanwhile as ordinary events (an object that went away as
+*_removed, a new one as *_added, a changed one as *_changed). With
+--no-reconnect it exits with status 7 instead.`,
 		Example: "  cxlregionctl monitor\n  cxlregionctl monitor --json | jq -c 'select(.event == \"region_removed\")'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			c, err := connect()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return monitor(ctx, c, cmd.OutOrStdout(), asJSON)
+			m := &monitorState{out: cmd.OutOrStdout(), notes: cmd.ErrOrStderr(), asJSON: asJSON,
+				reconnect: !noReconnect, connect: connect, retry: time.Second}
+			return m.run(ctx)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
+	cmd.Flags().BoolVar(&noReconnect, "no-reconnect", false, "exit (status 7) when the daemon leaves the bus instead of waiting for it to come back")
 	return cmd
 }
 
-// monitor subscribes first, then reads the managed objects, so no change
+// errDaemonLeft and errBusClosed end one connection's follow loop; with
+// reconnect, monitor waits and resynchronizes.
+var (
+	errDaemonLeft = errors.New("cxlregiond left the bus")
+	errBusClosed  = errors.New("the bus connection closed")
+)
+
+// run follows the daemon until ctx ends: one connection at a time, and,
+// with reconnect, a new one whenever the bus connection drops.
+func (m *monitorState) run(ctx context.Context) error {
+	c, err := m.connect()
+	if err != nil {
+		return err
+	}
+	for {
+		err := m.follow(ctx, c)
+		c.Close()
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if !m.reconnect || !(errors.Is(err, errDaemonLeft) || errors.Is(err, errBusClosed)) {
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return err
+			}
+			return &exitError{code: api.ExitUnreachable, err: fmt.Errorf("monitor: %w", err)}
+		}
+		m.note("monitor: %v; reconnecting (--no-reconnect exits instead)", err)
+		for c = nil; c == nil; {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(m.retry):
+			}
+			c, _ = m.connect()
+		}
+	}
+}
+
+// follow subscribes first, then reads the managed objects, so no change
 // falls between the two; PropertiesChanged carries only what changed, so
-// the objects are kept to print them whole.
-func monitor(ctx context.Context, c *client, out io.Writer, asJSON bool) error {
-	for _, m := range [][]godbus.MatchOption{
+// the objects are kept to print them whole. When the daemon leaves the bus
+// and reconnect is on, it waits on the same connection for the daemon to
+// return and resynchronizes. It returns nil when ctx ends.
+func (m *monitorState) follow(ctx context.Context, c *client) error {
+	for _, match := range [][]godbus.MatchOption{
 		{godbus.WithMatchSender(api.BusName)},
 		{godbus.WithMatchSender("org.freedesktop.DBus"), godbus.WithMatchMember("NameOwnerChanged"), godbus.WithMatchArg(0, api.BusName)},
 	} {
-		if err := c.conn.AddMatchSignalContext(ctx, m...); err != nil {
-			return &exitError{code: api.ExitUnreachable, err: fmt.Errorf("monitor: subscribe: %w", err)}
+		if err := c.conn.AddMatchSignalContext(ctx, match...); err != nil {
+			return fmt.Errorf("subscribe: %w", err)
 		}
 	}
 	signals := make(chan *godbus.Signal, 1024)
 	c.conn.Signal(signals)
 	defer c.conn.RemoveSignal(signals)
-	objs, err := c.managedObjects(ctx)
-	if err != nil {
-		return err
+	for {
+		if err := m.sync(ctx, c, signals); err != nil {
+			return err
+		}
+		err := m.handleUntilGone(ctx, signals)
+		if !errors.Is(err, errDaemonLeft) || !m.reconnect {
+			return err
+		}
+		m.note("monitor: %v; waiting for it to come back (--no-reconnect exits instead)", err)
 	}
-	m := &monitorState{objects: objs, out: out, asJSON: asJSON}
+}
+
+// sync reads the managed objects. On the first connection they are the
+// baseline; after a reconnect the differences from what was known are
+// printed as events. A daemon that is not on the bus yet is waited for.
+func (m *monitorState) sync(ctx context.Context, c *client, signals <-chan *godbus.Signal) error {
+	for {
+		objs, err := c.managedObjects(ctx)
+		if err == nil {
+			if objs == nil {
+				objs = api.ManagedObjects{}
+			}
+			if !m.synced {
+				m.objects, m.synced = objs, true
+				return nil
+			}
+			m.note("monitor: cxlregiond is back; changes while it was away follow as events")
+			return m.resync(objs)
+		}
+		var ee *exitError
+		if !m.synced || !errors.As(err, &ee) || ee.code != api.ExitUnreachable {
+			return err
+		}
+		// Not on the bus (yet): wait until a NameOwnerChanged gives it an
+		// owner, or retry now and then in case that signal was missed.
+		if err := waitForOwner(ctx, signals, m.retry*5); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// waitForOwner returns when the daemon's name gets an owner, after
+// timeout, or when ctx ends.
+func waitForOwner(ctx context.Context, signals <-chan *godbus.Signal, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			return nil
+		case s, ok := <-signals:
+			if !ok {
+				return errBusClosed
+			}
+			if s.Name == "org.freedesktop.DBus.NameOwnerChanged" && len(s.Body) == 3 && s.Body[2] != "" {
+				return nil
+			}
+		}
+	}
+}
+
+// handleUntilGone prints the daemon's signals until ctx ends (nil), the
+// daemon leaves the bus or the connection closes.
+func (m *monitorState) handleUntilGone(ctx context.Context, signals <-chan *godbus.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case s, ok := <-signals:
 			if !ok {
-				return &exitError{code: api.ExitUnreachable, err: fmt.Errorf("monitor: the bus connection closed")}
+				return errBusClosed
 			}
 			if s.Name == "org.freedesktop.DBus.NameOwnerChanged" {
 				if len(s.Body) == 3 && s.Body[2] == "" {
-					return &exitError{code: api.ExitUnreachable, err: fmt.Errorf("monitor: cxlregiond left the bus")}
+					return errDaemonLeft
 				}
 				continue
 			}
@@ -91,10 +201,87 @@ func monitor(ctx context.Context, c *client, out io.Writer, asJSON bool) error {
 	}
 }
 
+// resync replaces the known objects by objs, printing what went away as
+// *_removed, what is new as *_added and what changed as *_changed.
+func (m *monitorState) resync(objs api.ManagedObjects) error {
+	now := time.Now()
+	old := m.objects
+	for _, path := range sortedObjectPaths(old) {
+		for _, iface := range sortedKeys(old[path]) {
+			if _, still := objs[path][iface]; still {
+				continue
+			}
+			if kind := kindOf(iface); kind != "" {
+				if err := m.emit(now, kind+"_removed", path, iface, nil); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	m.objects = objs
+	for _, path := range sortedObjectPaths(objs) {
+		for _, iface := range sortedKeys(objs[path]) {
+			kind := kindOf(iface)
+			if kind == "" {
+				continue
+			}
+			before, had := old[path][iface]
+			if !had {
+				if err := m.emit(now, kind+"_added", path, iface, nil); err != nil {
+					return err
+				}
+				continue
+			}
+			var changed []string
+			for _, name := range sortedKeys(objs[path][iface]) {
+				if b, ok := before[name]; !ok || !reflect.DeepEqual(b.Value(), objs[path][iface][name].Value()) {
+					changed = append(changed, name)
+				}
+			}
+			if len(changed) > 0 {
+				if err := m.emit(now, kind+"_changed", path, iface, changed); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func sortedObjectPaths(objs api.ManagedObjects) []godbus.ObjectPath {
+	paths := make([]godbus.ObjectPath, 0, len(objs))
+	for p := range objs {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(i, j int) bool { return api.NaturalLess(string(paths[i]), string(paths[j])) })
+	return paths
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// note tells the operator on stderr what monitor is doing about the
+// connection.
+func (m *monitorState) note(format string, args ...any) {
+	fmt.Fprintf(m.notes, "cxlregionctl: "+format+"\n", args...)
+}
+
 type monitorState struct {
+	out       io.Writer // events
+	notes     io.Writer // what happens to the connection (stderr)
+	asJSON    bool
+	reconnect bool
+	connect   func() (*client, error)
+	retry     time.Duration // between connection attempts
+
 	objects api.ManagedObjects
-	out     io.Writer
-	asJSON  bool
+	synced  bool // objects holds a first reply: later syncs print differences
 }
 
 func (m *monitorState) handle(s *godbus.Signal) error {

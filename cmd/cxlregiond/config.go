@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cxlregion/cxlregiond/internal/metrics"
 )
 
 // settings are the daemon's tunables: defaults, then the config file, then
@@ -44,9 +47,28 @@ var configKeys = map[string]func(s *settings, v string) error{
 	keyDefaultTimeout: durationSetter(func(s *settings) *time.Duration { return &s.DefaultTimeout }),
 	keyRescanInterval: durationSetter(func(s *settings) *time.Duration { return &s.RescanInterval }),
 	keyMetricsListen: func(s *settings, v string) error {
+		if err := checkMetricsListen(v); err != nil {
+			return err
+		}
 		s.MetricsListen = v
 		return nil
 	},
+}
+
+// checkMetricsListen accepts "off" or host:port with a host: a bare port
+// would listen on every interface, which must be asked for by name.
+func checkMetricsListen(v string) error {
+	if v == "off" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf(`want host:port (e.g. %s) or "off"`, metrics.DefaultAddr)
+	}
+	if host == "" {
+		return fmt.Errorf("no host: give 127.0.0.1 for loopback, 0.0.0.0 or [::] for every interface")
+	}
+	return nil
 }
 
 func durationSetter(field func(*settings) *time.Duration) func(*settings, string) error {

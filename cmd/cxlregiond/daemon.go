@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -23,130 +24,288 @@ import (
 	"github.com/cxlregion/cxlregiond/internal/uevent"
 )
 
-// runDaemon wires the daemon and runs it until serveCtx ends (SIGTERM):
-// then it stops accepting requests, lets running operations finish (or roll
+// runDaemon runs the daemon until serveCtx ends (SIGTERM), then stops it:
+// it stops accepting requests, lets running operations finish (or roll
 // back), and stops the engine last.
 func runDaemon(serveCtx context.Context, o *daemonOptions, base settings, flagsSet map[string]bool) error {
-	level := new(slog.LevelVar)
-	level.Set(base.LogLevel)
-	log := newLogger(os.Stderr, level)
-	s, err := loadSettings(o.configFile, base, flagsSet)
+	d, err := newDaemon(o, base, flagsSet, os.Stderr)
 	if err != nil {
 		return err
+	}
+	return d.run(serveCtx)
+}
+
+// cxlregiond is the daemon's running parts. start brings them up in this
+// order, each on top of the ones before it:
+//
+//  1. backend: sysfs and the uevent socket, or the simulator
+//  2. engine: metrics, the writer registry, the engine
+//  3. bus: the D-Bus service and the system bus connection
+//  4. engine goroutines: the engine's loop, the metrics follower and
+//     listener, the config watcher (fsnotify and SIGHUP)
+//  5. (the engine's first scan: wait until it is ready)
+//  6. guard: the fanotify guard and the goroutine that keeps its marks on
+//     the engine's root decoders
+//  7. watchdog: stop serving if the engine dies; the systemd status line
+//  8. serve: own the bus name and answer requests
+//
+// shutdown stops them in the reverse order, 8 to 1, written out step by
+// step; each step waits for the goroutines it stops. Every goroutine the
+// daemon starts is owned by one of its WaitGroups.
+type cxlregiond struct {
+	opts *daemonOptions
+	base settings
+	log  *slog.Logger
+	live *liveSettings
+	// trace, when set (tests), is told each start and stop step.
+	trace func(step string)
+
+	sim     *cxlsim.Kernel // nil on a real host
+	fs      *sysfs.FS
+	events  uevent.Source
+	metrics *metrics.Metrics
+	reg     *lock.Registry
+	eng     *region.Engine
+	svc     *service.Service
+	conn    *dbus.Conn
+
+	// engineCtx ends the engine's loop and the goroutines that follow it;
+	// engineWG owns them. engineErr is valid once engineDone is closed.
+	engineCtx  context.Context
+	stopEngine context.CancelFunc
+	engineWG   sync.WaitGroup
+	engineDone chan struct{}
+	engineErr  error
+	hup        chan os.Signal
+
+	// The guard, and the goroutine that keeps its marks (guardWG), which
+	// stops before the guard closes.
+	guard          *guard.Guard
+	guardState     guardState
+	stopGuardMarks context.CancelFunc
+	guardWG        sync.WaitGroup
+
+	// serveCtx ends serving: SIGTERM, or the watchdog when the engine
+	// dies. serveWG owns the watchdog and the status line.
+	serveCtx    context.Context
+	stopServing context.CancelFunc
+	serveWG     sync.WaitGroup
+}
+
+// newDaemon reads the settings; nothing is started yet.
+func newDaemon(o *daemonOptions, base settings, flagsSet map[string]bool, logTo io.Writer) (*cxlregiond, error) {
+	level := new(slog.LevelVar)
+	level.Set(base.LogLevel)
+	log := newLogger(logTo, level)
+	s, err := loadSettings(o.configFile, base, flagsSet)
+	if err != nil {
+		return nil, err
 	}
 	level.Set(s.LogLevel)
 	live := &liveSettings{path: o.configFile, flags: flagsSet, level: level, log: log,
 		metricsAddr: make(chan string, 1), cur: s}
+	return &cxlregiond{opts: o, base: base, log: log, live: live}, nil
+}
+
+func (d *cxlregiond) step(name string) {
+	if d.trace != nil {
+		d.trace(name)
+	}
+}
+
+// run starts the daemon, serves until ctx ends or the engine dies, and
+// shuts down whatever started, also when a start step failed.
+func (d *cxlregiond) run(ctx context.Context) (err error) {
+	defer func() { err = errors.Join(err, d.shutdown()) }()
+	if err := d.start(ctx); err != nil || d.serveCtx.Err() != nil {
+		return err
+	}
+	d.step("start serve")
+	err = d.svc.Serve(d.serveCtx, d.conn, func() {
+		notifyReady(statusLine(d.eng, d.sim != nil, &d.guardState))
+		d.log.Info("ready", "bus_name", api.BusName, "version", api.Version, "simulated", d.sim != nil,
+			"guard", d.guardState.active(), "root_decoders", len(d.eng.RootDecoders()), "regions", len(d.eng.Regions()))
+		d.step("ready")
+	})
+	return err
+}
+
+// start runs start steps 1 to 7 (see cxlregiond). serveCtx derives from ctx;
+// when ctx ends, or the engine dies, before the engine is ready, start
+// returns nil with d.serveCtx done.
+func (d *cxlregiond) start(ctx context.Context) error {
+	o, s, log := d.opts, d.live.get(), d.log
+	d.serveCtx, d.stopServing = context.WithCancel(ctx)
 	notifyStatus("starting: scanning sysfs")
 
+	d.step("start backend")
 	fs, events, sim, err := openBackend(o, log)
 	if err != nil {
 		return err
 	}
-	if sim != nil {
-		defer sim.Close()
-	}
-	defer events.Close()
+	d.fs, d.events, d.sim = fs, events, sim
 
-	m := metrics.New(metrics.Options{Version: api.Version, Logger: log})
-	reg, err := lock.NewRegistry(fs, o.lockDir, lock.WithLogger(log), lock.WithWriteObserver(m.ObserveWrite))
+	d.step("start engine")
+	d.metrics = metrics.New(metrics.Options{Version: api.Version, Logger: log})
+	d.reg, err = lock.NewRegistry(fs, o.lockDir, lock.WithLogger(log), lock.WithWriteObserver(d.metrics.ObserveWrite))
 	if err != nil {
 		return err
 	}
-	eng, err := region.New(region.Config{
-		FS: fs, Writers: reg, Events: events, StateDir: o.stateDir,
+	d.eng, err = region.New(region.Config{
+		FS: fs, Writers: d.reg, Events: events, StateDir: o.stateDir, BootID: bootID(log),
 		SettleWindow: s.SettleWindow, BoundQuiet: s.BoundQuiet, RescanInterval: s.RescanInterval,
 		DefaultTimeout: s.DefaultTimeout, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	if err := m.SetSource(eng); err != nil {
+	if err := d.metrics.SetSource(d.eng); err != nil {
 		return err
 	}
-	live.onSettle, live.onRescan = eng.SetSettle, eng.SetRescanInterval // before live.watch starts
+	d.live.onSettle, d.live.onRescan = d.eng.SetSettle, d.eng.SetRescanInterval // before live.watch starts
 
-	var guardActive guardState
-	svc, err := service.New(service.Config{
-		Engine: eng, Version: api.Version, Simulated: sim != nil,
-		GuardActive: guardActive.active, GuardQueueDepth: guardActive.queueDepth, DefaultTimeout: live.defaultTimeout, Logger: log,
+	d.step("start bus")
+	d.svc, err = service.New(service.Config{
+		Engine: d.eng, Version: api.Version, Simulated: sim != nil, LockDirectory: d.reg.Dir(),
+		GuardActive: d.guardState.active, GuardQueueDepth: d.guardState.queueDepth,
+		DefaultTimeout: d.live.defaultTimeout, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	conn, err := dbus.ConnectSystemBus(dbus.WithHandler(svc))
+	d.conn, err = dbus.ConnectSystemBus(dbus.WithHandler(d.svc))
 	if err != nil {
 		return fmt.Errorf("cannot connect to the system bus (%s): %w", busAddress(), err)
 	}
-	defer conn.Close()
 
-	engineCtx, stopEngine := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopEngine() // before wg.Wait: the goroutines end with the engine
-	engineDone := make(chan error, 1)
-	wg.Go(func() { engineDone <- eng.Run(engineCtx) })
-	metricEvents, unsubscribe := eng.Subscribe(engineCtx)
-	defer unsubscribe()
-	wg.Go(func() { m.Follow(engineCtx, metricEvents) })
-	wg.Go(func() { serveMetrics(engineCtx, m, s.MetricsListen, live.metricsAddr, log) })
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	wg.Go(func() { live.watch(engineCtx, base, hup) })
+	d.step("start engine goroutines")
+	d.engineCtx, d.stopEngine = context.WithCancel(context.Background())
+	d.engineDone = make(chan struct{})
+	d.engineWG.Go(func() {
+		defer close(d.engineDone)
+		d.engineErr = d.eng.Run(d.engineCtx)
+	})
+	metricEvents, unsubscribe := d.eng.Subscribe(d.engineCtx)
+	d.engineWG.Go(func() {
+		defer unsubscribe()
+		d.metrics.Follow(d.engineCtx, metricEvents)
+	})
+	metricsLn, err := listenMetrics(d.engineCtx, s.MetricsListen) // before READY: refuse to start without it
+	if err != nil {
+		return err
+	}
+	d.engineWG.Go(func() { serveMetrics(d.engineCtx, d.metrics, metricsLn, d.live.metricsAddr, log) })
+	d.hup = make(chan os.Signal, 1)
+	signal.Notify(d.hup, syscall.SIGHUP)
+	d.engineWG.Go(func() { d.live.watch(d.engineCtx, d.base, d.hup) })
 
 	select {
-	case <-eng.Ready():
-	case err := <-engineDone:
-		return fmt.Errorf("engine: %w", err)
-	case <-serveCtx.Done():
+	case <-d.eng.Ready():
+	case <-d.engineDone:
+		d.stopServing() // shutdown reports the engine's error
+		return nil
+	case <-d.serveCtx.Done():
 		return nil
 	}
-	g, err := startGuard(engineCtx, o, sim != nil, reg, eng, m, log)
-	if err != nil {
+
+	d.step("start guard")
+	if err := d.startGuard(); err != nil {
 		return err
 	}
-	if g != nil {
-		defer g.Close()
-		guardActive.set(g)
-	}
-	m.SetGuardActive(g != nil && g.Active())
 
+	d.step("start watchdog")
 	// If the engine dies while serving, stop serving: a daemon that cannot
 	// see sysfs must not accept requests.
-	serveCtx, stopServing := context.WithCancel(serveCtx)
-	defer stopServing()
-	var engineErr error
-	wg.Go(func() {
+	d.serveWG.Go(func() {
 		select {
-		case err := <-engineDone:
-			if err != nil {
-				engineErr = err
-				log.Error("engine stopped; shutting down", "err", err)
+		case <-d.engineDone:
+			if d.engineErr != nil {
+				log.Error("engine stopped; shutting down", "err", d.engineErr)
 			}
-			stopServing()
-		case <-engineCtx.Done():
+			d.stopServing()
+		case <-d.serveCtx.Done():
 		}
 	})
-	wg.Go(func() { followStatus(serveCtx, eng, sim != nil, &guardActive) })
-	err = svc.Serve(serveCtx, conn, func() {
-		notifyReady(statusLine(eng, sim != nil, &guardActive))
-		log.Info("ready", "bus_name", api.BusName, "version", api.Version, "simulated", sim != nil,
-			"guard", guardActive.active(), "root_decoders", len(eng.RootDecoders()), "regions", len(eng.Regions()))
-	})
+	d.serveWG.Go(func() { followStatus(d.serveCtx, d.eng, sim != nil, &d.guardState) })
+	return nil
+}
+
+// shutdown stops what start started, in the reverse order of cxlregiond's
+// list; a part that never started is skipped. It returns the engine's
+// error if the engine died.
+func (d *cxlregiond) shutdown() error {
+	// 8. serve: Serve has returned (running operations finished, the bus
+	// name released).
+	d.step("stop serve")
 	notifyStopping()
-	if errors.Is(err, service.ErrNameTaken) {
-		return err
+	if d.stopServing != nil {
+		d.stopServing()
 	}
-	if err != nil {
-		return err
+
+	// 7. watchdog and status line.
+	d.step("stop watchdog")
+	d.serveWG.Wait()
+
+	// 6. guard: its marks' follower first, then the guard, which releases
+	// the openers it holds. Before the engine: the guard waits on the
+	// engine's settle state and follows its root decoders.
+	d.step("stop guard")
+	if d.stopGuardMarks != nil {
+		d.stopGuardMarks()
 	}
-	stopEngine()
-	wg.Wait()
-	if engineErr != nil {
-		return fmt.Errorf("engine: %w", engineErr)
+	d.guardWG.Wait()
+	if d.guard != nil {
+		d.guardState.set(nil)
+		if err := d.guard.Close(); err != nil {
+			d.log.Warn("guard: close", "err", err)
+		}
 	}
-	log.Info("stopped")
+
+	// 4. engine goroutines: the loop, metrics, config watcher. An engine
+	// that ended before this step died, and that is the daemon's failure.
+	d.step("stop engine goroutines")
+	var died error
+	if d.engineDone != nil {
+		select {
+		case <-d.engineDone:
+			died = fmt.Errorf("engine: %w", d.engineErr)
+		default:
+		}
+	}
+	if d.stopEngine != nil {
+		d.stopEngine()
+	}
+	d.engineWG.Wait()
+	if d.hup != nil {
+		signal.Stop(d.hup)
+	}
+
+	// 3. bus.
+	d.step("stop bus")
+	if d.conn != nil {
+		if err := d.conn.Close(); err != nil {
+			d.log.Debug("close bus connection", "err", err)
+		}
+	}
+
+	// 2. engine, registry and metrics hold nothing to close.
+	// 1. backend.
+	d.step("stop backend")
+	if d.events != nil {
+		if err := d.events.Close(); err != nil {
+			d.log.Debug("close uevent source", "err", err)
+		}
+	}
+	if d.sim != nil {
+		if err := d.sim.Close(); err != nil {
+			d.log.Warn("close simulator", "err", err)
+		}
+	}
+
+	if died != nil {
+		return died
+	}
+	d.log.Info("stopped")
 	return nil
 }
 

@@ -99,6 +99,9 @@ print them, goes to --sim-log).`,
 			if err := s.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: %w", logLevel, err)
 			}
+			if err := checkMetricsListen(s.MetricsListen); err != nil {
+				return fmt.Errorf("--metrics-listen %q: %w", s.MetricsListen, err)
+			}
 			if o.guard != "on" && o.guard != "off" && o.guard != "auto" {
 				return fmt.Errorf("--guard %q: want on, off or auto", o.guard)
 			}
@@ -117,7 +120,7 @@ print them, goes to --sim-log).`,
 	f.StringVar(&o.configFile, "config", "", "config file of key = value lines ("+strings.Join(sortedKeys(configKeys), ", ")+"); reloaded when it changes or on SIGHUP")
 	f.StringVar(&o.sysfsRoot, "sysfs-root", "/sys", "where sysfs is mounted")
 	f.StringVar(&o.stateDir, "state-dir", "/var/lib/cxlregiond", "intent journal and generation counter")
-	f.StringVar(&o.lockDir, "lock-dir", "/run/cxlregiond/lock", "per-root-decoder lock files, shared with `cxlregionctl lock`")
+	f.StringVar(&o.lockDir, "lock-dir", "/run/cxlregiond/lock", "per-root-decoder lock files, shared with cxlregionctl lock")
 	f.StringVar(&o.guard, "guard", "auto", "fanotify guard that serializes other processes' writes: on, off, or auto (on when the host supports it)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&s.SettleWindow, "settle-window", s.SettleWindow, "how long a region the daemon did not create must stay unchanged before it may be deleted")

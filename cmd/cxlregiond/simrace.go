@@ -142,17 +142,24 @@ func createForRace(ctx context.Context, fs *sysfs.FS, events uevent.Source, tmp 
 	if err != nil {
 		return "", err
 	}
+	// The engine runs until this function returns; runWG owns it. runErr
+	// is valid once ended is closed.
 	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(runCtx) }()
+	var runWG sync.WaitGroup
+	var runErr error
+	ended := make(chan struct{})
+	runWG.Go(func() {
+		defer close(ended)
+		runErr = eng.Run(runCtx)
+	})
 	defer func() {
 		stop()
-		<-done
+		runWG.Wait()
 	}()
 	select {
 	case <-eng.Ready():
-	case err := <-done:
-		return "", fmt.Errorf("engine: %w", err)
+	case <-ended:
+		return "", fmt.Errorf("engine: %w", runErr)
 	}
 	createCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

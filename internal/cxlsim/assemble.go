@@ -24,8 +24,8 @@ type AssembleSpec struct {
 	Duration time.Duration
 }
 
-// ErrAssemblyAborted: the region was unregistered (deleted) while the
-// kernel still assembled it.
+// ErrAssemblyAborted is AutoAssemble's error when the region was
+// unregistered (deleted) while the kernel still assembled it.
 var ErrAssemblyAborted = errors.New("cxlsim: auto-assembly aborted: region unregistered under construction")
 
 // AutoAssemble plays the kernel assembling a region from firmware-committed

@@ -176,10 +176,6 @@ func (k *Kernel) memdevPath(mem int) string {
 
 func portName(hb int) string { return fmt.Sprintf("port%d", hb+1) }
 
-func (k *Kernel) endpointID(mem int) int { return len(k.st.Topology.HostBridges) + 1 + mem }
-
-func (k *Kernel) endpointName(mem int) string { return fmt.Sprintf("endpoint%d", k.endpointID(mem)) }
-
 func (k *Kernel) portPath(p *portState) string {
 	if p.endpoint() {
 		return rootPath + "/" + portName(p.HB) + "/" + p.Name

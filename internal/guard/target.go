@@ -3,6 +3,7 @@ package guard
 import (
 	"path/filepath"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
@@ -84,6 +85,9 @@ func SysfsTargets(root string) func(rootDecoders []string) []Target {
 	return func(rootDecoders []string) []Target {
 		var ts []Target
 		for _, rd := range rootDecoders {
+			if !devname.IsDecoder(rd) {
+				continue // not a root decoder's name: nothing of ours to mark
+			}
 			for _, f := range []struct {
 				attr string
 				kind Kind
@@ -94,7 +98,7 @@ func SysfsTargets(root string) func(rootDecoders []string) []Target {
 			} {
 				p, err := sysfs.DeviceAttr(rd, f.attr)
 				if err != nil {
-					continue // not a device name: nothing of ours to mark
+					continue // unreachable: rd is a decoder name
 				}
 				ts = append(ts, Target{Path: filepath.Join(root, p), Kind: f.kind, RootDecoder: rd})
 			}

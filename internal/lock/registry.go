@@ -14,18 +14,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
-
-// rootDecoderName is the kernel's name for a root decoder: decoder<port>.<n>.
-// The name becomes a file name under the lock directory, so nothing else may
-// pass.
-var rootDecoderName = regexp.MustCompile(`^decoder[0-9]+\.[0-9]+$`)
 
 // Option configures a Registry.
 type Option func(*Registry)
@@ -67,6 +62,10 @@ func NewRegistry(fs *sysfs.FS, dir string, opts ...Option) (*Registry, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("lock registry: empty lock directory")
 	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock registry: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lock registry: %w", err)
 	}
@@ -81,6 +80,10 @@ func NewRegistry(fs *sysfs.FS, dir string, opts ...Option) (*Registry, error) {
 	}
 	return r, nil
 }
+
+// Dir is the absolute path of the lock directory: what cxlregionctl lock
+// must use to serialize with the writers.
+func (r *Registry) Dir() string { return r.dir }
 
 // Writer returns the root decoder's writer, creating it on first use.
 func (r *Registry) Writer(rootDecoder string) (*Writer, error) {
@@ -111,9 +114,11 @@ func (r *Registry) Writers() []*Writer {
 }
 
 // LockPath is the lock file of rootDecoder in dir. It refuses anything that is
-// not a root decoder name, so the result never leaves dir.
+// not a decoder name as the kernel spells it, so the result never leaves dir
+// and one root decoder has one lock file (decoder00.0 is refused, not a
+// second lock for decoder0.0).
 func LockPath(dir, rootDecoder string) (string, error) {
-	if !rootDecoderName.MatchString(rootDecoder) {
+	if !devname.IsDecoder(rootDecoder) {
 		return "", fmt.Errorf("lock: %q is not a root decoder name (want decoderX.Y)", rootDecoder)
 	}
 	return filepath.Join(dir, rootDecoder+".lock"), nil

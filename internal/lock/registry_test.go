@@ -24,6 +24,8 @@ func TestWriterNames(t *testing.T) {
 		{"../decoder0.0", false},
 		{"region0", false},
 		{"decodera.0", false},
+		{"decoder00.0", false}, // decoder0.0's second spelling: a second lock file
+		{"decoder0.00", false},
 		{"", false},
 		{"decoder0.0\n", false},
 	}

@@ -23,6 +23,7 @@
 //	cxlregiond_uevents_total{action}                                counter, kernel uevents received
 //	cxlregiond_uevent_resyncs_total{reason}                         counter, uevent losses that forced a rescan
 //	cxlregiond_rescans_total{reason}                                counter, full rescans of the CXL tree
+//	cxlregiond_journal_errors_total{operation}                      counter, intent journal records that could not be written or synced
 //	cxlregiond_guard_opens_total{kind,result}                       counter, opens by other processes held by the guard
 //	cxlregiond_guard_active                                         gauge, 1 while the fanotify guard runs
 //
@@ -43,6 +44,7 @@
 //	action        add, remove, change, move, online, offline, bind, unbind
 //	reason        (rescans) startup, overflow, gap, request, periodic, thaw
 //	reason        (resyncs) overflow, gap
+//	operation     (journal errors) create, delete, recover, generation, close
 //	kind          (guard) delete_region, create_region, cxl_region_driver,
 //	              cxl_acpi_driver, cxl_port_driver
 //	result        (guard) allowed, waited, passed, refused

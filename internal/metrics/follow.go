@@ -40,5 +40,7 @@ func (m *Metrics) observeEvent(ev region.Event) {
 		if lost := oneOf(ev.Reason, resyncReasons); lost != labelOther {
 			m.resyncs.WithLabelValues(lost).Inc()
 		}
+	case region.JournalFailed:
+		m.journalErrors.WithLabelValues(oneOf(ev.Reason, journalOperations)).Inc()
 	}
 }

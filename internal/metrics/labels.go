@@ -7,9 +7,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/guard"
 	"github.com/cxlregion/cxlregiond/internal/region"
-	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
 )
 
@@ -45,6 +45,10 @@ var (
 	rescanReasons = []string{"startup", "overflow", "gap", "request", "periodic", "thaw"}
 	// Rescans whose reason says uevents were lost.
 	resyncReasons = []string{"overflow", "gap"}
+
+	// What needed the journal when it failed (region.Event.Reason of a
+	// JournalFailed event).
+	journalOperations = []string{"create", "delete", "recover", "generation", "close"}
 
 	regionStates = []region.State{region.StateConfiguring, region.StateCommitted, region.StateEnabled, region.StateDeleting}
 	regionTypes  = []string{"pmem", "ram"}
@@ -104,7 +108,7 @@ func writeResultLabel(err error) string {
 // host's CXL windows. A name that is not a decoder name cannot come from a
 // scan, and is folded rather than trusted.
 func rootDecoderLabel(name string) string {
-	if sysfs.ValidDecoderName(name) {
+	if devname.IsDecoder(name) {
 		return name
 	}
 	return labelOther

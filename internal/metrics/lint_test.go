@@ -74,10 +74,10 @@ func TestNamesFollowTheConvention(t *testing.T) {
 	}
 	// build_info, regions, writer_frozen, writer_queue_depth, operations,
 	// operation_duration, duplicate_deletes, sysfs_writes,
-	// sysfs_write_duration, uevents, uevent_resyncs, rescans, guard_opens,
-	// guard_active.
-	if ours != 15 {
-		t.Errorf("found %d cxlregiond metrics, want 15 (the package comment's list)", ours)
+	// sysfs_write_duration, uevents, uevent_resyncs, rescans,
+	// journal_errors, guard_opens, guard_active.
+	if ours != 16 {
+		t.Errorf("found %d cxlregiond metrics, want 16 (the package comment's list)", ours)
 	}
 }
 
@@ -136,6 +136,7 @@ func TestCardinalityStaysBounded(t *testing.T) {
 			Seqnum: uint64(i),
 		}})
 		m.observeEvent(region.Event{Kind: region.Rescanned, Reason: []string{"gap", "overflow", "periodic", "lost " + name}[i%4]})
+		m.observeEvent(region.Event{Kind: region.JournalFailed, Reason: []string{"delete", "write " + name}[i%2], Err: errors.New(name)})
 	}
 
 	// Each bound is the product of the label's fixed sets (plus "other"),
@@ -154,6 +155,7 @@ func TestCardinalityStaysBounded(t *testing.T) {
 		"cxlregiond_uevents_total":                      8 + 1,
 		"cxlregiond_uevent_resyncs_total":               2,
 		"cxlregiond_rescans_total":                      6 + 1,
+		"cxlregiond_journal_errors_total":               5 + 1,
 		"cxlregiond_guard_opens_total":                  (7 + 1) * (4 + 1),
 		"cxlregiond_guard_active":                       1,
 	}

@@ -53,6 +53,7 @@ type Metrics struct {
 	uevents          *prometheus.CounterVec
 	resyncs          *prometheus.CounterVec
 	rescans          *prometheus.CounterVec
+	journalErrors    *prometheus.CounterVec
 	guardOpens       *prometheus.CounterVec
 	guardActive      prometheus.Gauge
 }
@@ -113,6 +114,10 @@ func New(opts Options) *Metrics {
 			Namespace: namespace, Name: "rescans_total",
 			Help: "Full rescans of the CXL sysfs tree, by reason.",
 		}, []string{"reason"}),
+		journalErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "journal_errors_total",
+			Help: "Intent journal records that could not be written or synced, by what needed them; the operation failed and no new one starts until the journal is rewritten.",
+		}, []string{"operation"}),
 		guardOpens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "guard_opens_total",
 			Help: "Opens of guarded CXL files by other processes, by file kind and result (allowed at once, waited for the writers, passed as the writers' holder, refused).",
@@ -135,7 +140,7 @@ func New(opts Options) *Metrics {
 		buildInfo,
 		m.operations, m.operationSeconds, m.duplicateDeletes,
 		m.writes, m.writeSeconds,
-		m.uevents, m.resyncs, m.rescans,
+		m.uevents, m.resyncs, m.rescans, m.journalErrors,
 		m.guardOpens, m.guardActive,
 	)
 	if opts.Source != nil {
@@ -178,6 +183,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range resyncReasons {
 		m.resyncs.WithLabelValues(r)
+	}
+	for _, op := range journalOperations {
+		m.journalErrors.WithLabelValues(op)
 	}
 	for _, k := range guardKinds {
 		for _, r := range guardResults {

@@ -167,6 +167,20 @@ func TestFollowCountsEvents(t *testing.T) {
 			},
 		},
 		{
+			name: "journal failures by what needed the journal",
+			events: []region.Event{
+				{Kind: region.JournalFailed, Reason: "delete", Err: errors.New("EIO")},
+				{Kind: region.JournalFailed, Reason: "delete", Err: errors.New("EIO")},
+				{Kind: region.JournalFailed, Reason: "generation", Err: errors.New("ENOSPC")},
+				{Kind: region.JournalFailed, Reason: "region7", Err: errors.New("EIO")},
+			},
+			want: map[string]float64{
+				"cxlregiond_journal_errors_total{operation=delete}":     2,
+				"cxlregiond_journal_errors_total{operation=generation}": 1,
+				"cxlregiond_journal_errors_total{operation=other}":      1,
+			},
+		},
+		{
 			name: "model events are left to the scrape-time collector",
 			events: []region.Event{
 				{Kind: region.RegionAdded, Region: region.RegionInfo{Name: "region0"}},

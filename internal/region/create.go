@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
@@ -39,11 +41,14 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo
 		return RegionInfo{}, fmt.Errorf("create: %w", err)
 	}
 	if _, err := e.RootDecoder(req.RootDecoder); err != nil {
-		return RegionInfo{}, fmt.Errorf("create: %w", err)
+		if errors.Is(err, ErrNotFound) {
+			return RegionInfo{}, fmt.Errorf("create on %s: root decoder %w", req.RootDecoder, ErrNotFound)
+		}
+		return RegionInfo{}, fmt.Errorf("create on %s: %w", req.RootDecoder, err)
 	}
 	w, err := e.writers.Writer(req.RootDecoder)
 	if err != nil {
-		return RegionInfo{}, fmt.Errorf("create: %w", err)
+		return RegionInfo{}, fmt.Errorf("create on %s: %w", req.RootDecoder, err)
 	}
 	ctx, cancel := e.withDefaultTimeout(ctx)
 	defer cancel()
@@ -69,8 +74,9 @@ type createRun struct {
 	e      *Engine
 	tx     *lock.Tx
 	plan   *createPlan
-	intent *intent
+	intent *journal.Intent
 	name   string
+	claim  uint64 // the reading ticket taken just before the name was claimed
 
 	created   bool
 	sized     bool
@@ -101,8 +107,13 @@ func (e *Engine) createUnderWriter(ctx context.Context, tx *lock.Tx, req CreateR
 		if rbErr := run.rollback(); rbErr != nil {
 			return "", fmt.Errorf("%w (rollback incomplete: %v)", err, rbErr)
 		}
-		if run.intent != nil {
-			_ = e.journal.done(run.intent)
+		if run.intent != nil && run.intent.ID != 0 {
+			// Rolled back to nothing: recovery would find nothing to undo,
+			// so this record may ride on the next sync.
+			if jerr := e.journal.Done(run.intent, journal.Finished); jerr != nil {
+				e.journalFailed("create", run.name, jerr)
+				return "", fmt.Errorf("%w; and its rollback could not be journalled: %w", err, jerr)
+			}
 		}
 		return "", err
 	}
@@ -115,29 +126,29 @@ func (c *createRun) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.intent = &intent{Op: "create", RootDecoder: p.root.Name, Type: p.typ, UUID: p.uuid, Size: p.size, Phase: "begin"}
+	c.intent = &journal.Intent{Op: journal.OpCreate, RootDecoder: p.root.Name, Type: p.typ, UUID: p.uuid, Size: p.size}
 	for _, t := range p.targets {
 		c.intent.Targets = append(c.intent.Targets, t.Name)
 	}
-	if e.crash("create:begin") {
+	if e.crash(crashCreateBegin) {
 		return errCrashed
 	}
 	if err := c.handshake(createAttr); err != nil {
 		return err
 	}
-	if e.crash("create:created") {
+	if e.crash(crashCreateCreated) {
 		return errCrashed
 	}
 	if err := c.configure(); err != nil {
 		return err
 	}
-	if e.crash("create:configured") {
+	if e.crash(crashCreateConfigured) {
 		return errCrashed
 	}
 	if err := c.attach(); err != nil {
 		return err
 	}
-	if e.crash("create:attached") {
+	if e.crash(crashCreateAttached) {
 		return errCrashed
 	}
 	if err := PointOfNoReturn(ctx); err != nil {
@@ -147,24 +158,25 @@ func (c *createRun) do(ctx context.Context) error {
 		return err
 	}
 	c.committed = true
-	if err := e.journal.advance(c.intent, "committed"); err != nil {
+	if err := c.advance(journal.PhaseCommitted); err != nil {
 		return err
 	}
-	if e.crash("create:committed") {
+	if e.crash(crashCreateCommitted) {
 		return errCrashed
 	}
 	if !c.plan.noBind {
 		if err := c.write("bind", sysfs.RegionBindPath, c.name); err != nil {
 			return err
 		}
-		if e.crash("create:bound") {
+		if e.crash(crashCreateBound) {
 			return errCrashed
 		}
 		// From here on a rollback would have to unbind or delete a region
 		// whose devices may still be registering: the crash this daemon
 		// exists to prevent. Wait for them; on timeout report, do not undo.
-		if err := e.journal.done(c.intent); err != nil {
-			return err
+		if err := e.journal.Done(c.intent, journal.Finished); err != nil {
+			e.journalFailed("create", c.name, err)
+			return &keepError{fmt.Errorf("region %s was created and bound, but the journal could not record it: %w", c.name, err)}
 		}
 		c.intent = nil
 		if err := e.waitSettledByName(ctx, c.name); err != nil {
@@ -172,7 +184,21 @@ func (c *createRun) do(ctx context.Context) error {
 		}
 		return nil
 	}
-	return e.journal.done(c.intent)
+	if err := e.journal.Done(c.intent, journal.Finished); err != nil {
+		e.journalFailed("create", c.name, err)
+		return &keepError{fmt.Errorf("region %s was created, but the journal could not record it: %w", c.name, err)}
+	}
+	return nil
+}
+
+// advance records the create's progress: written to the log before the
+// next kernel write, durable with the next sync (see internal/journal).
+func (c *createRun) advance(phase journal.Phase) error {
+	if err := c.e.journal.Advance(c.intent, phase); err != nil {
+		c.e.journalFailed("create", c.intent.Name, err)
+		return err
+	}
+	return nil
 }
 
 // handshake claims a region name: read the offered name, write it back. An
@@ -184,23 +210,28 @@ func (c *createRun) handshake(createAttr string) error {
 		if err != nil {
 			return &KernelError{Op: "create", Step: "create_region", Attr: createAttr, Errno: errnoOf(err), Err: err}
 		}
-		if !sysfs.ValidRegionName(offered) {
+		if !devname.IsRegion(offered) {
 			return fmt.Errorf("create_region offered %q, not a region name", offered)
 		}
 		c.intent.Name = offered
 		if try == 1 {
-			if err := e.journal.begin(c.intent); err != nil {
-				return err
+			// The create's one durable record, before its first kernel
+			// write.
+			if err := e.journal.Begin(c.intent); err != nil {
+				e.journalFailed("create", offered, err)
+				return fmt.Errorf("create not started: %w", err)
 			}
-		} else if err := e.journal.advance(c.intent, "begin"); err != nil {
+		} else if err := c.advance(journal.PhaseBegin); err != nil {
 			return err
 		}
 		// The name is marked as the daemon's only once the kernel has
 		// given it to us: until then a region under it (the kernel's
-		// auto-assembly took it first) is someone else's.
+		// auto-assembly took it first) is someone else's. A reading that
+		// starts from here on and finds the name finds ours.
+		claim := e.ticket()
 		err = c.tx.Write(createAttr, offered)
 		if err == nil {
-			c.name, c.created = offered, true
+			c.name, c.created, c.claim = offered, true, claim
 			e.markCreating(offered, true)
 			break
 		}
@@ -209,7 +240,7 @@ func (c *createRun) handshake(createAttr string) error {
 		}
 		time.Sleep(time.Duration(try) * time.Millisecond)
 	}
-	if err := e.journal.advance(c.intent, "created"); err != nil {
+	if err := c.advance(journal.PhaseCreated); err != nil {
 		return err
 	}
 	// Confirm the new region is ours: it exists under our root decoder.
@@ -220,7 +251,7 @@ func (c *createRun) handshake(createAttr string) error {
 	if reg.RootDecoder != c.plan.root.Name {
 		return fmt.Errorf("region %s appeared under %s, not %s", c.name, reg.RootDecoder, c.plan.root.Name)
 	}
-	e.adopt(c.name)
+	e.adopt(c.name, c.claim)
 	return nil
 }
 
@@ -244,7 +275,7 @@ func (c *createRun) configure() error {
 			c.sized = true
 		}
 	}
-	return c.e.journal.advance(c.intent, "configured")
+	return c.advance(journal.PhaseConfigured)
 }
 
 // attach allocates each target's DPA (mode first if it differs) and attaches
@@ -254,21 +285,21 @@ func (c *createRun) attach() error {
 	perWay := strconv.FormatUint(p.size/uint64(p.ways), 10)
 	for pos, ed := range p.targets {
 		if ed.DPASize == 0 || ed.Mode != p.typ {
-			c.intent.Allocated = append(c.intent.Allocated, allocation{Decoder: ed.Name, OldMode: ed.Mode, Position: pos})
-			if err := c.e.journal.advance(c.intent, "allocating"); err != nil {
+			c.intent.Allocated = append(c.intent.Allocated, journal.Allocation{Decoder: ed.Name, OldMode: ed.Mode, Position: pos})
+			if err := c.advance(journal.PhaseAllocating); err != nil {
 				return err
 			}
 			if ed.Mode != p.typ {
 				if ed.DPASize != 0 {
-					if err := c.write(ed.Name+"/dpa_size", mustAttr(ed.Name, "dpa_size"), "0"); err != nil {
+					if err := c.write(ed.Name+"/dpa_size", attrPathOrInvalid(ed.Name, "dpa_size"), "0"); err != nil {
 						return err
 					}
 				}
-				if err := c.write(ed.Name+"/mode", mustAttr(ed.Name, "mode"), p.typ); err != nil {
+				if err := c.write(ed.Name+"/mode", attrPathOrInvalid(ed.Name, "mode"), p.typ); err != nil {
 					return err
 				}
 			}
-			if err := c.write(ed.Name+"/dpa_size", mustAttr(ed.Name, "dpa_size"), perWay); err != nil {
+			if err := c.write(ed.Name+"/dpa_size", attrPathOrInvalid(ed.Name, "dpa_size"), perWay); err != nil {
 				return err
 			}
 		}
@@ -278,7 +309,7 @@ func (c *createRun) attach() error {
 		}
 		c.targets = append(c.targets, pos)
 	}
-	return c.e.journal.advance(c.intent, "attached")
+	return c.advance(journal.PhaseAttached)
 }
 
 // rollback undoes what the run did, newest first: detach targets, free the
@@ -325,9 +356,9 @@ func (c *createRun) rollback() error {
 
 // releaseAllocations frees the DPA an operation allocated, highest decoder
 // first as the kernel requires.
-func (e *Engine) releaseAllocations(tx *lock.Tx, allocs []allocation) error {
+func (e *Engine) releaseAllocations(tx *lock.Tx, allocs []journal.Allocation) error {
 	allocs = slices.Clone(allocs)
-	slices.SortFunc(allocs, func(a, b allocation) int { return sysfs.CompareNames(b.Decoder, a.Decoder) })
+	slices.SortFunc(allocs, func(a, b journal.Allocation) int { return sysfs.CompareNames(b.Decoder, a.Decoder) })
 	var errs []error
 	for _, a := range allocs {
 		errs = append(errs, e.releaseAllocation(tx, a))
@@ -336,7 +367,7 @@ func (e *Engine) releaseAllocations(tx *lock.Tx, allocs []allocation) error {
 }
 
 // releaseAllocation frees a decoder's DPA and gives it back the mode it had.
-func (e *Engine) releaseAllocation(tx *lock.Tx, a allocation) error {
+func (e *Engine) releaseAllocation(tx *lock.Tx, a journal.Allocation) error {
 	ed, err := e.fs.ReadEndpointDecoder(a.Decoder)
 	if err != nil {
 		return err
@@ -345,19 +376,19 @@ func (e *Engine) releaseAllocation(tx *lock.Tx, a allocation) error {
 		return nil
 	}
 	if ed.DPASize != 0 {
-		if err := tx.Write(mustAttr(a.Decoder, "dpa_size"), "0"); err != nil {
+		if err := tx.Write(attrPathOrInvalid(a.Decoder, "dpa_size"), "0"); err != nil {
 			return kernelErr("rollback", a.Decoder+"/dpa_size", err)
 		}
 	}
 	if a.OldMode != ed.Mode && (a.OldMode == "ram" || a.OldMode == "pmem") {
-		if err := tx.Write(mustAttr(a.Decoder, "mode"), a.OldMode); err != nil {
+		if err := tx.Write(attrPathOrInvalid(a.Decoder, "mode"), a.OldMode); err != nil {
 			return kernelErr("rollback", a.Decoder+"/mode", err)
 		}
 	}
 	return nil
 }
 
-func (c *createRun) regionAttr(attr string) string { return mustAttr(c.name, attr) }
+func (c *createRun) regionAttr(attr string) string { return attrPathOrInvalid(c.name, attr) }
 
 func (c *createRun) write(step, attr, value string) error {
 	if err := c.tx.Write(attr, value); err != nil {
@@ -366,9 +397,11 @@ func (c *createRun) write(step, attr, value string) error {
 	return nil
 }
 
-// mustAttr builds the path of an attribute of a device whose name was
-// validated or read from sysfs; an invalid name yields a path that fails.
-func mustAttr(dev, attr string) string {
+// attrPathOrInvalid returns the path of an attribute of a device whose
+// name was validated or read from sysfs. It does not panic: an invalid name
+// yields a path under invalid/ that does not exist, so the write fails
+// (ENOENT) and the caller's error names the step.
+func attrPathOrInvalid(dev, attr string) string {
 	p, err := sysfs.DeviceAttr(dev, attr)
 	if err != nil {
 		return "invalid/" + attr
@@ -386,13 +419,23 @@ func (e *Engine) markCreating(name string, on bool) {
 	delete(e.creating, name)
 }
 
-// adopt starts a new generation for a name the daemon's handshake has just
-// claimed: whatever the model held under that name was an earlier region.
-func (e *Engine) adopt(name string) {
+// adopt makes the model's region under a name the daemon's handshake has
+// just claimed the daemon's. A generation first read before the claim
+// (ticket claim) was an earlier region and ends; one read since is the new
+// region itself, seen through the kernel's add uevent before the handshake
+// returned: it stays, so one create is one RegionAdded, and becomes the
+// daemon's if that reading came before markCreating.
+func (e *Engine) adopt(name string, claim uint64) {
 	e.mu.Lock()
 	var evs []Event
 	if r, ok := e.regions[name]; ok {
-		evs = e.removeRegionLocked(r)
+		switch {
+		case r.bornTicket <= claim:
+			evs = e.removeRegionLocked(r)
+		case r.origin != OriginDaemon:
+			r.origin = OriginDaemon
+			evs = []Event{{Kind: RegionChanged, Region: e.regionInfoLocked(r)}}
+		}
 	}
 	e.mu.Unlock()
 	e.hub.publish(evs...)

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
@@ -40,8 +41,8 @@ func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
 			Op: "delete", Target: req.Name, Result: resultOf(err), Duration: time.Since(start), Joined: joined, Err: err,
 		}})
 	}()
-	if !sysfs.ValidRegionName(req.Name) {
-		return fmt.Errorf("delete %q: region name must be region<N>: %w", req.Name, ErrInvalid)
+	if err := ValidateRegionName(req.Name); err != nil {
+		return fmt.Errorf("delete: %w", err)
 	}
 	ctx, cancel := e.withDefaultTimeout(ctx)
 	defer cancel()
@@ -209,47 +210,71 @@ func (e *Engine) deleteUnderWriter(ctx context.Context, tx *lock.Tx, call *delet
 	if err := e.deletePointOfNoReturn(call, genKey{name, gen}); err != nil {
 		return err
 	}
-	if e.crash("delete:begin") {
+	if e.crash(crashDeleteBegin) {
 		return errCrashed
 	}
-	intent := &intent{Op: "delete", RootDecoder: root, Name: name, Generation: gen, UUID: reg.UUID,
-		Type: reg.Type, Targets: reg.Targets, Phase: "begin"}
+	// The intent is the delete's one durable record, on disk before the
+	// first kernel write; it carries the identity recovery checks before
+	// it writes delete_region for this generation again.
+	intent := &journal.Intent{Op: journal.OpDelete, RootDecoder: root, Name: name, Generation: gen, UUID: reg.UUID,
+		Type: reg.Type, Ino: reg.Ino, Targets: reg.Targets}
 	if reg.Resource != nil {
 		intent.Resource = *reg.Resource
 	}
-	if err := e.journal.begin(intent); err != nil {
-		return err
+	if err := e.journal.Begin(intent); err != nil {
+		e.journalFailed("delete", name, err)
+		return fmt.Errorf("delete not started: %w", err)
 	}
-	if e.crash("delete:journaled") {
+	if e.crash(crashDeleteJournaled) {
 		return errCrashed
 	}
 	if reg.Driver != "" {
 		if err := tx.Write(sysfs.RegionUnbindPath, name); err != nil {
-			_ = e.journal.done(intent)
-			return kernelErr("delete", "unbind", err)
+			return e.deleteFailed(intent, kernelErr("delete", "unbind", err))
 		}
-		if e.crash("delete:unbound") {
+		if e.crash(crashDeleteUnbound) {
 			return errCrashed
 		}
 	}
-	if err := e.journal.advance(intent, "deleting"); err != nil {
-		return err
+	if err := e.journal.Advance(intent, journal.PhaseDeleting); err != nil {
+		e.journalFailed("delete", name, err)
+		return e.deleteFailed(intent, fmt.Errorf("before delete_region: %w", err))
 	}
-	if e.crash("delete:before-write") {
+	if e.crash(crashDeleteBeforeWrite) {
 		return errCrashed
 	}
 	if err := e.writeDeleteRegion(tx, root, name, gen); err != nil {
-		_ = e.journal.done(intent)
-		return err
+		return e.deleteFailed(intent, err)
 	}
-	if e.crash("delete:written") {
+	if e.crash(crashDeleteWritten) {
 		return errCrashed
 	}
-	if err := e.journal.advance(intent, "written"); err != nil {
-		return err
+	// Not durable until the next sync: if a crash loses it, recovery
+	// finds this generation gone from sysfs (see internal/journal).
+	if err := e.journal.Advance(intent, journal.PhaseWritten); err != nil {
+		e.journalFailed("delete", name, err)
 	}
 	e.freeDPA(tx, reg.Targets)
-	return e.journal.done(intent)
+	if err := e.journal.Done(intent, journal.Finished); err != nil {
+		// The region is deleted: the caller's answer stays success, and
+		// the journal's failure is surfaced on its own.
+		e.journalFailed("delete", name, err)
+	}
+	return nil
+}
+
+// deleteFailed ends the intent of a delete that failed before its
+// delete_region write took effect. The Failed record is made durable
+// before the caller hears of the failure, so that a restart never resumes
+// (re-issues) a delete its caller was told had failed. If that record
+// cannot be written the journal's error is surfaced and joined to the
+// caller's, and the journal refuses new operations until it is repaired.
+func (e *Engine) deleteFailed(intent *journal.Intent, cause error) error {
+	if err := e.journal.Done(intent, journal.Failed); err != nil {
+		e.journalFailed("delete", intent.Name, err)
+		return fmt.Errorf("%w; and its failure could not be journalled: %w", cause, err)
+	}
+	return cause
 }
 
 // deletePointOfNoReturn is called under the writer just before a delete's

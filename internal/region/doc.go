@@ -15,7 +15,10 @@
 //     nd/dax registration after bind).
 //   - freeze (freeze.go): no write into a teardown of the root.
 //   - Create (create.go): all-or-nothing, rolled back in reverse, journalled
-//     (journal.go) so that a restarted daemon finishes what a crash interrupted.
+//     (internal/journal) so that a restarted daemon finishes what a crash
+//     interrupted (recover.go). Each create and delete makes one journal
+//     record durable, before its first kernel write; crashPoint
+//     (crashpoint.go) is the closed set of places the crash tests stop it.
 //   - memoryGate (memory.go): no teardown of a region whose memory is online
 //     as System RAM. Every teardown path (delete, disable, a create's
 //     rollback, journal recovery) passes it under the writer before its

@@ -8,8 +8,10 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
@@ -21,8 +23,13 @@ type Config struct {
 	Writers *lock.Registry
 	// Events is the uevent source; nil means rescans only.
 	Events uevent.Source
-	// StateDir holds the intent journal and the generation counter.
+	// StateDir holds the intent journal and the generation counter
+	// (internal/journal).
 	StateDir string
+	// BootID is the running kernel's boot id
+	// (/proc/sys/kernel/random/boot_id); journal intents of another boot
+	// are closed without touching sysfs. "" when unknown.
+	BootID string
 	// SettleWindow is how long a region the daemon did not create must stay
 	// unchanged before it may be deleted, unless it is committed and bound.
 	SettleWindow time.Duration
@@ -38,9 +45,12 @@ type Config struct {
 	// DefaultTimeout bounds a request whose context has no deadline.
 	DefaultTimeout time.Duration
 	Logger         *slog.Logger
-	// crashAt, when it returns true for a journal point, makes the engine
+	// crashAt, when it returns true for a crash point, makes the engine
 	// stop dead there, as a killed daemon would. Tests only.
-	crashAt func(point string) bool
+	crashAt func(crashPoint) bool
+	// journalFile opens the journal's log for appending; tests wrap it to
+	// count syncs or fail writes. nil: the file itself.
+	journalFile func(path string) (journal.File, error)
 }
 
 func (c *Config) setDefaults() {
@@ -68,8 +78,10 @@ type Engine struct {
 	fs      *sysfs.FS
 	writers *lock.Registry
 	log     *slog.Logger
-	journal *journal
-	hub     hub
+	journal *journal.Journal
+	// journalErrors counts journal failures surfaced by journalFailed.
+	journalErrors atomic.Uint64
+	hub           hub
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -108,6 +120,11 @@ type regionState struct {
 	// the one last applied is stale (it may be torn by writes in between)
 	// and is dropped.
 	readTicket uint64
+	// bornTicket is the ticket of the reading that started this
+	// generation: a create tells by it whether the model's region under
+	// the name it claimed is an earlier one or its own, already read from
+	// the kernel's add uevent.
+	bornTicket uint64
 }
 
 type genKey struct {
@@ -124,9 +141,13 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("region engine: StateDir is required")
 	}
-	j, err := openJournal(cfg.StateDir)
+	j, err := journal.Open(cfg.StateDir, journal.Options{OpenFile: cfg.journalFile, BootID: cfg.BootID})
 	if err != nil {
 		return nil, err
+	}
+	if rep := j.Report(); rep.TornBytes != 0 || rep.Legacy {
+		cfg.Logger.Warn("journal opened", "path", j.Path(), "torn_tail_bytes", rep.TornBytes,
+			"converted_v1_intents", rep.Converted, "converted_v1", rep.Legacy)
 	}
 	return &Engine{
 		cfg:         cfg,
@@ -157,7 +178,15 @@ func (e *Engine) Subscribe(ctx context.Context) (<-chan Event, func()) {
 
 // Run scans, recovers the journal, then follows uevents and rescans until
 // ctx ends.
-func (e *Engine) Run(ctx context.Context) error {
+func (e *Engine) Run(ctx context.Context) (err error) {
+	defer func() {
+		// Last, after every goroutine of Run: what was appended becomes
+		// durable.
+		if cerr := e.journal.Close(); cerr != nil {
+			e.journalFailed("close", e.journal.Path(), cerr)
+			err = errors.Join(err, fmt.Errorf("close journal: %w", cerr))
+		}
+	}()
 	if err := e.rescan(ctx, "startup"); err != nil {
 		return fmt.Errorf("initial scan: %w", err)
 	}
@@ -189,6 +218,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	every(e.cfg.RescanInterval)
 	defer every(0)
 	for {
+		// A reload takes effect before anything else pending: a tick that
+		// raced SetRescanInterval(0) must not rescan once the loop has
+		// seen the new value (select picks among ready cases at random).
+		select {
+		case d := <-e.rescanEvery:
+			every(d)
+		default:
+		}
 		var err error
 		select {
 		case <-ctx.Done():

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
@@ -34,8 +36,14 @@ type KernelError struct {
 	Err   error
 }
 
+// Error names the step (unless the attribute already does), the attribute
+// and the errno. The operation and its object are the caller's prefix
+// ("create on decoder0.0: "), so the message says each once.
 func (e *KernelError) Error() string {
-	msg := fmt.Sprintf("%s: step %s: write %s: %s (%s)", e.Op, e.Step, e.Attr, e.Errno.Error(), errnoName(e.Errno))
+	msg := fmt.Sprintf("write %s: %s (%s)", e.Attr, e.Errno.Error(), errnoName(e.Errno))
+	if e.Step != path.Base(e.Attr) {
+		msg = "step " + e.Step + ": " + msg
+	}
 	if e.Hint != "" {
 		msg += ": " + e.Hint
 	}
@@ -53,13 +61,29 @@ func errnoName(errno unix.Errno) string {
 	return fmt.Sprintf("errno %d", int(errno))
 }
 
+// journalFailed surfaces an error of the intent journal, which an
+// operation may not swallow (a lost record could make a restart resume an
+// operation its caller was told had failed): an error-level log and a
+// JournalFailed event, counted by internal/metrics. The caller also
+// returns the error.
+func (e *Engine) journalFailed(op, target string, err error) {
+	if errors.Is(err, journal.ErrClosed) {
+		// Shutting down: the operation is refused, nothing was lost.
+		e.log.Warn("operation refused: the journal is closed", "op", op, "target", target)
+		return
+	}
+	e.journalErrors.Add(1)
+	e.log.Error("intent journal could not be written", "op", op, "target", target, "err", err)
+	e.hub.publish(Event{Kind: JournalFailed, Reason: op, Err: err})
+}
+
 // errCrashed is what an operation returns when a test's crash hook stopped
 // it dead at a journal point.
 var errCrashed = errors.New("engine crashed (test hook)")
 
 // crash reports whether the test hook wants the engine to die at point; once
 // it has, the engine writes nothing more, as a killed daemon would.
-func (e *Engine) crash(point string) bool {
+func (e *Engine) crash(point crashPoint) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.crashed {
@@ -76,7 +100,7 @@ func (e *Engine) crash(point string) bool {
 // the attribute and the errno, with what the errno means there.
 func kernelErr(op, step string, err error) error {
 	if errors.Is(err, ErrFrozen) {
-		return fmt.Errorf("%s: step %s: %w", op, step, err)
+		return fmt.Errorf("step %s: %w", step, err)
 	}
 	ke := &KernelError{Op: op, Step: step, Errno: errnoOf(err), Err: err}
 	var we *sysfs.WriteError
@@ -84,7 +108,7 @@ func kernelErr(op, step string, err error) error {
 		ke.Attr = we.Attr
 	}
 	if ke.Errno == 0 {
-		return fmt.Errorf("%s: step %s: %w", op, step, err)
+		return fmt.Errorf("step %s: %w", step, err)
 	}
 	ke.Hint = hint(step, ke.Errno)
 	return ke

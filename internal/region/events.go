@@ -21,6 +21,10 @@ const (
 	OperationDone
 	UeventReceived
 	Rescanned
+	// JournalFailed: the intent journal could not write or sync a record
+	// (Reason: the operation, Err: why). The operation that needed it
+	// failed, and no operation starts until the journal is repaired.
+	JournalFailed
 )
 
 func (k EventKind) String() string {
@@ -43,6 +47,8 @@ func (k EventKind) String() string {
 		return "uevent_received"
 	case Rescanned:
 		return "rescanned"
+	case JournalFailed:
+		return "journal_failed"
 	}
 	return "unknown"
 }
@@ -82,7 +88,8 @@ type Event struct {
 	RootDecoder RootDecoderInfo // RootDecoder* kinds
 	Operation   Operation       // OperationDone
 	Uevent      uevent.Event    // UeventReceived
-	Reason      string          // Rescanned: startup, overflow, gap, request, periodic, thaw
+	Reason      string          // Rescanned: startup, overflow, gap, request, periodic, thaw; JournalFailed: create, delete, recover, generation, close
+	Err         error           // JournalFailed
 }
 
 // hub fans events out to subscribers without ever blocking the engine: each

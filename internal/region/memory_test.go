@@ -65,7 +65,7 @@ func TestTeardownRefusedWhileMemoryOnline(t *testing.T) {
 			if path == "recover" {
 				// A delete journalled, then the daemon died; memory went
 				// online before it came back.
-				eng = h.start(func(c *Config) { c.crashAt = func(p string) bool { return p == "delete:journaled" } })
+				eng = h.start(func(c *Config) { c.crashAt = func(p crashPoint) bool { return p == crashDeleteJournaled } })
 			} else {
 				eng = h.start(nil)
 			}

@@ -105,7 +105,7 @@ func planCreate(req CreateRequest, topo *sysfs.Topology, uuidInUse func(string) 
 		return nil, err
 	}
 	if p.size > p.root.Size {
-		return nil, fmt.Errorf("size %d: larger than root decoder %s's window (%d): %w", p.size, p.root.Name, p.root.Size, ErrInvalid)
+		return nil, fmt.Errorf("size %d: larger than the window (%d): %w", p.size, p.root.Size, ErrInvalid)
 	}
 	if p.uuid != "" && uuidInUse(p.uuid) {
 		return nil, fmt.Errorf("uuid %s: already used by another region: %w", p.uuid, ErrInvalid)

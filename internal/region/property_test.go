@@ -120,7 +120,7 @@ func TestRandomClientsAndForeignActors(t *testing.T) {
 						// regions have settled.
 						if eng.WaitRootSettled(ctx, r.RootDecoder) == nil {
 							_ = h.fs.Write(sysfs.RegionUnbindPath, r.Name)
-							_ = h.fs.Write(mustAttr(r.RootDecoder, "delete_region"), r.Name)
+							_ = h.fs.Write(attrPathOrInvalid(r.RootDecoder, "delete_region"), r.Name)
 						}
 					})
 				}
@@ -178,15 +178,15 @@ func foreignCreate(h *harness, root string) {
 		return
 	}
 	for _, w := range [][2]string{
-		{mustAttr(root, "create_pmem_region"), name},
-		{mustAttr(name, "interleave_granularity"), "256"},
-		{mustAttr(name, "interleave_ways"), "1"},
-		{mustAttr(name, "uuid"), newUUID()},
-		{mustAttr(name, "size"), "268435456"},
-		{mustAttr(ed, "mode"), "pmem"},
-		{mustAttr(ed, "dpa_size"), "268435456"},
-		{mustAttr(name, "target0"), ed},
-		{mustAttr(name, "commit"), "1"},
+		{attrPathOrInvalid(root, "create_pmem_region"), name},
+		{attrPathOrInvalid(name, "interleave_granularity"), "256"},
+		{attrPathOrInvalid(name, "interleave_ways"), "1"},
+		{attrPathOrInvalid(name, "uuid"), newUUID()},
+		{attrPathOrInvalid(name, "size"), "268435456"},
+		{attrPathOrInvalid(ed, "mode"), "pmem"},
+		{attrPathOrInvalid(ed, "dpa_size"), "268435456"},
+		{attrPathOrInvalid(name, "target0"), ed},
+		{attrPathOrInvalid(name, "commit"), "1"},
 	} {
 		if err := h.fs.Write(w[0], w[1]); err != nil {
 			return

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 	"github.com/cxlregion/cxlregiond/internal/uevent"
 )
@@ -116,11 +117,11 @@ func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq, ticket
 	case startup && reg.Committed:
 		origin = OriginKernel
 	case startup:
-		if j := e.journal.lookupCreate(reg.RootDecoder, reg.Name); j != nil {
+		if _, ok := e.journal.LookupCreate(reg.RootDecoder, reg.Name); ok {
 			origin = OriginDaemon
 		}
 	}
-	r = &regionState{reg: reg, gen: e.journal.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq, readTicket: ticket}
+	r = &regionState{reg: reg, gen: e.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq, readTicket: ticket, bornTicket: ticket}
 	e.regions[reg.Name] = r
 	return append(evs, Event{Kind: RegionAdded, Region: e.regionInfoLocked(r)})
 }
@@ -289,7 +290,7 @@ func (e *Engine) seqnum() uint64 {
 }
 
 func (e *Engine) refreshQuietly(name string) {
-	if !sysfs.ValidRegionName(name) {
+	if !devname.IsRegion(name) {
 		return
 	}
 	if _, err := e.refreshRegion(name); err != nil && !errors.Is(err, ErrNotFound) {
@@ -301,7 +302,7 @@ func (e *Engine) refreshQuietly(name string) {
 func regionInPath(devpath string) string {
 	comps := strings.Split(devpath, "/")
 	for i := len(comps) - 1; i >= 0; i-- {
-		if sysfs.ValidRegionName(comps[i]) {
+		if devname.IsRegion(comps[i]) {
 			return comps[i]
 		}
 	}
@@ -344,4 +345,15 @@ func parentName(devpath string) string {
 	}
 	parent := devpath[:i]
 	return parent[strings.LastIndexByte(parent, '/')+1:]
+}
+
+// nextGeneration numbers a new generation. If the journal cannot reserve
+// numbers the number is still unique within this run; the failure is
+// surfaced, since a restart could then hand it out again.
+func (e *Engine) nextGeneration() uint64 {
+	gen, err := e.journal.NextGeneration()
+	if err != nil {
+		e.journalFailed("generation", "", err)
+	}
+	return gen
 }

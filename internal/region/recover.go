@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
@@ -20,7 +21,18 @@ import (
 // same identity, which proves the earlier write never took effect.
 func (e *Engine) recover(ctx context.Context) error {
 	var errs []error
-	for _, in := range e.journal.unfinished() {
+	for _, in := range e.journal.Unfinished() {
+		if in.BootID != "" && e.cfg.BootID != "" && in.BootID != e.cfg.BootID {
+			// The kernel state this intent described went with the
+			// reboot; a region under its name now is another one.
+			e.log.Warn("journalled operation is from an earlier boot: closed, nothing written",
+				"op", in.Op, "region", in.Name, "phase", in.Phase, "boot_id", in.BootID)
+			if err := e.journal.Done(in, journal.Finished); err != nil {
+				e.journalFailed("recover", in.Name, err)
+				errs = append(errs, err)
+			}
+			continue
+		}
 		w, err := e.writers.Writer(in.RootDecoder)
 		if err != nil {
 			errs = append(errs, err)
@@ -28,12 +40,12 @@ func (e *Engine) recover(ctx context.Context) error {
 		}
 		err = w.Do(ctx, func(ctx context.Context, tx *lock.Tx) error {
 			switch in.Op {
-			case "delete":
+			case journal.OpDelete:
 				return e.recoverDelete(ctx, tx, in)
-			case "create":
+			case journal.OpCreate:
 				return e.recoverCreate(ctx, tx, in)
 			}
-			return fmt.Errorf("unknown journal op %q", in.Op)
+			return fmt.Errorf("unknown journal op %v", in.Op)
 		})
 		var mo *MemoryOnlineError
 		if errors.As(err, &mo) {
@@ -41,7 +53,8 @@ func (e *Engine) recover(ctx context.Context) error {
 			// nothing will be. The operation's caller saw it fail; the
 			// region stays as it is, and the intent is dropped.
 			e.log.Error("journalled operation abandoned: the region's memory is online", "op", in.Op, "region", in.Name, "err", err)
-			if err := e.journal.done(in); err != nil {
+			if err := e.journal.Done(in, journal.Failed); err != nil {
+				e.journalFailed("recover", in.Name, err)
 				errs = append(errs, err)
 			}
 			continue
@@ -52,7 +65,8 @@ func (e *Engine) recover(ctx context.Context) error {
 			continue
 		}
 		e.log.Info("recovered journalled operation", "op", in.Op, "region", in.Name, "phase", in.Phase)
-		if err := e.journal.done(in); err != nil {
+		if err := e.journal.Done(in, journal.Finished); err != nil {
+			e.journalFailed("recover", in.Name, err)
 			errs = append(errs, err)
 		}
 	}
@@ -60,9 +74,14 @@ func (e *Engine) recover(ctx context.Context) error {
 }
 
 // sameIdentity tells whether the region now in sysfs is the one an intent
-// was about.
-func sameIdentity(in *intent, reg sysfs.Region) bool {
+// was about. The directory's inode number, when the intent has one, tells
+// a region that reuses the name (same root, same HPA base, no uuid for
+// ram) from the one the intent named.
+func sameIdentity(in *journal.Intent, reg sysfs.Region) bool {
 	if reg.RootDecoder != in.RootDecoder {
+		return false
+	}
+	if in.Ino != 0 && reg.Ino != 0 && reg.Ino != in.Ino {
 		return false
 	}
 	if in.UUID != "" && reg.UUID != "" && reg.UUID != in.UUID {
@@ -74,9 +93,13 @@ func sameIdentity(in *intent, reg sysfs.Region) bool {
 	return true
 }
 
-func (e *Engine) recoverDelete(ctx context.Context, tx *lock.Tx, in *intent) error {
+// recoverDelete finishes a delete. Its phase is only a hint (a "written"
+// record may be lost with the machine, see internal/journal): the
+// decision to write delete_region rests on sysfs showing the same region
+// still there, which proves no earlier write deleted it.
+func (e *Engine) recoverDelete(ctx context.Context, tx *lock.Tx, in *journal.Intent) error {
 	r, err := e.refreshRegion(in.Name)
-	if err == nil && sameIdentity(in, r.reg) && in.Phase != "written" {
+	if err == nil && sameIdentity(in, r.reg) && in.Phase != journal.PhaseWritten {
 		e.mu.Lock()
 		gen, reg := r.gen, r.reg
 		e.mu.Unlock()
@@ -103,12 +126,12 @@ func (e *Engine) recoverDelete(ctx context.Context, tx *lock.Tx, in *intent) err
 }
 
 // recoverCreate rolls a half-made create back from what sysfs shows now.
-func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *intent) error {
+func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *journal.Intent) error {
 	r, err := e.refreshRegion(in.Name)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err == nil && in.Phase != "begin" && sameIdentity(in, r.reg) {
+	if err == nil && in.Phase != journal.PhaseBegin && sameIdentity(in, r.reg) {
 		e.mu.Lock()
 		gen, reg := r.gen, r.reg
 		r.origin = OriginDaemon
@@ -131,7 +154,7 @@ func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *intent) err
 			}
 		}
 		if reg.Committed {
-			if err := tx.Write(mustAttr(in.Name, "commit"), "0"); err != nil {
+			if err := tx.Write(attrPathOrInvalid(in.Name, "commit"), "0"); err != nil {
 				return kernelErr("rollback", "commit", err)
 			}
 		}
@@ -140,7 +163,7 @@ func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *intent) err
 				continue
 			}
 			step := "target" + strconv.Itoa(pos)
-			if err := tx.Write(mustAttr(in.Name, step), ""); err != nil {
+			if err := tx.Write(attrPathOrInvalid(in.Name, step), ""); err != nil {
 				return kernelErr("rollback", step, err)
 			}
 		}

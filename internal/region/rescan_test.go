@@ -48,16 +48,16 @@ func TestSetRescanIntervalReloads(t *testing.T) {
 	})
 
 	eng.SetRescanInterval(0)
-	// The events of the ticks before it (the subscription queues them)
-	// may still arrive; after a quiet spell, none.
-	for quiet := time.After(50 * time.Millisecond); ; {
-		select {
-		case <-events:
-			quiet = time.After(50 * time.Millisecond)
-			continue
-		case <-quiet:
+	// A requested rescan is a barrier: the loop applies a new interval
+	// before it serves anything else, so once the request's event arrives
+	// no tick is left. Periodic events queued before it are drained.
+	if err := eng.Rescan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for ev := range events {
+		if ev.Kind == Rescanned && ev.Reason == "request" {
+			break
 		}
-		break
 	}
 	if periodic(200 * time.Millisecond) {
 		t.Error("periodic rescan after SetRescanInterval(0)")

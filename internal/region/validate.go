@@ -5,7 +5,7 @@ import (
 	"regexp"
 	"slices"
 
-	"github.com/cxlregion/cxlregiond/internal/sysfs"
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 // SizeAlign is the unit of region and endpoint decoder sizes: the kernel
@@ -25,7 +25,7 @@ var (
 
 // ValidateRegionName checks a region name: region<N>.
 func ValidateRegionName(s string) error {
-	if !sysfs.ValidRegionName(s) {
+	if !devname.IsRegion(s) {
 		return fmt.Errorf("region name %q: must be region<N>: %w", truncate(s), ErrInvalid)
 	}
 	return nil
@@ -33,7 +33,7 @@ func ValidateRegionName(s string) error {
 
 // ValidateDecoderName checks a decoder name: decoder<X>.<Y>.
 func ValidateDecoderName(s string) error {
-	if !sysfs.ValidDecoderName(s) {
+	if !devname.IsDecoder(s) {
 		return fmt.Errorf("decoder name %q: must be decoder<X>.<Y>: %w", truncate(s), ErrInvalid)
 	}
 	return nil

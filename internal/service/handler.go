@@ -259,10 +259,10 @@ func (s *Service) propsOf(path dbus.ObjectPath, ifaceName string) (props, *dbus.
 		return p, nil
 	}
 	if name, ok := api.RegionName(path); ok && ifaceName == api.RegionInterface {
-		return nil, notFound("region %s does not exist", name)
+		return nil, notFound("%s: no such region", name)
 	}
 	if name, ok := api.RootDecoderName(path); ok && ifaceName == api.RootDecoderInterface {
-		return nil, notFound("root decoder %s does not exist", name)
+		return nil, notFound("%s: no such root decoder", name)
 	}
 	if api.IsJobPath(path) && ifaceName == api.JobInterface {
 		return nil, notFound("job %s does not exist", path)

@@ -80,7 +80,7 @@ func (s *Service) deleteRegion(req *request, name string, o options, pinObject b
 		cancelable: true,
 		check: func() *dbus.Error {
 			if pinObject && dreq.Generation == 0 {
-				gen, err := s.regionGeneration(name)
+				gen, err := s.regionGeneration("delete "+name, name)
 				if err != nil {
 					return err
 				}
@@ -118,7 +118,7 @@ func (s *Service) bindRegion(req *request, methodName, kind string, allowed []st
 	return s.execute(req, operation{
 		kind: kind, what: kind + " " + name, objects: []dbus.ObjectPath{req.path}, opts: o,
 		check: func() *dbus.Error {
-			_, err := s.regionGeneration(name)
+			_, err := s.regionGeneration(kind+" "+name, name)
 			return err
 		},
 		run: func(ctx context.Context) (dbus.ObjectPath, error) {

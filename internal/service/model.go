@@ -92,6 +92,7 @@ func (s *Service) managerProps() props {
 		api.PropKernelFeatures: dbus.MakeVariant(features),
 		api.PropGuardActive:    dbus.MakeVariant(guard),
 		api.PropSimulated:      dbus.MakeVariant(s.cfg.Simulated),
+		api.PropLockDirectory:  dbus.MakeVariant(s.cfg.LockDirectory),
 	}
 }
 

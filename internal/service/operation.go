@@ -110,11 +110,13 @@ func (s *Service) opContext(timeout time.Duration) (context.Context, context.Can
 }
 
 // regionGeneration reads the generation the exported region object shows.
-func (s *Service) regionGeneration(name string) (uint64, *dbus.Error) {
+// what is the operation and its object ("delete region3"), the message's
+// one prefix.
+func (s *Service) regionGeneration(what, name string) (uint64, *dbus.Error) {
 	p, _ := api.RegionPath(name)
 	ps, ok := s.tree.get(p, api.RegionInterface)
 	if !ok {
-		return 0, notFound("region %s does not exist", name)
+		return 0, notFound("%s: no such region", what)
 	}
 	gen, _ := ps[api.PropGeneration].Value().(uint64)
 	return gen, nil

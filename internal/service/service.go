@@ -37,6 +37,9 @@ type Config struct {
 	Version string
 	// Simulated is reported as Manager.Simulated.
 	Simulated bool
+	// LockDirectory is published as Manager.LockDirectory: the absolute
+	// path of the writers' lock files, for cxlregionctl lock.
+	LockDirectory string
 	// GuardActive reports whether the fanotify guard runs; nil means it
 	// does not.
 	GuardActive func() bool

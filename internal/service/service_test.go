@@ -46,6 +46,15 @@ func TestGuardActiveComesFromConfig(t *testing.T) {
 	}
 }
 
+// cxlregionctl lock takes its lock directory from this property.
+func TestLockDirectoryComesFromConfig(t *testing.T) {
+	h := startService(t, newFakeEngine(), func(c *Config) { c.LockDirectory = "/run/test/lock" })
+	v, err := h.client.Object(api.BusName, api.ManagerPath).GetProperty(api.ManagerInterface + "." + api.PropLockDirectory)
+	if err != nil || v.Value() != "/run/test/lock" {
+		t.Fatalf("LockDirectory = %v, %v; want /run/test/lock", v, err)
+	}
+}
+
 func TestIntrospectionServesTheXML(t *testing.T) {
 	eng := newFakeEngine()
 	eng.addRegion("region0")
@@ -183,6 +192,8 @@ func TestInvalidArgumentsNeverReachTheEngine(t *testing.T) {
 		{"root empty", api.ManagerPath, create, []any{"", opts(api.OptSize, size)}, "decoder name"},
 		{"root newline", api.ManagerPath, create, []any{"decoder0.0\n", opts(api.OptSize, size)}, "decoder name"},
 		{"root 4KiB", api.ManagerPath, create, []any{long, opts(api.OptSize, size)}, "decoder name"},
+		{"root leading zero", api.ManagerPath, create, []any{"decoder00.0", opts(api.OptSize, size)}, "decoder name"}, // decoder0.0's second spelling
+		{"target leading zero", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, size, api.OptTargets, []string{"decoder02.0"})}, "target 0"},
 		{"size missing", api.ManagerPath, create, []any{"decoder0.0", noOpts}, "size is required"},
 		{"size 0", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, uint64(0))}, "size 0"},
 		{"size unaligned", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, size+4096)}, "multiple of 256 MiB"},
@@ -212,6 +223,7 @@ func TestInvalidArgumentsNeverReachTheEngine(t *testing.T) {
 		{"delete name newline", api.ManagerPath, del, []any{"region0\n", noOpts}, "region name"},
 		{"delete name empty", api.ManagerPath, del, []any{"", noOpts}, "region name"},
 		{"delete name 4KiB", api.ManagerPath, del, []any{long, noOpts}, "region name"},
+		{"delete name leading zero", api.ManagerPath, del, []any{"region00", noOpts}, "region name"},
 		{"delete generation 0", api.ManagerPath, del, []any{"region0", opts(api.OptGeneration, uint64(0))}, "generation 0"},
 		{"delete generation as string", api.ManagerPath, del, []any{"region0", opts(api.OptGeneration, "1")}, "must have D-Bus type t"},
 		{"delete create option", api.ManagerPath, del, []any{"region0", opts(api.OptSize, size)}, "unknown option"},

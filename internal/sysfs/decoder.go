@@ -3,10 +3,11 @@ package sysfs
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 // The decoder device types of the cxl bus.
@@ -51,7 +52,7 @@ func readSwitchDecoder(d *device) (SwitchDecoder, error) {
 		InterleaveGranularity: r.int("interleave_granularity"),
 		TargetList:            r.intList("target_list"),
 		TargetType:            strings.TrimSpace(r.str("target_type")),
-		Region:                r.name("region", ValidRegionName),
+		Region:                r.name("region", devname.IsRegion),
 	}
 	return sd, r.err
 }
@@ -70,15 +71,10 @@ func readEndpointDecoder(d *device) (EndpointDecoder, error) {
 		Start:       r.adminU64("start"),
 		Size:        r.u64("size"),
 		Locked:      r.bool("locked"),
-		Region:      r.name("region", ValidRegionName),
+		Region:      r.name("region", devname.IsRegion),
 	}
 	return ed, r.err
 }
-
-var (
-	rootComponent = regexp.MustCompile(`^root` + id + `$`)
-	portComponent = regexp.MustCompile(`^port` + id + `$`)
-)
 
 // hostBridge returns the host bridge port above a device: the first port
 // below the root in the device's path. With switches in between, that is
@@ -86,7 +82,7 @@ var (
 func hostBridge(devPath string) string {
 	parts := strings.Split(devPath, "/")
 	for i, p := range parts {
-		if rootComponent.MatchString(p) && i+1 < len(parts) && portComponent.MatchString(parts[i+1]) {
+		if devname.IsRoot(p) && i+1 < len(parts) && devname.IsPort(parts[i+1]) {
 			return parts[i+1]
 		}
 	}
@@ -120,7 +116,7 @@ func readOne[T any](f *FS, what, name string, valid func(string) bool, devtype s
 // its root's dports. A decoder that does not exist gives a
 // *NoDeviceError.
 func (f *FS) ReadRootDecoder(name string) (RootDecoder, error) {
-	rd, err := readOne(f, "root decoder", name, ValidDecoderName, devtypeRootDecoder, readRootDecoder)
+	rd, err := readOne(f, "root decoder", name, devname.IsDecoder, devtypeRootDecoder, readRootDecoder)
 	if err != nil {
 		return RootDecoder{}, err
 	}
@@ -149,7 +145,7 @@ func (f *FS) hostBridgePorts(root string) ([]portInfo, error) {
 	}
 	var out []portInfo
 	for _, name := range names {
-		if !portComponent.MatchString(name) {
+		if !devname.IsPort(name) {
 			continue
 		}
 		link := devicesDir + "/" + name
@@ -178,7 +174,7 @@ func (f *FS) hostBridgePorts(root string) ([]portInfo, error) {
 // its endpoint. A decoder that does not exist, or whose endpoint is gone,
 // gives a *NoDeviceError.
 func (f *FS) ReadEndpointDecoder(name string) (EndpointDecoder, error) {
-	ed, err := readOne(f, "endpoint decoder", name, ValidDecoderName, devtypeEndpointDecoder, readEndpointDecoder)
+	ed, err := readOne(f, "endpoint decoder", name, devname.IsDecoder, devtypeEndpointDecoder, readEndpointDecoder)
 	if err != nil {
 		return EndpointDecoder{}, err
 	}

@@ -4,12 +4,13 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 // What a region's memory is doing: the device-dax instances carved from
@@ -40,18 +41,12 @@ const (
 	DaxDriverDevice = "device_dax" // a character device (daxctl's mode devdax)
 )
 
-var (
-	memoryBlockName = regexp.MustCompile(`^memory` + id + `$`)
-	daxDeviceName   = regexp.MustCompile(`^dax` + id + `\.` + id + `$`)
-	nodeLinkName    = regexp.MustCompile(`^node` + id + `$`)
-)
-
 // ValidMemoryBlockName reports whether s is a memory block's name
 // (memory115).
-func ValidMemoryBlockName(s string) bool { return memoryBlockName.MatchString(s) }
+func ValidMemoryBlockName(s string) bool { return devname.IsMemoryBlock(s) }
 
 // ValidDaxDeviceName reports whether s is a dax device's name (dax0.0).
-func ValidDaxDeviceName(s string) bool { return daxDeviceName.MatchString(s) }
+func ValidDaxDeviceName(s string) bool { return devname.IsDAXDevice(s) }
 
 // DaxDriverPath is the bind or unbind file of a dax bus driver
 // (DaxDriverKmem, DaxDriverDevice); "" for anything else.
@@ -242,8 +237,10 @@ func (f *FS) readMemoryBlock(name string) (MemoryBlock, error) {
 		return MemoryBlock{}, fmt.Errorf("list %s: %w", dir, err)
 	}
 	for _, e := range entries {
-		if nodeLinkName.MatchString(e) {
-			b.Node, _ = strconv.Atoi(strings.TrimPrefix(e, "node"))
+		if n, ok := strings.CutPrefix(e, "node"); ok {
+			if id, ok := devname.ParseID(n); ok {
+				b.Node = id
+			}
 		}
 	}
 	return b, nil

@@ -5,6 +5,8 @@ import (
 	"regexp"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 // Driver files the daemon writes device names to. Each exists while its
@@ -20,38 +22,15 @@ const (
 // devicesDir is where the cxl bus lists its devices, one symlink each.
 const devicesDir = "bus/cxl/devices"
 
-// The kernel names devices "%s%d" from non-negative ints, so an id never
-// has a leading zero and has at most 10 digits. Refusing "region01" keeps
-// one region from having two names in the daemon's maps; the kernel would
-// answer ENODEV to it anyway.
-const id = `(?:0|[1-9][0-9]{0,9})`
-
-var (
-	regionName  = regexp.MustCompile(`^region` + id + `$`)
-	decoderName = regexp.MustCompile(`^decoder` + id + `\.` + id + `$`)
-	deviceName  = regexp.MustCompile(`^(?:(?:root|port|endpoint|mem|region|pmem_region|dax_region)` + id +
-		`|decoder` + id + `\.` + id + `)$`)
-	attrName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-)
-
-// ValidRegionName reports whether s is a region name the kernel could have
-// given (region0, region12).
-func ValidRegionName(s string) bool { return regionName.MatchString(s) }
-
-// ValidDecoderName reports whether s is a decoder name (decoder0.0,
-// decoder12.3).
-func ValidDecoderName(s string) bool { return decoderName.MatchString(s) }
-
-// validDeviceName reports whether s names a cxl device the daemon reads or
-// writes: a port, decoder, memdev or region.
-func validDeviceName(s string) bool { return deviceName.MatchString(s) }
+// attrName is an attribute file name: lower case, digits, underscores.
+var attrName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // DeviceAttr returns the path of attribute attr of cxl device dev
 // ("bus/cxl/devices/region0/size"). It is the only way writers build a
 // device path, so a name that did not pass validation never reaches sysfs.
 // The error wraps unix.EINVAL.
 func DeviceAttr(dev, attr string) (string, error) {
-	if !validDeviceName(dev) {
+	if !devname.IsDevice(dev) {
 		return "", fmt.Errorf("cxl device name %q: %w", dev, unix.EINVAL)
 	}
 	if !attrName.MatchString(attr) {

@@ -9,41 +9,6 @@ import (
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
-func TestValidNames(t *testing.T) {
-	tests := []struct {
-		name            string
-		region, decoder bool
-	}{
-		{"region0", true, false},
-		{"region12", true, false},
-		{"region4294967295", true, false},
-		{"region01", false, false}, // the kernel never prints a leading zero
-		{"region", false, false},
-		{"region-1", false, false},
-		{"region0\n", false, false},
-		{" region0", false, false},
-		{"region0/../../x", false, false},
-		{"region12345678901", false, false}, // more digits than an int has
-		{"pmem_region0", false, false},
-		{"decoder0.0", false, true},
-		{"decoder12.3", false, true},
-		{"decoder0", false, false},
-		{"decoder0.", false, false},
-		{"decoder0.0.0", false, false},
-		{"decoder00.0", false, false},
-		{"decoder0,0", false, false},
-		{"", false, false},
-	}
-	for _, tt := range tests {
-		if got := sysfs.ValidRegionName(tt.name); got != tt.region {
-			t.Errorf("ValidRegionName(%q) = %v, want %v", tt.name, got, tt.region)
-		}
-		if got := sysfs.ValidDecoderName(tt.name); got != tt.decoder {
-			t.Errorf("ValidDecoderName(%q) = %v, want %v", tt.name, got, tt.decoder)
-		}
-	}
-}
-
 func TestDeviceAttr(t *testing.T) {
 	tests := []struct {
 		dev, attr string
@@ -60,7 +25,9 @@ func TestDeviceAttr(t *testing.T) {
 		{"pmem_region0", "driver", "bus/cxl/devices/pmem_region0/driver"},
 		{"dax_region3", "driver", "bus/cxl/devices/dax_region3/driver"},
 		{"region0", "target15", "bus/cxl/devices/region0/target15"},
-		{"nvdimm-bridge0", "driver", ""}, // not a device the daemon touches
+		{"nvdimm-bridge0", "driver", ""},     // not a device the daemon touches
+		{"decoder00.0", "delete_region", ""}, // decoder0.0's second name (internal/devname)
+		{"region01", "size", ""},
 		{"pmem0", "driver", ""},
 		{"region0/..", "size", ""},
 		{"../region0", "size", ""},

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
 const devtypeRegion = "cxl_region"
@@ -21,18 +22,13 @@ const maxInterleaveWays = 16
 // regions register.
 const ndDevicesDir = "bus/nd/devices"
 
-var (
-	pmemRegionName = regexp.MustCompile(`^pmem_region` + id + `$`)
-	daxRegionName  = regexp.MustCompile(`^dax_region` + id + `$`)
-)
-
 // ReadRegion reads one region. A region that does not exist, or is
 // removed while being read, gives a *NoDeviceError, for which both
 // errors.Is(err, fs.ErrNotExist) and errors.Is(err, unix.ENOENT) hold.
 // An invalid name gives an error wrapping unix.EINVAL without touching
 // sysfs.
 func (f *FS) ReadRegion(name string) (Region, error) {
-	return readOne(f, "region", name, ValidRegionName, devtypeRegion, f.readRegion)
+	return readOne(f, "region", name, devname.IsRegion, devtypeRegion, f.readRegion)
 }
 
 // NextRegionName reads the name the root decoder offers for the next
@@ -44,7 +40,7 @@ func (f *FS) NextRegionName(rootDecoder, typ string) (string, error) {
 	if typ != "pmem" && typ != "ram" {
 		return "", fmt.Errorf("next region name: region type %q: %w", typ, unix.EINVAL)
 	}
-	if !ValidDecoderName(rootDecoder) {
+	if !devname.IsDecoder(rootDecoder) {
 		return "", fmt.Errorf("next region name: decoder name %q: %w", rootDecoder, unix.EINVAL)
 	}
 	file, err := DeviceAttr(rootDecoder, "create_"+typ+"_region")
@@ -56,7 +52,7 @@ func (f *FS) NextRegionName(rootDecoder, typ string) (string, error) {
 		return "", fmt.Errorf("read %s: %w", file, err)
 	}
 	s := strings.TrimSuffix(string(b), "\n")
-	if !ValidRegionName(s) {
+	if !devname.IsRegion(s) {
 		return "", &ParseError{File: file, Value: s, Err: errNotDeviceName}
 	}
 	return s, nil
@@ -104,7 +100,7 @@ func (f *FS) readRegion(d *device) (Region, error) {
 	// Only target0..target<ways-1> are visible; read exactly those.
 	reg.Targets = make([]string, reg.InterleaveWays)
 	for i := range reg.Targets {
-		reg.Targets[i] = r.name("target"+strconv.Itoa(i), ValidDecoderName)
+		reg.Targets[i] = r.name("target"+strconv.Itoa(i), devname.IsDecoder)
 	}
 	if r.err != nil {
 		return Region{}, r.err
@@ -152,9 +148,9 @@ var errReplaced = errors.New("removed and registered again while being read")
 func (f *FS) readRegionChildren(d *device, reg *Region) error {
 	for name := range d.attrs.names {
 		switch {
-		case pmemRegionName.MatchString(name):
+		case devname.IsPmemRegion(name):
 			reg.PmemRegion = name
-		case daxRegionName.MatchString(name):
+		case devname.IsDAXRegion(name):
 			reg.DaxRegion = name
 			bound, err := f.linkExists(devicesDir + "/" + name + "/driver")
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/devname"
 	"github.com/cxlregion/cxlregiond/internal/service/dbustest"
 )
 
@@ -177,7 +178,7 @@ func TestBadArgumentsOverDBus(t *testing.T) {
 	}
 	// (The kernel's region ids are global and each root decoder holds one
 	// in advance, so the next name is not simply region1.)
-	if name := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M")); !regionRE.MatchString(name) || name == used.Region {
+	if name := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M")); !devname.IsRegion(name) || name == used.Region {
 		t.Errorf("create after the bad calls printed %q", name)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -180,6 +182,10 @@ func TestCLIMonitor(t *testing.T) {
 		}()
 		// Let monitor subscribe before the change.
 		time.Sleep(300 * time.Millisecond)
+		// Earlier regions, and a name the kernel reuses.
+		for range 3 {
+			d.mustCtl("delete", strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M")))
+		}
 		name := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M"))
 		d.mustCtl("delete", name)
 
@@ -209,7 +215,9 @@ func TestCLIMonitor(t *testing.T) {
 							t.Errorf("region_changed without the changed properties: %s", l)
 						}
 					}
-					seen = append(seen, ev.Event)
+					if ev.Region == nil || ev.Region.Region == name {
+						seen = append(seen, ev.Event)
+					}
 					if ev.Event == api.EventRegionRemoved && ev.Region.Region == name {
 						break read
 					}
@@ -223,9 +231,18 @@ func TestCLIMonitor(t *testing.T) {
 				t.Fatalf("monitor (json=%v) did not report the removal within 15s; saw %q", asJSON, seen)
 			}
 		}
-		joined := strings.Join(seen, "\n")
-		if !strings.Contains(joined, "region_added") || !strings.Contains(joined, "region_removed") {
-			t.Errorf("monitor (json=%v) saw %q, want region_added ... region_removed", asJSON, seen)
+		// One create is one region_added, one delete one region_removed:
+		// never added, removed, added again.
+		var lifecycle []string
+		for _, e := range seen {
+			for _, kind := range []string{api.EventRegionAdded, api.EventRegionRemoved} {
+				if e == kind || strings.Contains(e, " "+kind+" "+name+" ") {
+					lifecycle = append(lifecycle, kind)
+				}
+			}
+		}
+		if want := []string{api.EventRegionAdded, api.EventRegionRemoved}; !slices.Equal(lifecycle, want) {
+			t.Errorf("monitor (json=%v) saw %q for one create and one delete, want %q; all events:\n%s", asJSON, lifecycle, want, strings.Join(seen, "\n"))
 		}
 		_ = mon.Process.Signal(syscall.SIGINT)
 		if err := mon.Wait(); err != nil {
@@ -240,14 +257,7 @@ func TestCLILockSerializesWithTheDaemon(t *testing.T) {
 	d := startDaemon(t)
 	name := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M"))
 	lockDir := filepath.Join(d.dir, "lock")
-	holder := exec.Command(filepath.Join(binDir, "cxlregionctl"), "lock", "decoder0.0", "--lock-dir", lockDir, "--", "sleep", "1.5")
-	holder.Env = d.env()
-	var holderErr bytes.Buffer
-	holder.Stderr = &holderErr
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond) // the holder has the lock
+	holder, holderErr := d.holdLock("1.5")
 	start := time.Now()
 	d.mustCtl("delete", name)
 	if waited := time.Since(start); waited < time.Second {
@@ -278,18 +288,163 @@ func TestCLICompletion(t *testing.T) {
 	}
 }
 
+// lock asks the running daemon: its lock directory (the daemon runs with a
+// --lock-dir of its own, and lock is given none) and whether the root
+// decoder exists (one that does not exits 3 and the command never runs).
+// Mutation: drop the Manager.LockDirectory lookup in cxlregionctl lock and
+// the first case fails (no /run/cxlregiond/lock here); skip the root
+// decoder check and the second runs its command.
+func TestCLILockAsksTheDaemon(t *testing.T) {
+	flock, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("flock (util-linux) not found")
+	}
+	d := startDaemon(t)
+	held := filepath.Join(d.dir, "lock", "decoder0.0.lock")
+	// flock -n exits 99 when someone else holds the lock: lock holds the
+	// daemon's lock file.
+	if r := d.ctl("lock", "decoder0.0", "--", flock, "-n", "-E", "99", held, "true"); r.code != 99 || r.stderr != "" {
+		t.Errorf("lock decoder0.0 (no --lock-dir): exit %d, stderr %q; want 99 (the daemon's lock file held) and no warning", r.code, r.stderr)
+	}
+	ran := filepath.Join(d.dir, "ran")
+	r := d.ctl("lock", "decoder9.9", "--", "touch", ran)
+	if want := "cxlregionctl: lock decoder9.9: cxlregiond has no such root decoder (cxlregionctl status lists them)\n"; r.code != 3 || r.stderr != want {
+		t.Errorf("lock decoder9.9: exit %d, stderr %q; want 3 and %q", r.code, r.stderr, want)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Errorf("lock decoder9.9 ran its command")
+	}
+	other := t.TempDir()
+	if r := d.ctl("lock", "decoder0.0", "--lock-dir", other, "--", "touch", ran); r.code != 2 || !strings.Contains(r.stderr, "cxlregiond locks in "+filepath.Join(d.dir, "lock")) {
+		t.Errorf("lock --lock-dir elsewhere: exit %d, stderr %q; want 2 naming the daemon's directory", r.code, r.stderr)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Errorf("lock --lock-dir elsewhere ran its command")
+	}
+}
+
+// monitor follows the daemon across a restart, saying so on stderr, and
+// with --no-reconnect exits 7 instead. Mutation: make monitor return on
+// errDaemonLeft even with reconnect and the region created after the
+// restart is never seen.
+func TestCLIMonitorSurvivesRestart(t *testing.T) {
+	d := startDaemon(t, "--sim-state", filepath.Join(t.TempDir(), "sim.state"))
+	type monitorProc struct {
+		cmd    *exec.Cmd
+		lines  chan string
+		stderr *syncBuffer
+	}
+	startMonitor := func(args ...string) *monitorProc {
+		m := &monitorProc{cmd: exec.Command(filepath.Join(binDir, "cxlregionctl"), append([]string{"monitor", "--json"}, args...)...),
+			lines: make(chan string, 1000), stderr: &syncBuffer{}}
+		m.cmd.Env = d.env()
+		m.cmd.Stderr = m.stderr
+		stdout, err := m.cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.cmd.Process.Kill() })
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				m.lines <- sc.Text()
+			}
+			close(m.lines)
+		}()
+		return m
+	}
+	waitAdded := func(m *monitorProc, name string) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case l, ok := <-m.lines:
+				if !ok {
+					t.Fatalf("monitor exited before region_added %s; stderr:\n%s", name, m.stderr)
+				}
+				var ev api.Event
+				strictDecode(t, []byte(l), &ev)
+				if ev.Event == api.EventRegionAdded && ev.Region != nil && ev.Region.Region == name {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no region_added %s within 20s; stderr:\n%s", name, m.stderr)
+			}
+		}
+	}
+
+	mon := startMonitor()
+	quit := startMonitor("--no-reconnect")
+	time.Sleep(300 * time.Millisecond) // both subscribed
+	first := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M"))
+	waitAdded(mon, first)
+
+	d.restart()
+	second := strings.TrimSpace(d.mustCtl("create", "--decoder", "decoder0.0", "--size", "256M"))
+	waitAdded(mon, second)
+	for _, want := range []string{"cxlregionctl: monitor: cxlregiond left the bus; waiting for it to come back", "cxlregionctl: monitor: cxlregiond is back"} {
+		if !strings.Contains(mon.stderr.String(), want) {
+			t.Errorf("monitor's stderr lacks %q:\n%s", want, mon.stderr)
+		}
+	}
+	_ = mon.cmd.Process.Signal(syscall.SIGINT)
+	if err := mon.cmd.Wait(); err != nil {
+		t.Errorf("monitor after SIGINT: %v", err)
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- quit.cmd.Wait() }()
+	select {
+	case <-done:
+		if code := quit.cmd.ProcessState.ExitCode(); code != api.ExitUnreachable || !strings.Contains(quit.stderr.String(), "monitor: cxlregiond left the bus") {
+			t.Errorf("monitor --no-reconnect: exit %d, stderr %q; want %d, left the bus", code, quit.stderr, api.ExitUnreachable)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("monitor --no-reconnect still runs after the restart")
+	}
+}
+
+// Errors name each thing once, one prefix per layer, the way cxl's read:
+// the CLI's name, the operation and its object, then the reason (step,
+// attribute, errno). Mutation: put the object back into the daemon's
+// not-found message, or KernelError's operation back into its text, and
+// these lines repeat themselves again.
+func TestCLIErrorMessagesSayEachThingOnce(t *testing.T) {
+	d := startDaemon(t, "--sim-hypervisor") // 6.12 under a hypervisor: commit fails with ENXIO
+	tests := []struct {
+		args   []string
+		code   int
+		stderr string // exact, or a prefix when it ends in "…"
+	}{
+		{[]string{"info", "region9"}, 3, "cxlregionctl: region9: no such region\n"},
+		{[]string{"delete", "region9"}, 3, "cxlregionctl: region9: no such region\n"},
+		{[]string{"enable", "region9"}, 3, "cxlregionctl: enable region9: no such region\n"},
+		{[]string{"create", "--decoder", "decoder9.9", "--size", "256M"}, 3, "cxlregionctl: create on decoder9.9: root decoder not found\n"},
+		{[]string{"create", "--decoder", "decoder0.0", "--size", "1024G"}, 2, "cxlregionctl: create on decoder0.0: size 1099511627776: larger than the window (4294967296): invalid argument\n"},
+		{[]string{"create", "--decoder", "decoder0.0", "--size", "256M"}, 6, "cxlregionctl: create on decoder0.0: write bus/cxl/devices/region0/commit: no such device or address (ENXIO): the kernel could not synchronize…"},
+	}
+	for _, tt := range tests {
+		r := d.ctl(tt.args...)
+		prefix, partial := strings.CutSuffix(tt.stderr, "…")
+		ok := r.stderr == tt.stderr
+		if partial {
+			ok = strings.HasPrefix(r.stderr, prefix)
+		}
+		if r.code != tt.code || !ok {
+			t.Errorf("cxlregionctl %s: exit %d, stderr %q; want %d, %q", strings.Join(tt.args, " "), r.code, r.stderr, tt.code, tt.stderr)
+		}
+	}
+}
+
 // Ctrl-C on a create that is still waiting (here: queued behind a lock
 // holder) cancels it through Job.Cancel: the command says so and exits
 // with the job's Cancelled error, and no region is left.
 func TestCLICreateInterruptCancels(t *testing.T) {
 	d := startDaemon(t)
-	lockDir := filepath.Join(d.dir, "lock")
-	holder := exec.Command(filepath.Join(binDir, "cxlregionctl"), "lock", "decoder0.0", "--lock-dir", lockDir, "--", "sleep", "3")
-	holder.Env = d.env()
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond) // the holder has the lock
+	holder, _ := d.holdLock("3")
 	create := exec.Command(filepath.Join(binDir, "cxlregionctl"), "create", "--decoder", "decoder0.0", "--size", "256M")
 	create.Env = d.env()
 	var stdout, stderr bytes.Buffer

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,8 +32,20 @@ func TestDaemonStartFailuresAreClear(t *testing.T) {
 			"cannot connect to the system bus"},
 		{"bad config key", d.env(), []string{"--simulate", "--config", writeFile(t, empty, "bad.conf", "settle = 1s\n"), "--metrics-listen", "off"},
 			`unknown key "settle"`},
+		{"journal of an unknown format version", d.env(), []string{"--simulate", "--state-dir", futureJournal(t, filepath.Join(empty, "s5")), "--lock-dir", filepath.Join(empty, "l5"), "--metrics-listen", "off"},
+			"has format version 99; this cxlregiond reads version"},
 		{"guard on the simulator", d.env(), []string{"--simulate", "--guard", "on", "--state-dir", filepath.Join(empty, "s4"), "--lock-dir", filepath.Join(empty, "l4"), "--metrics-listen", "off"},
 			"--guard=on needs a real /sys"},
+		// Metrics: the listener opens before READY, so a bad address is a
+		// failed start, not a daemon that runs on without metrics.
+		{"metrics port without host", d.env(), []string{"--simulate", "--state-dir", filepath.Join(empty, "s5"), "--lock-dir", filepath.Join(empty, "l5"), "--metrics-listen", "9477"},
+			`--metrics-listen "9477": want host:port (e.g. 127.0.0.1:9477) or "off"`},
+		{"metrics empty host", d.env(), []string{"--simulate", "--state-dir", filepath.Join(empty, "s6"), "--lock-dir", filepath.Join(empty, "l6"), "--metrics-listen", ":9477"},
+			`--metrics-listen ":9477": no host`},
+		{"metrics port in use", d.env(), []string{"--simulate", "--state-dir", filepath.Join(empty, "s7"), "--lock-dir", filepath.Join(empty, "l7"), "--metrics-listen", d.metrics},
+			"metrics listener: listen tcp " + d.metrics + ": bind: address already in use"},
+		{"metrics config without host", d.env(), []string{"--simulate", "--config", writeFile(t, empty, "metrics.conf", "metrics_listen = 9477\n"), "--state-dir", filepath.Join(empty, "s8"), "--lock-dir", filepath.Join(empty, "l8")},
+			`metrics_listen = 9477: want host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,4 +106,21 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// futureJournal makes a state directory whose journal a newer cxlregiond
+// wrote (format version 99; internal/journal's header: magic, version,
+// CRC32C of the two).
+func futureJournal(t *testing.T, dir string) string {
+	t.Helper()
+	hdr := []byte("CXLRJNL\x00")
+	hdr = binary.LittleEndian.AppendUint32(hdr, 99)
+	hdr = binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(hdr, crc32.MakeTable(crc32.Castagnoli)))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "journal"), hdr, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -29,7 +30,8 @@ type daemon struct {
 	dir     string
 	bus     string // bus address
 	simLog  string
-	metrics string // host:port, or "" when off
+	metrics string   // host:port, or "" when off
+	args    []string // cxlregiond's arguments, for restart
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
 	exited  chan struct{}
@@ -56,20 +58,38 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	all := append([]string{"--simulate", "--sim-log", d.simLog,
 		"--state-dir", filepath.Join(dir, "state"), "--lock-dir", filepath.Join(dir, "lock"),
 		"--metrics-listen", d.metrics}, args...)
-	d.cmd = exec.Command(filepath.Join(binDir, "cxlregiond"), all...)
-	d.cmd.Env = d.env()
-	d.cmd.Stderr = d.stderr
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = d.cmd.Wait()
-		close(d.exited)
-	}()
+	d.args = all
+	d.start()
 	t.Cleanup(d.stop)
 	d.waitReady()
 	return d
+}
+
+// start starts the daemon process with d.args.
+func (d *daemon) start() {
+	d.t.Helper()
+	d.cmd = exec.Command(filepath.Join(binDir, "cxlregiond"), d.args...)
+	d.cmd.Env = d.env()
+	d.cmd.Stderr = d.stderr
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	exited := make(chan struct{})
+	d.exited = exited
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	go func(cmd *exec.Cmd) {
+		_ = cmd.Wait()
+		close(exited)
+	}(d.cmd)
+}
+
+// restart stops the daemon with SIGTERM (checking it stopped cleanly) and
+// starts it again with the same arguments on the same bus.
+func (d *daemon) restart() {
+	d.t.Helper()
+	d.stop()
+	d.start()
+	d.waitReady()
 }
 
 func (d *daemon) env() []string {
@@ -173,6 +193,39 @@ func (d *daemon) run(cmd *exec.Cmd) result {
 		d.t.Fatalf("%v did not finish within 2 minutes", cmd.Args)
 	}
 	return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errOut.String()}
+}
+
+// holdLock runs `cxlregionctl lock decoder0.0 -- sleep seconds` (the lock
+// directory is the daemon's, asked over the bus) and returns once the
+// command runs, so the lock is held; the caller waits for the command.
+func (d *daemon) holdLock(seconds string) (*exec.Cmd, *syncBuffer) {
+	d.t.Helper()
+	holder := exec.Command(filepath.Join(binDir, "cxlregionctl"), "lock", "decoder0.0", "--", "sh", "-c", "echo held; exec sleep "+seconds)
+	holder.Env = d.env()
+	stderr := &syncBuffer{}
+	holder.Stderr = stderr
+	stdout, err := holder.StdoutPipe()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { _ = holder.Process.Kill() })
+	held := make(chan bool, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		held <- line == "held\n"
+	}()
+	select {
+	case ok := <-held:
+		if !ok {
+			d.t.Fatalf("lock decoder0.0 did not run its command: %s", stderr)
+		}
+	case <-time.After(30 * time.Second):
+		d.t.Fatalf("lock decoder0.0 not held within 30s: %s", stderr)
+	}
+	return holder, stderr
 }
 
 // mustCtl runs cxlregionctl and requires exit 0.

@@ -7,14 +7,12 @@ import (
 	"testing"
 
 	"github.com/cxlregion/cxlregiond/api"
+	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
-var (
-	regionRE  = regexp.MustCompile(`^region(0|[1-9][0-9]*)$`)
-	decoderRE = regexp.MustCompile(`^decoder[0-9]+\.[0-9]+$`)
-	memdevRE  = regexp.MustCompile(`^mem[0-9]+$`)
-	uuidRE    = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-)
+// The names in the output are spelled as the kernel spells them
+// (internal/devname); uuids in the kernel's lower-case form.
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // strictDecode decodes JSON into v, refusing unknown fields and trailing
 // data: the output's shape is exactly the documented one.
@@ -60,7 +58,7 @@ func checkRegion(t *testing.T, data []byte) api.Region {
 func checkRegionValues(t *testing.T, r api.Region) {
 	t.Helper()
 	bad := func(field string, v any) { t.Errorf("region %s: bad %s %v", r.Region, field, v) }
-	if !regionRE.MatchString(r.Region) {
+	if !devname.IsRegion(r.Region) {
 		bad("region", r.Region)
 	}
 	if r.Type != "pmem" && r.Type != "ram" {
@@ -83,7 +81,7 @@ func checkRegionValues(t *testing.T, r api.Region) {
 	if r.Generation < 1 {
 		bad("generation", r.Generation)
 	}
-	if !decoderRE.MatchString(r.RootDecoder) {
+	if !devname.IsDecoder(r.RootDecoder) {
 		bad("root_decoder", r.RootDecoder)
 	}
 	// A pmem region gets its uuid while being configured; a ram region
@@ -94,7 +92,7 @@ func checkRegionValues(t *testing.T, r api.Region) {
 		bad("uuid", r.UUID)
 	}
 	for _, m := range r.Mappings {
-		if m.Position < 0 || m.Position >= int(r.InterleaveWays) || !decoderRE.MatchString(m.Decoder) || !memdevRE.MatchString(m.Memdev) {
+		if m.Position < 0 || m.Position >= int(r.InterleaveWays) || !devname.IsDecoder(m.Decoder) || !devname.IsMemdev(m.Memdev) {
 			bad("mapping", m)
 		}
 	}
@@ -132,7 +130,7 @@ func checkStatus(t *testing.T, data []byte) api.Status {
 			"interleave_ways", "interleave_granularity", "targets", "frozen", "queue_depth")
 	}
 	for _, rd := range st.RootDecoders {
-		if !decoderRE.MatchString(rd.Decoder) || rd.Size == 0 || rd.MaxAvailableExtent > rd.Size || rd.InterleaveWays == 0 {
+		if !devname.IsDecoder(rd.Decoder) || rd.Size == 0 || rd.MaxAvailableExtent > rd.Size || rd.InterleaveWays == 0 {
 			t.Errorf("bad root decoder %+v", rd)
 		}
 	}
