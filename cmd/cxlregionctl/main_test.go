@@ -200,12 +200,13 @@ func TestLockTimeoutIsBusy(t *testing.T) {
 func TestLockForwardsSignalsToCommand(t *testing.T) {
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
+	flags := noDaemon(t, dir)
 	script := `trap 'kill $! 2>/dev/null; exit 42' TERM; sleep 5 & : > "$0"; wait $!`
 	for round := range 5 {
 		_ = os.Remove(ready)
 		codes := make(chan int, 1)
 		go func() {
-			code, _, _ := run(t, "lock", "decoder0.0", "--lock-dir", dir, "--", "sh", "-c", script, ready)
+			code, _, _ := run(t, append(append([]string{"lock", "decoder0.0"}, flags...), "--", "sh", "-c", script, ready)...)
 			codes <- code
 		}()
 		deadline := time.Now().Add(10 * time.Second)
