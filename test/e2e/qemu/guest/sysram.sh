@@ -25,6 +25,14 @@ sr_blocks() {
 	done
 }
 
+# sr_shmem: tmpfs kB on the region's node; sr_on_node: the pattern is there.
+sr_shmem() { sed -n 's/.*Shmem: *\([0-9]*\) kB/\1/p' "/sys/devices/system/node/node$SR_NODE/meminfo"; }
+sr_on_node() { [ "$(sr_shmem)" -ge 40000 ] 2>/dev/null; }
+
+# sr_replace puts the pattern back onto the region's node (a copy is
+# allocated under the tmpfs's mpol=bind).
+sr_replace() { cp "$SR_MNT/pattern" "$SR_MNT/p2" && mv "$SR_MNT/p2" "$SR_MNT/pattern"; }
+
 sr_md5() { md5sum "$SR_MNT/pattern" 2>/dev/null | cut -d' ' -f1; }
 
 # sr_writes ATTR: the daemon's successful writes of ATTR.
@@ -71,12 +79,11 @@ scenario_sysram_setup() {
 	sr_wait 10 sh -c "cxlregionctl info $SR_REGION | grep -q 'memory: *system-ram, .* online (.*), node $SR_NODE'" ||
 		fail_check "info does not show the memory online: $(cxlregionctl info "$SR_REGION" | grep memory:)"
 	mkdir -p "$SR_MNT"
-	mount -t tmpfs -o "mpol=bind:$SR_NODE,size=64M" tmpfs "$SR_MNT" || { fail_check "tmpfs bound to node $SR_NODE"; return; }
+	mount -t tmpfs -o "mpol=bind:$SR_NODE,size=128M" tmpfs "$SR_MNT" || { fail_check "tmpfs bound to node $SR_NODE"; return; }
 	dd if=/dev/urandom of="$SR_MNT/pattern" bs=1M count=48 2>/dev/null
 	sync
 	SR_MD5=$(sr_md5)
-	shmem=$(sed -n 's/.*Shmem: *\([0-9]*\) kB/\1/p' "/sys/devices/system/node/node$SR_NODE/meminfo")
-	[ "${shmem:-0}" -ge 40000 ] || fail_check "the pattern is not on node $SR_NODE (Shmem ${shmem:-?} kB there)"
+	sr_on_node || fail_check "the pattern is not on node $SR_NODE (Shmem $(sr_shmem) kB there)"
 	CYCLES_RUN=1
 	NOTE="$SR_REGION $SR_DAX node $SR_NODE blocks ${SR_BLOCKS% } MemTotal $MEM_BOOT->$(memtotal_kb) kB"
 }
@@ -104,7 +111,7 @@ scenario_sysram_offline_ebusy() {
 		echo offline >"/sys/devices/system/memory/$b/state" && echo online_kernel >"/sys/devices/system/memory/$b/state" ||
 			{ fail_check "could not re-online $b as Normal"; return; }
 	done
-	cp "$SR_MNT/pattern" "$SR_MNT/p2" && mv "$SR_MNT/p2" "$SR_MNT/pattern" # back onto the node
+	sr_replace || fail_check "could not copy the pattern back onto node $SR_NODE"
 	racer pin-node -node "$SR_NODE" -mib 32 >/tmp/sr.pin 2>&1 &
 	pin=$!
 	sr_wait 30 grep -q READY /tmp/sr.pin || fail_check "pin-node: $(cat /tmp/sr.pin)"
@@ -128,13 +135,14 @@ scenario_sysram_offline_ebusy() {
 	for b in $SR_BLOCKS; do
 		echo offline >"/sys/devices/system/memory/$b/state" && echo online_movable >"/sys/devices/system/memory/$b/state"
 	done
-	cp "$SR_MNT/pattern" "$SR_MNT/p2" && mv "$SR_MNT/p2" "$SR_MNT/pattern"
+	sr_replace || fail_check "could not copy the pattern back onto node $SR_NODE"
 	CYCLES_RUN=1
 	NOTE="exit $rc in ${secs}s: $(echo "$out" | grep -o 'step offline.*' | cut -c1-160)"
 }
 
 scenario_sysram_offline_delete() {
 	CYCLES_ASKED=1
+	sr_on_node || fail_check "the pattern is not on node $SR_NODE before the offline (Shmem $(sr_shmem) kB): nothing to migrate"
 	d0=$(sr_writes delete_region)
 	t0=$(uptime_s)
 	out=$(cxlregionctl delete --offline --timeout 300s "$SR_REGION" 2>&1)
@@ -147,7 +155,7 @@ scenario_sysram_offline_delete() {
 	[ -z "$(sr_blocks)" ] || fail_check "blocks still online on node $SR_NODE: $(sr_blocks)"
 	[ "$(memtotal_kb)" = "$MEM_BOOT" ] || fail_check "MemTotal $(memtotal_kb) kB, was $MEM_BOOT at boot"
 	CYCLES_RUN=1
-	NOTE="deleted in ${secs}s, pattern intact, MemTotal $(memtotal_kb) kB = boot"
+	NOTE="deleted in ${secs}s, pattern migrated intact (node $SR_NODE Shmem now $(sr_shmem) kB), MemTotal $(memtotal_kb) kB = boot"
 }
 
 # The baseline: what the daemon prevents. The write succeeds, no WARNING,
