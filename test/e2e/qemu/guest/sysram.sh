@@ -85,7 +85,7 @@ scenario_sysram_setup() {
 	SR_MD5=$(sr_md5)
 	sr_on_node || fail_check "the pattern is not on node $SR_NODE (Shmem $(sr_shmem) kB there)"
 	CYCLES_RUN=1
-	NOTE="$SR_REGION $SR_DAX node $SR_NODE blocks ${SR_BLOCKS% } MemTotal $MEM_BOOT->$(memtotal_kb) kB"
+	NOTE="$SR_REGION $SR_DAX node $SR_NODE blocks ${SR_BLOCKS% } MemTotal $MEM_BOOT->$(memtotal_kb) kB${NOTE:+; $NOTE}"
 }
 
 scenario_sysram_ctl_refuses() {
@@ -100,7 +100,7 @@ scenario_sysram_ctl_refuses() {
 	[ "$WRITES" = 0 ] || fail_check "$WRITES teardown writes"
 	sr_intact
 	CYCLES_RUN=1
-	NOTE="exit $rc: $(echo "$out" | cut -c1-160)"
+	NOTE="exit $rc: $(echo "$out" | cut -c1-160)${NOTE:+; $NOTE}"
 }
 
 # The lab got EBUSY only with the block in ZONE_NORMAL and page tables on
@@ -137,7 +137,7 @@ scenario_sysram_offline_ebusy() {
 	done
 	sr_replace || fail_check "could not copy the pattern back onto node $SR_NODE"
 	CYCLES_RUN=1
-	NOTE="exit $rc in ${secs}s: $(echo "$out" | grep -o 'step offline.*' | cut -c1-160)"
+	NOTE="exit $rc in ${secs}s: $(echo "$out" | grep -o 'step offline.*' | cut -c1-160)${NOTE:+; $NOTE}"
 }
 
 scenario_sysram_offline_delete() {
@@ -155,7 +155,7 @@ scenario_sysram_offline_delete() {
 	[ -z "$(sr_blocks)" ] || fail_check "blocks still online on node $SR_NODE: $(sr_blocks)"
 	[ "$(memtotal_kb)" = "$MEM_BOOT" ] || fail_check "MemTotal $(memtotal_kb) kB, was $MEM_BOOT at boot"
 	CYCLES_RUN=1
-	NOTE="deleted in ${secs}s, pattern migrated intact (node $SR_NODE Shmem now $(sr_shmem) kB), MemTotal $(memtotal_kb) kB = boot"
+	NOTE="deleted in ${secs}s, pattern migrated intact, MemTotal $(memtotal_kb) kB = boot${NOTE:+; $NOTE}"
 }
 
 # The baseline: what the daemon prevents. The write succeeds, no WARNING,
@@ -170,7 +170,7 @@ scenario_sysram_raw_delete() {
 		fail_check "baseline shows no corruption: the pattern is intact after a raw delete"
 	fi
 	CYCLES_RUN=1
-	NOTE="raw delete ok; pattern md5 $SR_MD5 -> $after; first bytes $(od -An -tx1 -N8 "$SR_MNT/pattern" | tr -d ' '); blocks still online: $(sr_blocks | tr '\n' ' ')"
+	NOTE="${NOTE:+$NOTE; }raw delete ok; pattern md5 $SR_MD5 -> $after; first bytes $(od -An -tx1 -N8 "$SR_MNT/pattern" | tr -d ' '); blocks still online: $(sr_blocks | tr '\n' ' ')"
 }
 
 sysram_scenarios() {
