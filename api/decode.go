@@ -53,6 +53,14 @@ func DecodeRegion(props Properties) (Region, error) {
 		Origin:                get[string](r, PropOrigin),
 		Lifecycle:             get[string](r, PropState),
 		Settled:               get[bool](r, PropSettled),
+		Mode:                  get[string](r, PropDaxMode),
+		TotalMemblocks:        get[uint32](r, PropMemoryBlocks),
+		OnlineMemblocks:       get[uint32](r, PropOnlineMemoryBlocks),
+		OnlineMemoryBytes:     get[uint64](r, PropOnlineMemoryBytes),
+		Movable:               get[bool](r, PropMovable),
+	}
+	if node := get[int32](r, PropTargetNode); node >= 0 {
+		reg.TargetNode = &node
 	}
 	targets := get[[]string](r, PropTargets)
 	memdevs := get[[]string](r, PropMemdevs)

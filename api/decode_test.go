@@ -26,10 +26,17 @@ func regionProps() Properties {
 		PropGeneration:            dbus.MakeVariant(uint64(7)),
 		PropOrigin:                dbus.MakeVariant("daemon"),
 		PropSettled:               dbus.MakeVariant(true),
+		PropDaxMode:               dbus.MakeVariant("system-ram"),
+		PropTargetNode:            dbus.MakeVariant(int32(1)),
+		PropMemoryBlocks:          dbus.MakeVariant(uint32(1)),
+		PropOnlineMemoryBlocks:    dbus.MakeVariant(uint32(1)),
+		PropOnlineMemoryBytes:     dbus.MakeVariant(uint64(128 << 20)),
+		PropMovable:               dbus.MakeVariant(true),
 	}
 }
 
 func TestDecodeRegion(t *testing.T) {
+	node := int32(1)
 	got, err := DecodeRegion(regionProps())
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +47,7 @@ func TestDecodeRegion(t *testing.T) {
 		UUID:        "0ae1f9aa-7a1c-4e2b-9bb4-3b2f3e44a001",
 		Mappings:    []Mapping{{Position: 0, Memdev: "mem0", Decoder: "decoder2.0"}},
 		RootDecoder: "decoder0.0", Generation: 7, Origin: "daemon", Lifecycle: StateEnabled, Settled: true,
+		Mode: "system-ram", TargetNode: &node, TotalMemblocks: 1, OnlineMemblocks: 1, OnlineMemoryBytes: 128 << 20, Movable: true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DecodeRegion (-want +got):\n%s", diff)

@@ -25,6 +25,16 @@ type Region struct {
 	Origin      string `json:"origin"`    // daemon, kernel, foreign or unknown
 	Lifecycle   string `json:"lifecycle"` // the daemon's: configuring, committed, enabled or deleting
 	Settled     bool   `json:"settled"`
+
+	// The region's memory, in `daxctl list`'s names: mode of its dax
+	// device (system-ram or devdax), the node it is onlined to, its
+	// memory blocks and how many are online, all online ones movable.
+	Mode              string `json:"mode,omitempty"`
+	TargetNode        *int32 `json:"target_node,omitempty"` // absent when none
+	TotalMemblocks    uint32 `json:"total_memblocks"`
+	OnlineMemblocks   uint32 `json:"online_memblocks"`
+	OnlineMemoryBytes uint64 `json:"online_memory_bytes"`
+	Movable           bool   `json:"movable"`
 }
 
 // Mapping is one interleave position of a region, as in `cxl list -R -T`.

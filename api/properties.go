@@ -48,6 +48,14 @@ const (
 	PropGeneration  = "Generation"  // t
 	PropOrigin      = "Origin"      // s
 	PropSettled     = "Settled"     // b
+
+	// What the region's memory is doing (daxctl list's names in JSON).
+	PropDaxMode            = "DaxMode"            // s: system-ram, devdax or "" (no dax device)
+	PropTargetNode         = "TargetNode"         // i: NUMA node of its memory, -1 when none
+	PropMemoryBlocks       = "MemoryBlocks"       // u: memory blocks over its range
+	PropOnlineMemoryBlocks = "OnlineMemoryBlocks" // u: of which online
+	PropOnlineMemoryBytes  = "OnlineMemoryBytes"  // t
+	PropMovable            = "Movable"            // b: every online block is in ZONE_MOVABLE
 )
 
 // Property names of the Job interface.

@@ -17,11 +17,28 @@ import (
 	"github.com/cxlregion/cxlregiond/internal/devname"
 )
 
+// offlineHelp is the --offline flag's help, the same for delete and
+// disable.
+const offlineHelp = "when the region's memory is online as System RAM, offline it first (its pages migrate to other nodes; can take minutes, see --timeout) instead of refusing"
+
+// memoryHelp is what delete and disable say about memory in use.
+const memoryHelp = `
+
+A region whose memory is online as System RAM (dax kmem: daxctl
+reconfigure-device -m system-ram) is refused with exit status 4 before
+anything is written: tearing it down would leave that memory online over
+an address range nothing decodes (every page on it reads back zeros) and
+leak the range until reboot. With --offline the daemon offlines the
+region's memory blocks first, under the region's writer; if a block cannot
+be offlined (EBUSY: unmovable pages) it puts the blocks it offlined back
+online, leaves the region as it was and fails naming the block.`
+
 func newDeleteCommand() *cobra.Command {
 	var (
 		timeout time.Duration
 		all     bool
 		decoder string
+		offline bool
 	)
 	cmd := &cobra.Command{
 		Use:   "delete REGION... | --all [--decoder DECODER]",
@@ -45,8 +62,8 @@ region, from this command or any other client), delete succeeds: the
 region it was asked to delete is gone, and the daemon wrote delete_region
 once for all of them. A newer region that reuses the name is never
 touched. A region that does not exist when delete starts is an error
-(exit status 3).`,
-		Example:           "  cxlregionctl delete region0\n  cxlregionctl delete region1 region0 --timeout 30s\n  cxlregionctl delete --all --decoder decoder0.0",
+(exit status 3).` + memoryHelp,
+		Example:           "  cxlregionctl delete region0\n  cxlregionctl delete region1 region0 --timeout 30s\n  cxlregionctl delete --all --decoder decoder0.0\n  cxlregionctl delete --offline --timeout 10m region0",
 		Args:              cobra.ArbitraryArgs,
 		ValidArgsFunction: completeRegions,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,6 +85,9 @@ touched. A region that does not exist when delete starts is an error
 			opts := map[string]godbus.Variant{}
 			if err := addTimeout(opts, timeout); err != nil {
 				return err
+			}
+			if offline {
+				opts[api.OptOffline] = godbus.MakeVariant(true)
 			}
 			c, err := connect()
 			if err != nil {
@@ -103,6 +123,7 @@ touched. A region that does not exist when delete starts is an error
 	f.BoolVar(&all, "all", false, "delete every region (of --decoder)")
 	f.StringVarP(&decoder, "decoder", "d", "", "with --all: only the regions of this root decoder")
 	_ = cmd.RegisterFlagCompletionFunc("decoder", completeRootDecoders)
+	f.BoolVar(&offline, "offline", false, offlineHelp)
 	return cmd
 }
 
@@ -180,6 +201,7 @@ func deleteOne(cmd *cobra.Command, c *client, r api.Region, opts map[string]godb
 
 func newBindCommand(use, short, method string) *cobra.Command {
 	var timeout time.Duration
+	var offline bool
 	cmd := &cobra.Command{
 		Use:               use + " REGION",
 		Short:             short,
@@ -196,6 +218,9 @@ func newBindCommand(use, short, method string) *cobra.Command {
 			if err := addTimeout(opts, timeout); err != nil {
 				return err
 			}
+			if offline {
+				opts[api.OptOffline] = godbus.MakeVariant(true)
+			}
 			c, err := connect()
 			if err != nil {
 				return err
@@ -205,5 +230,9 @@ func newBindCommand(use, short, method string) *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (default: the daemon's)")
+	if method == api.MethodDisable {
+		cmd.Long = short + "." + memoryHelp
+		cmd.Flags().BoolVar(&offline, "offline", false, offlineHelp)
+	}
 	return cmd
 }

@@ -25,7 +25,9 @@ meanings and types (region, resource, size, type, interleave_ways,
 interleave_granularity, decode_state "commit" or "reset", state "disabled"
 only for a region not bound, uuid, mappings), then the daemon's own
 (root_decoder, generation, origin, lifecycle, settled). STATE in the table is
-the lifecycle: configuring, committed, enabled or deleting.`,
+the lifecycle: configuring, committed, enabled or deleting. The memory's
+fields are ` + "`daxctl list`" + `'s (mode, target_node, online_memblocks,
+total_memblocks, movable).`,
 		Example: "  cxlregionctl list\n  cxlregionctl list --json | jq '.[].region'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -48,13 +50,28 @@ the lifecycle: configuring, committed, enabled or deleting.`,
 			t := newTable(cmd.OutOrStdout(), columnNames(listColumns)...)
 			for _, r := range regions {
 				t.row(r.Region, r.RootDecoder, r.Type, formatSize(r.Size), strconv.Itoa(int(r.InterleaveWays)), r.Lifecycle,
-					yesNo(r.Settled), strconv.FormatUint(r.Generation, 10), r.Origin, orDash(targets(r)))
+					yesNo(r.Settled), strconv.FormatUint(r.Generation, 10), r.Origin, memory(r), orDash(targets(r)))
 			}
 			return t.flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// memory sums up the region's memory in one word or a few.
+func memory(r api.Region) string {
+	switch {
+	case r.Mode == "":
+		return "-"
+	case r.OnlineMemblocks == 0:
+		return r.Mode
+	}
+	s := fmt.Sprintf("%s:%s-online", r.Mode, formatSize(r.OnlineMemoryBytes))
+	if r.TargetNode != nil {
+		s += fmt.Sprintf("@node%d", *r.TargetNode)
+	}
+	return s
 }
 
 // column is one column of a table and what it means, for --help.
@@ -71,6 +88,7 @@ var listColumns = []column{
 	{"SETTLED", "yes once the kernel's work around the region has gone quiet; delete and disable wait for it"},
 	{"GEN", "the region's generation: it changes whenever the kernel reuses the name, so a delete of an old generation never touches a new region"},
 	{"ORIGIN", "who made the region: daemon (through cxlregiond), kernel (found committed at start: firmware or auto-assembly) or foreign (another tool, behind the daemon's back)"},
+	{"MEMORY", "what the region's memory is doing: - (no dax device), devdax, or system-ram with how much is online and on which NUMA node; such a region is deleted or disabled only with --offline"},
 	{"TARGETS", "endpoint decoders by position, each with its memdev"},
 }
 
@@ -184,6 +202,18 @@ func printRegion(cmd *cobra.Command, r api.Region) error {
 	t.row("settled:", yesNo(r.Settled))
 	t.row("generation:", strconv.FormatUint(r.Generation, 10))
 	t.row("origin:", r.Origin)
+	if r.Mode == "" {
+		t.row("memory:", "-")
+	} else {
+		mem := fmt.Sprintf("%s, %s online (%d of %d memory blocks)", r.Mode, formatSize(r.OnlineMemoryBytes), r.OnlineMemblocks, r.TotalMemblocks)
+		if r.TargetNode != nil {
+			mem += fmt.Sprintf(", node %d", *r.TargetNode)
+		}
+		if r.OnlineMemblocks > 0 {
+			mem += ", " + map[bool]string{true: "movable", false: "not all movable"}[r.Movable]
+		}
+		t.row("memory:", mem)
+	}
 	for _, m := range r.Mappings {
 		t.row(fmt.Sprintf("target%d:", m.Position), m.Decoder+" ("+orDash(m.Memdev)+")")
 	}

@@ -41,6 +41,10 @@ type daemonOptions struct {
 	simRegisterDelay time.Duration
 	simAssembleTime  time.Duration
 	simHypervisor    bool
+	simSystemRAM     bool
+	// guardRefuseOnlineMemory: the guard refuses delete_region opens while
+	// memory of the root decoder's regions is online.
+	guardRefuseOnlineMemory bool
 }
 
 // defaultConfigFile is read when --config is not given (the Debian package
@@ -144,6 +148,8 @@ print them, goes to --sim-log).`,
 	f.DurationVar(&o.simRegisterDelay, "sim-register-delay", 50*time.Millisecond, "with --simulate: how long after a bind the nd/dax devices register")
 	f.DurationVar(&o.simAssembleTime, "sim-assemble-time", 200*time.Millisecond, "with --simulate: how long kernel auto-assembly holds a region")
 	f.BoolVar(&o.simHypervisor, "sim-hypervisor", false, "with --simulate: model 6.12 under a hypervisor (commit fails with ENXIO)")
+	f.BoolVar(&o.guardRefuseOnlineMemory, "guard-refuse-online-memory", false, "with the guard on: refuse (EPERM) another process's open of a root decoder's delete_region while a region of it has memory online as System RAM (such a delete would leave that memory online over an undecoded range); this also refuses deletes of the root decoder's other regions meanwhile")
+	f.BoolVar(&o.simSystemRAM, "sim-system-ram", false, "with --simulate: give every ram region's memory to the page allocator once it registers (dax kmem, blocks online movable), as daxctl reconfigure-device -m system-ram")
 
 	cmd.AddCommand(newSimRaceCommand())
 	return cmd

@@ -89,6 +89,7 @@ func (k *Kernel) unregisterRegion(r *regionState, store []string) error {
 			}
 		}
 	}
+	k.memoryUndecoded(r)
 	r.Res = nil
 	r.Assembling = false
 	for i, o := range k.st.Regions {

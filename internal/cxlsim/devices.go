@@ -46,7 +46,9 @@ const (
 	kindNdRegion
 	kindNdSeed
 	kindDaxDev
-	kindHidden // consumes a SEQNUM, never listed (wakeup, firmware)
+	kindMemoryRoot // devices/system/memory
+	kindMemBlock   // devices/system/memory/memoryN
+	kindHidden     // consumes a SEQNUM, never listed (wakeup, firmware)
 )
 
 const (

@@ -140,8 +140,8 @@
 //     region locked, extended linear cache, position rules inside a host
 //     bridge (cxl_port_setup_targets), interleave capability checks, EINTR
 //     from killable locks, reads through an fd held across a delete, DEAD
-//     decoders, memory online/offline, cxl_port bind and other drivers'
-//     bind/unbind (EOPNOTSUPP).
+//     decoders, cxl_port bind and other drivers' bind/unbind (EOPNOTSUPP),
+//     pmem turned devdax (System RAM is modelled on ram regions only).
 //  19. Persistence: the state file holds the model, not in-flight work. On
 //     load, pending nd/dax registrations and unfinished assemblies are
 //     completed, as the kernel would have; a delete interrupted before its
@@ -192,4 +192,26 @@
 //     meanwhile is ENODEV. The delete delay is unchanged, so timing is the
 //     unpatched kernel's. Everything else, the nd registration oops
 //     included (libnvdimm, not the fix), is 6.12's.
+//  23. System RAM (memory.go; lab runs on both kernels, docs/kernel.md#system-ram):
+//     dax kmem bind/unbind on bus/dax/drivers, devices/system/memory with
+//     128 MiB blocks (block_size_bytes, auto_online_blocks: "offline" on
+//     6.1, "online" on 6.12, as captured), memoryN/state, phys_index,
+//     valid_zones and a nodeN link; a region's node is 1 + its window's
+//     index (the lab's one window was node 1: inferred for the others).
+//     kmem adds only blocks wholly inside the range and onlines them
+//     (ZONE_NORMAL) unless auto-online is off; ReconfigureSystemRAM does
+//     daxctl's steps and refuses with EBUSY under auto-online (captured).
+//     A teardown with a block online succeeds with no WARNING and the
+//     captured "removing memory fails" and "cannot be hotremoved" lines;
+//     the block stays online and its range claimed (a LEAK finding; the
+//     next region lands above it), and once the decoders stop decoding
+//     the range (delete, commit 0) a CORRUPTION finding: the lab read
+//     zeros back, nothing in the kernel log says so. Both are the model's
+//     own lines (`cxlsim: LEAK:`, `cxlsim: CORRUPTION:`), one per
+//     teardown, counted by MemoryFindings. Offline: a ZONE_MOVABLE block
+//     always migrates (the lab never saw EBUSY there); PinMemory on a
+//     ZONE_NORMAL block gives EBUSY with the captured page dump;
+//     StallOffline loops until the writer is signalled (EINTR, as with
+//     node 0 full in the lab; WriteFileContext is the signal). Offline
+//     takes no time unless InjectDelay says so (the lab: 0.1-25 s).
 package cxlsim

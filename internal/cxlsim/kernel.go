@@ -1,6 +1,7 @@
 package cxlsim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -56,6 +57,13 @@ type Kernel struct {
 	wg          sync.WaitGroup // AfterFunc callbacks in flight
 
 	lockFile *os.File
+
+	// writeCtx is the context of the write whose store runs (k.mu held):
+	// a store that waits until its writer is signalled reads it first.
+	writeCtx context.Context
+	// offlineRelease, while StallOffline is on, is closed when the stall
+	// ends (StallOffline(false) or Close).
+	offlineRelease chan struct{}
 }
 
 var _ sysfs.Backend = (*Kernel)(nil)
@@ -111,6 +119,10 @@ func (k *Kernel) Close() error {
 		return nil
 	}
 	k.closed = true
+	if k.offlineRelease != nil {
+		close(k.offlineRelease)
+		k.offlineRelease = nil
+	}
 	for id, stop := range k.timers {
 		if stop() {
 			k.wg.Done()
@@ -315,6 +327,12 @@ func (k *Kernel) rebuildTree() {
 			}
 		}
 	}
+	k.register(memoryRootDev())
+	if k.st.Memory != nil {
+		for _, b := range k.st.Memory.Blocks {
+			k.register(memBlockDev(b))
+		}
+	}
 	for _, r := range k.st.Regions {
 		d := k.register(k.regionDev(r))
 		if !r.Bound {
@@ -332,7 +350,13 @@ func (k *Kernel) rebuildTree() {
 		} else {
 			k.register(k.daxRegionDev(r)).driver = "cxl_dax_region"
 			if r.Registered {
-				k.register(k.daxDev(r)).driver = "device_dax"
+				drv := "device_dax"
+				if r.Kmem {
+					drv = "kmem"
+				} else if r.DaxUnbound {
+					drv = ""
+				}
+				k.register(k.daxDev(r)).driver = drv
 			}
 		}
 	}

@@ -31,6 +31,7 @@ type config struct {
 	teardownDelay time.Duration // per region, during a cxl_acpi unbind
 	rebindDelay   time.Duration // endpoints return this long after a cxl_acpi bind
 	hypervisor    bool
+	systemRAM     bool
 	logWriter     io.Writer
 	stateFile     string
 	clock         Clock
@@ -112,6 +113,14 @@ func WithRebindDelay(d time.Duration) Option {
 // CPU advertises a hypervisor. No effect on 6.1.
 func WithHypervisor(on bool) Option {
 	return func(c *config) error { c.hypervisor = on; return nil }
+}
+
+// WithSystemRAM makes every ram region's dax device System RAM as soon as
+// it registers: bound to kmem, its blocks online in ZONE_MOVABLE, as a
+// host whose udev rule runs daxctl reconfigure-device -m system-ram does.
+// For --simulate, whose clients cannot call ReconfigureSystemRAM.
+func WithSystemRAM(on bool) Option {
+	return func(c *config) error { c.systemRAM = on; return nil }
 }
 
 // WithLogWriter copies every log line (writes received, kernel WARNING and

@@ -1,6 +1,7 @@
 package cxlsim
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -151,6 +152,8 @@ func (k *Kernel) findFreeHPA(rootDecoder string, size uint64) (uint64, bool) {
 		}
 		return 0
 	})
+	used = append(used, k.leakedRanges()...)
+	slices.SortFunc(used, func(a, b hpa) int { return cmp.Compare(a.Start, b.Start) })
 	cur := uint64(w.Start)
 	end := uint64(w.Start) + uint64(w.Size)
 	for _, u := range used {
@@ -487,6 +490,7 @@ func portNumber(name string) string {
 // disables it and leaves commit_end pinned until the higher ones go
 // (cxl_port_commit_reap).
 func (k *Kernel) decodeReset(r *regionState) {
+	k.memoryUndecoded(r)
 	for i := maxTargets - 1; i >= 0; i-- {
 		ed := k.eds[r.Targets[i]]
 		if ed == nil {

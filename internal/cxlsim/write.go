@@ -1,6 +1,7 @@
 package cxlsim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +21,12 @@ var ErrKernelOops = errors.New("kernel oops: the writing task would have been ki
 // WriteFile implements sysfs.Backend: open, one write of data, close. The
 // error wraps the errno of the store method (or of the open).
 func (k *Kernel) WriteFile(name string, data []byte) error {
+	return k.writeFile(context.Background(), name, data)
+}
+
+// writeFile is WriteFile whose store sees ctx as its writer's signals
+// (k.writeCtx, valid until the store first drops k.mu).
+func (k *Kernel) writeFile(ctx context.Context, name string, data []byte) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
@@ -31,6 +38,7 @@ func (k *Kernel) WriteFile(name string, data []byte) error {
 		k.cfg.clock.Sleep(d)
 		k.mu.Lock()
 	}
+	k.writeCtx = ctx
 	err := k.write(name, data)
 	k.logWrite(name, data, err)
 	k.saveOrLog()
@@ -77,6 +85,8 @@ func (k *Kernel) driverStore(bus, drv, file string) func([]byte) error {
 			return k.acpiBindStore(name)
 		case bus == "cxl" && drv == "cxl_port" && file == "unbind":
 			return k.portUnbindStore(name)
+		case bus == "dax":
+			return k.daxDriverStore(drv, file, name)
 		}
 		d := k.busDev(bus, name)
 		switch {

@@ -31,8 +31,11 @@ var (
 	attributes = []string{
 		"create_pmem_region", "create_ram_region", "delete_region",
 		"uuid", "size", "interleave_ways", "interleave_granularity", "commit", "target",
-		"mode", "dpa_size", "bind", "unbind",
+		"mode", "dpa_size", "bind", "unbind", "state",
 	}
+
+	// Zones of online memory blocks (valid_zones of an online block).
+	memoryZones = []string{"movable", "normal"}
 
 	ueventActions = []uevent.Action{
 		uevent.Add, uevent.Remove, uevent.Change, uevent.Move,
@@ -54,6 +57,7 @@ var (
 	guardKinds = []string{
 		guard.KindDelete.String(), guard.KindCreate.String(), guard.KindRegionDriver.String(),
 		guard.KindACPIDriver.String(), guard.KindPortDriver.String(),
+		guard.KindMemoryBlock.String(), guard.KindDaxDriver.String(),
 	}
 	guardResults = []string{guard.ResultAllowed, guard.ResultWaited, guard.ResultPassed, guard.ResultRefused}
 )
@@ -76,6 +80,12 @@ func attributeLabel(attr string) string {
 		base = "target"
 	}
 	return oneOf(base, attributes)
+}
+
+// zoneLabel maps an online block's valid_zones (Movable, Normal) to the
+// zone label.
+func zoneLabel(validZones string) string {
+	return oneOf(strings.ToLower(strings.TrimSpace(validZones)), memoryZones)
 }
 
 // writeResultLabel is "ok", the errno's name ("EBUSY"), or "error" for a

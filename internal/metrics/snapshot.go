@@ -26,6 +26,7 @@ type snapshotCollector struct {
 	frozen     *prometheus.Desc
 	queueDepth *prometheus.Desc
 	capacity   *prometheus.Desc
+	onlineMem  *prometheus.Desc
 }
 
 func newSnapshotCollector(src Source) *snapshotCollector {
@@ -49,6 +50,10 @@ func newSnapshotCollector(src Source) *snapshotCollector {
 				"(allocated to a decoder whose region was deleted below another region; the kernel frees it "+
 				"when the regions above it go).",
 			[]string{"memdev", "kind"}, nil),
+		onlineMem: prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, "", "online_memory_bytes"),
+			"Bytes of the root decoder's regions online as System RAM, by zone: a region with memory online is not torn down without the offline option.",
+			[]string{"root_decoder", "zone"}, nil),
 	}
 }
 
@@ -57,6 +62,7 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.frozen
 	ch <- c.queueDepth
 	ch <- c.capacity
+	ch <- c.onlineMem
 }
 
 type regionKey struct{ root, state, typ string }
@@ -102,6 +108,24 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for root, v := range depth {
 		ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, v, root)
+	}
+
+	// Per root decoder, not per region: region names are not a bounded
+	// label. Every root decoder reports both zones, at zero if need be.
+	type zoneKey struct{ root, zone string }
+	online := make(map[zoneKey]float64)
+	for _, rd := range roots {
+		for _, z := range memoryZones {
+			online[zoneKey{rootDecoderLabel(rd.Name), z}] += 0
+		}
+	}
+	for _, r := range regions {
+		for _, b := range r.Memory.OnlineBlocks() {
+			online[zoneKey{rootDecoderLabel(r.RootDecoder), zoneLabel(b.ValidZones)}] += float64(r.Memory.BlockSize)
+		}
+	}
+	for k, v := range online {
+		ch <- prometheus.MustNewConstMetric(c.onlineMem, prometheus.GaugeValue, v, k.root, k.zone)
 	}
 	c.collectCapacity(ch)
 }

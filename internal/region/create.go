@@ -384,6 +384,20 @@ func (c *createRun) attach() error {
 // delete the region it created. It is never called once the region is
 // bound (see do).
 func (c *createRun) rollback() error {
+	if c.created {
+		// Nothing of a region whose memory is online is undone (an
+		// unbound region has no dax device, but a block left online by
+		// an earlier region in this range would be hit by the reset).
+		reg, err := c.e.fs.ReadRegion(c.name)
+		if err != nil && !isNotExist(err) {
+			return err
+		}
+		if err == nil {
+			if err := c.e.memoryGate(context.Background(), c.tx, "rollback", reg, MemoryOptions{}); err != nil {
+				return err
+			}
+		}
+	}
 	var errs []error
 	if c.committed {
 		errs = append(errs, c.write("rollback commit", c.regionAttr("commit"), "0"))

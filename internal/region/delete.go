@@ -94,7 +94,7 @@ func (e *Engine) deleteRun(ctx context.Context, req DeleteRequest) (err error) {
 		}
 	})
 	defer stopWatch()
-	call.err = e.runDelete(opCtx, call, root, req.Name, gen)
+	call.err = e.runDelete(opCtx, call, root, req.Name, gen, req.Memory)
 	e.mu.Lock()
 	if e.deletes[key] == call {
 		delete(e.deletes, key)
@@ -156,7 +156,7 @@ func (e *Engine) joinedDeletes(name string, gen uint64) int {
 // runDelete waits for the region to settle, then deletes it under its root
 // decoder's writer. Settling may be undone between the wait and the turn
 // (a foreign bind), so the writer checks again and, if needed, waits anew.
-func (e *Engine) runDelete(ctx context.Context, call *deleteCall, root, name string, gen uint64) error {
+func (e *Engine) runDelete(ctx context.Context, call *deleteCall, root, name string, gen uint64, mem MemoryOptions) error {
 	w, err := e.writers.Writer(root)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
@@ -169,7 +169,7 @@ func (e *Engine) runDelete(ctx context.Context, call *deleteCall, root, name str
 			return fmt.Errorf("delete %s: %w", name, err)
 		}
 		err := w.Do(ctx, func(ctx context.Context, tx *lock.Tx) error {
-			return e.deleteUnderWriter(tx, call, root, name, gen)
+			return e.deleteUnderWriter(ctx, tx, call, root, name, gen, mem)
 		})
 		var ns errNotSettled
 		if errors.As(err, &ns) {
@@ -184,7 +184,7 @@ func (e *Engine) runDelete(ctx context.Context, call *deleteCall, root, name str
 
 // deleteUnderWriter runs with the writer held: nothing else writes this root
 // decoder's files until it returns.
-func (e *Engine) deleteUnderWriter(tx *lock.Tx, call *deleteCall, root, name string, gen uint64) error {
+func (e *Engine) deleteUnderWriter(ctx context.Context, tx *lock.Tx, call *deleteCall, root, name string, gen uint64, mem MemoryOptions) error {
 	if err := e.checkRoot(root); err != nil {
 		return err
 	}
@@ -207,6 +207,11 @@ func (e *Engine) deleteUnderWriter(tx *lock.Tx, call *deleteCall, root, name str
 	e.mu.Unlock()
 	if reg.Locked != nil && *reg.Locked {
 		return fmt.Errorf("region is locked by the platform and may never be destroyed: %w", ErrInvalid)
+	}
+	// Offlining the memory comes before the point of no return: it is
+	// undone (the blocks put back online) when cancelled.
+	if err := e.memoryGate(ctx, tx, "delete", reg, mem); err != nil {
+		return err
 	}
 	if err := e.deletePointOfNoReturn(call, genKey{name, gen}); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -455,6 +456,11 @@ func (e *Engine) regionInfoLocked(r *regionState) RegionInfo {
 		Origin:                r.origin,
 		FirstSeen:             r.firstSeen,
 		Settled:               e.settledLocked(r, time.Now()) == nil,
+		Memory: sysfs.RegionMemory{
+			BlockSize: r.reg.Memory.BlockSize,
+			Dax:       slices.Clone(r.reg.Memory.Dax),
+			Blocks:    slices.Clone(r.reg.Memory.Blocks),
+		},
 	}
 	if r.reg.Resource != nil {
 		info.Resource = *r.reg.Resource

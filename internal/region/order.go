@@ -281,17 +281,6 @@ func (v *orderView) hpaOrder(port string, start uint64) string {
 	return ""
 }
 
-// formatBytes prints a size as the CLI does: MiB or GiB when exact.
-func formatBytes(n uint64) string {
-	switch {
-	case n != 0 && n%(1<<30) == 0:
-		return strconv.FormatUint(n>>30, 10) + " GiB"
-	case n != 0 && n%(1<<20) == 0:
-		return strconv.FormatUint(n>>20, 10) + " MiB"
-	}
-	return strconv.FormatUint(n, 10) + " bytes"
-}
-
 // MemdevCapacity is one memdev's device capacity as the kernel hands it
 // out: allocated includes stranded, capacity still held by decoders whose
 // region was deleted below another region (freed when those go).

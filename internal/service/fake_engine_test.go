@@ -189,6 +189,10 @@ func (e *fakeEngine) Enable(ctx context.Context, name string) error {
 	return e.record(ctx, "enable "+name)
 }
 
+func (e *fakeEngine) DisableWith(ctx context.Context, name string, _ region.MemoryOptions) error {
+	return e.Disable(ctx, name)
+}
+
 func (e *fakeEngine) Disable(ctx context.Context, name string) error {
 	return e.record(ctx, "disable "+name)
 }

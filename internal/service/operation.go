@@ -36,6 +36,21 @@ type operation struct {
 	cancelable bool
 }
 
+type progressKey struct{}
+
+// withProgress makes f the progress reporter of the operation run in ctx
+// (a Job's Progress).
+func withProgress(ctx context.Context, f func(float64)) context.Context {
+	return context.WithValue(ctx, progressKey{}, f)
+}
+
+// progressOf returns the progress reporter of the operation ctx belongs
+// to; nil when it runs without a Job.
+func progressOf(ctx context.Context) func(float64) {
+	f, _ := ctx.Value(progressKey{}).(func(float64))
+	return f
+}
+
 // execute admits, authorizes and runs an operation, waiting for it or, with
 // no_wait, returning a Job at once. Authorization comes after validation
 // and before anything else: a refused caller changes nothing.

@@ -30,6 +30,8 @@ type options struct {
 	targets     []string
 	uuid        string
 	noBind      bool
+
+	offline bool // offline the region's online memory first
 }
 
 // parseOptions accepts only the keys a method takes, each with its one
@@ -91,6 +93,8 @@ func parseOptions(methodName string, raw map[string]dbus.Variant, allowed []stri
 			}
 		case api.OptNoBind:
 			o.noBind = v.Value().(bool)
+		case api.OptOffline:
+			o.offline = v.Value().(bool)
 		}
 	}
 	return o, nil

@@ -28,6 +28,7 @@ type Engine interface {
 	Delete(ctx context.Context, req region.DeleteRequest) error
 	Enable(ctx context.Context, name string) error
 	Disable(ctx context.Context, name string) error
+	DisableWith(ctx context.Context, name string, mem region.MemoryOptions) error
 	Rescan(ctx context.Context) error
 }
 

@@ -316,7 +316,7 @@ func TestRegionDeletePinsGeneration(t *testing.T) {
 	}
 	eng.mu.Lock()
 	defer eng.mu.Unlock()
-	if len(eng.deletes) != 1 || eng.deletes[0] != (region.DeleteRequest{Name: "region0", Generation: 2}) {
+	if len(eng.deletes) != 1 || eng.deletes[0].Name != "region0" || eng.deletes[0].Generation != 2 || eng.deletes[0].Memory.Offline {
 		t.Errorf("engine deletes = %+v, want region0 generation 2", eng.deletes)
 	}
 }

@@ -8,7 +8,8 @@
 #   ONLY='raw-*,flock-*' test/e2e/qemu/run.sh # scenario globs
 #   FAKE_DAEMON=1 test/e2e/qemu/run.sh        # self-check of the daemon scenarios
 #   test/e2e/qemu/run.sh --judge results.txt  # verdicts on a recorded results channel
-# Other knobs: SETS (boots per kernel), DAEMON_CYCLES (default CYCLES/4), SETTLE_MS, BOOT_TIMEOUT,
+# Other knobs: SETS (boots per kernel; the System RAM boots "sysram
+# sysram-raw" are not in the default: see README.md), DAEMON_CYCLES (default CYCLES/4), SETTLE_MS, BOOT_TIMEOUT,
 # GUEST_ARGS, CACHE, OUT.
 #
 # Exits non-zero if any scenario failed; the last line is
@@ -45,7 +46,10 @@ SETS=${SETS:-"main unbind-guard capacity"}
 # A set other than main runs only when ONLY (if given) names one of its
 # scenarios; sets/<set>.sh may change the VM's CXL devices (boot).
 declare -A SET_SCENARIO=([unbind-guard]=daemon-guard-acpi-unbind [capacity]="capacity-raw capacity-daemon")
-MODULES="libnvdimm nd_pmem nd_btt dax_pmem device_dax cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl"
+MODULES="libnvdimm nd_pmem nd_btt dax_pmem device_dax cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl kmem"
+# The System RAM boots (guest/sysram.sh, sets/sysram*.sh): each leaves the
+# range in a state only a reboot clears, so each has a boot of its own.
+SET_SCENARIO+=([sysram]=sysram-offline-delete [sysram-raw]=sysram-raw-delete)
 
 log() { echo "e2e-qemu: $*" >&2; }
 
@@ -171,10 +175,14 @@ build_initramfs() {
 	done
 	install -m 0755 "$HERE/guest/init" "$st/init"
 	install -m 0644 "$HERE"/guest/*.sh "$st/lib/cxltest/"
+	# daxctl finds kmem through libkmod: the module indexes depmod made.
+	mkdir -p "$st/lib/modules/$uname"
+	cp "$kroot/lib/modules/$uname"/modules.* "$st/lib/modules/$uname/"
 	install -m 0644 "$HERE/guest/dbus-system.conf" "$st/etc/cxltest/"
 	install -m 0755 "$OUT/bin/"* "$st/bin/"
 	copy_elf "$st" "$(command -v dbus-daemon)"
 	command -v cxl >/dev/null && copy_elf "$st" "$(command -v cxl)"
+	for t in ndctl daxctl; do command -v "$t" >/dev/null && copy_elf "$st" "$(command -v "$t")"; done
 	printf 'root:x:0:0:root:/:/bin/sh\nmessagebus:x:100:100::/:/bin/false\n' >"$st/etc/passwd"
 	printf 'root:x:0:\nmessagebus:x:100:\n' >"$st/etc/group"
 	od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$st/etc/machine-id"
