@@ -218,6 +218,8 @@ run_all_scenarios() {
 		;;
 	capacity)
 		capacity_scenarios
+		return
+		;;
 	sysram | sysram-raw)
 		sysram_scenarios
 		return
