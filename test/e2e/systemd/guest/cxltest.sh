@@ -181,7 +181,7 @@ scenario_sd_polkit() {
 		as_tester create --decoder "$ROOT_DECODER" --type pmem --size 256M >/tmp/pk.out 2>&1
 		rc=$?
 		[ "$rc" = 5 ] || fail_check "tester $stage: create exit $rc, want 5: $(head -c 200 /tmp/pk.out | tr '\n' ' ')"
-		grep -qi 'rejected\|denied\|not authorized' /tmp/pk.out || fail_check "tester $stage: message $(head -c 200 /tmp/pk.out | tr '\n' ' ')"
+		grep -qi 'rejected\|denied\|not authorized\|authentication required' /tmp/pk.out || fail_check "tester $stage: message $(head -c 200 /tmp/pk.out | tr '\n' ' ')"
 		[ -z "$(regions_now)" ] || fail_check "tester $stage: a region exists: $(regions_now | tr '\n' ' ')"
 		NOTE="${NOTE:+$NOTE; }$stage: exit $rc ($(head -c 120 /tmp/pk.out | tr '\n' ' '))"
 		usermod -aG cxl tester
