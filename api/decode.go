@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/godbus/dbus/v5"
@@ -50,15 +51,24 @@ func DecodeRegion(props Properties) (Region, error) {
 		RootDecoder:           get[string](r, PropRootDecoder),
 		Generation:            get[uint64](r, PropGeneration),
 		Origin:                get[string](r, PropOrigin),
-		State:                 get[string](r, PropState),
+		Lifecycle:             get[string](r, PropState),
 		Settled:               get[bool](r, PropSettled),
+		Mode:                  get[string](r, PropDaxMode),
+		TotalMemblocks:        get[uint32](r, PropMemoryBlocks),
+		OnlineMemblocks:       get[uint32](r, PropOnlineMemoryBlocks),
+		OnlineMemoryBytes:     get[uint64](r, PropOnlineMemoryBytes),
+		Movable:               get[bool](r, PropMovable),
+	}
+	if node := get[int32](r, PropTargetNode); node >= 0 {
+		reg.TargetNode = &node
 	}
 	targets := get[[]string](r, PropTargets)
 	memdevs := get[[]string](r, PropMemdevs)
 	if r.err != nil {
 		return Region{}, r.err
 	}
-	reg.DecodeState = DecodeState(reg.State)
+	reg.DecodeState = DecodeState(reg.Lifecycle)
+	reg.State = CxlState(reg.Lifecycle)
 	reg.Mappings = []Mapping{}
 	for pos, dec := range targets {
 		if dec == "" {
@@ -84,6 +94,16 @@ func DecodeState(state string) string {
 		return "commit"
 	}
 	return ""
+}
+
+// CxlState maps a region state to cxl list's state: "disabled" unless the
+// region is bound (enabled); while a delete is in flight the region is on
+// its way out and shown disabled.
+func CxlState(state string) string {
+	if state == StateEnabled {
+		return ""
+	}
+	return "disabled"
 }
 
 // DecodeRootDecoder turns a RootDecoder object's properties into its JSON
@@ -159,6 +179,11 @@ func DecodeStatus(manager Properties, objects ManagedObjects) (Status, error) {
 	if st.KernelFeatures == nil {
 		st.KernelFeatures = []string{}
 	}
+	memdevs, err := decodeMemdevs(manager)
+	if err != nil {
+		return Status{}, err
+	}
+	st.Memdevs = memdevs
 	st.RootDecoders = []RootDecoder{}
 	for _, path := range sortedPaths(objects) {
 		ifaces := objects[path]
@@ -240,4 +265,54 @@ func trimZeros(s string) string {
 		s = s[1:]
 	}
 	return s
+}
+
+// decodeMemdevs reads Manager.MemdevCapacity and Manager.EndpointDecoders
+// into Memdevs, in the kernel's name order.
+func decodeMemdevs(manager Properties) ([]Memdev, error) {
+	r := &propReader{iface: ManagerInterface, props: manager}
+	caps := get[map[string]map[string]uint64](r, PropMemdevCapacity)
+	decs := get[map[string]map[string]dbus.Variant](r, PropEndpointDecoders)
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := []Memdev{}
+	index := map[string]int{}
+	for _, name := range sortedKeys(caps) {
+		c := caps[name]
+		out = append(out, Memdev{Memdev: name, Total: c["total"], Allocated: c["allocated"], Free: c["free"], Stranded: c["stranded"],
+			Decoders: []EndpointDecoder{}})
+		index[name] = len(out) - 1
+	}
+	for _, name := range sortedKeys(decs) {
+		dr := &propReader{iface: ManagerInterface + "." + PropEndpointDecoders + "[" + name + "]", props: decs[name]}
+		ed := EndpointDecoder{Decoder: name, Memdev: get[string](dr, "memdev"), Mode: get[string](dr, "mode"),
+			DPASize: get[uint64](dr, "dpa_size"), Region: get[string](dr, "region"), Stranded: get[bool](dr, "stranded")}
+		if dr.err != nil {
+			return nil, dr.err
+		}
+		if i, ok := index[ed.Memdev]; ok {
+			out[i].Decoders = append(out[i].Decoders, ed)
+		}
+	}
+	return out, nil
+}
+
+// sortedKeys lists a map's keys in the kernel's name order (mem2 before
+// mem10).
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		switch {
+		case NaturalLess(a, b):
+			return -1
+		case NaturalLess(b, a):
+			return 1
+		}
+		return 0
+	})
+	return keys
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -25,10 +26,17 @@ func regionProps() Properties {
 		PropGeneration:            dbus.MakeVariant(uint64(7)),
 		PropOrigin:                dbus.MakeVariant("daemon"),
 		PropSettled:               dbus.MakeVariant(true),
+		PropDaxMode:               dbus.MakeVariant("system-ram"),
+		PropTargetNode:            dbus.MakeVariant(int32(1)),
+		PropMemoryBlocks:          dbus.MakeVariant(uint32(1)),
+		PropOnlineMemoryBlocks:    dbus.MakeVariant(uint32(1)),
+		PropOnlineMemoryBytes:     dbus.MakeVariant(uint64(128 << 20)),
+		PropMovable:               dbus.MakeVariant(true),
 	}
 }
 
 func TestDecodeRegion(t *testing.T) {
+	node := int32(1)
 	got, err := DecodeRegion(regionProps())
 	if err != nil {
 		t.Fatal(err)
@@ -38,10 +46,41 @@ func TestDecodeRegion(t *testing.T) {
 		InterleaveWays: 2, InterleaveGranularity: 256, DecodeState: "commit",
 		UUID:        "0ae1f9aa-7a1c-4e2b-9bb4-3b2f3e44a001",
 		Mappings:    []Mapping{{Position: 0, Memdev: "mem0", Decoder: "decoder2.0"}},
-		RootDecoder: "decoder0.0", Generation: 7, Origin: "daemon", State: StateEnabled, Settled: true,
+		RootDecoder: "decoder0.0", Generation: 7, Origin: "daemon", Lifecycle: StateEnabled, Settled: true,
+		Mode: "system-ram", TargetNode: &node, TotalMemblocks: 1, OnlineMemblocks: 1, OnlineMemoryBytes: 128 << 20, Movable: true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DecodeRegion (-want +got):\n%s", diff)
+	}
+}
+
+// TestRegionJSONMeansWhatCxlListMeans: state and decode_state have cxl
+// list -R's meaning and type (state only "disabled", only for a region not
+// bound; decode_state "commit" or "reset"); the daemon's lifecycle is a
+// field of its own.
+func TestRegionJSONMeansWhatCxlListMeans(t *testing.T) {
+	for _, tt := range []struct {
+		lifecycle string
+		want      string // the JSON's state and decode_state members
+	}{
+		{StateConfiguring, `"decode_state":"reset","state":"disabled"`},
+		{StateCommitted, `"decode_state":"commit","state":"disabled"`},
+		{StateEnabled, `"decode_state":"commit","uuid"`},
+		{StateDeleting, `"interleave_granularity":256,"state":"disabled"`},
+	} {
+		p := regionProps()
+		p[PropState] = dbus.MakeVariant(tt.lifecycle)
+		r, err := DecodeRegion(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), tt.want) || !strings.Contains(string(data), `"lifecycle":"`+tt.lifecycle+`"`) {
+			t.Errorf("lifecycle %s: %s, want %s and the lifecycle field", tt.lifecycle, data, tt.want)
+		}
 	}
 }
 
@@ -92,6 +131,14 @@ func TestDecodeStatus(t *testing.T) {
 	mgr := Properties{
 		PropVersion: dbus.MakeVariant("v1"), PropGuardActive: dbus.MakeVariant(true), PropGuardQueue: dbus.MakeVariant(uint32(2)),
 		PropSimulated: dbus.MakeVariant(true), PropKernelFeatures: dbus.MakeVariant([]string{"create_pmem_region"}),
+		PropMemdevCapacity: dbus.MakeVariant(map[string]map[string]uint64{
+			"mem0": {"total": 1 << 30, "allocated": 512 << 20, "free": 512 << 20, "stranded": 256 << 20}}),
+		PropEndpointDecoders: dbus.MakeVariant(map[string]map[string]dbus.Variant{
+			"decoder3.0": {"memdev": dbus.MakeVariant("mem0"), "mode": dbus.MakeVariant("pmem"), "dpa_size": dbus.MakeVariant(uint64(256 << 20)),
+				"region": dbus.MakeVariant(""), "stranded": dbus.MakeVariant(true)},
+			"decoder3.1": {"memdev": dbus.MakeVariant("mem0"), "mode": dbus.MakeVariant("pmem"), "dpa_size": dbus.MakeVariant(uint64(256 << 20)),
+				"region": dbus.MakeVariant("region4"), "stranded": dbus.MakeVariant(false)},
+		}),
 	}
 	st, err := DecodeStatus(mgr, objs)
 	if err != nil {
@@ -100,7 +147,12 @@ func TestDecodeStatus(t *testing.T) {
 	want := Status{Version: "v1", GuardActive: true, GuardQueue: 2, Simulated: true, KernelFeatures: []string{"create_pmem_region"}, Regions: 1,
 		RootDecoders: []RootDecoder{{Decoder: "decoder0.0", Port: "root0", Size: 1 << 30, MaxAvailableExtent: 1 << 29,
 			PmemCapable: true, InterleaveWays: 1, InterleaveGranularity: 256, Targets: []string{"pci0000:0c"},
-			Frozen: true, FrozenReason: "cxl_acpi unbound", QueueDepth: 3}}}
+			Frozen: true, FrozenReason: "cxl_acpi unbound", QueueDepth: 3}},
+		Memdevs: []Memdev{{Memdev: "mem0", Total: 1 << 30, Allocated: 512 << 20, Free: 512 << 20, Stranded: 256 << 20,
+			Decoders: []EndpointDecoder{
+				{Decoder: "decoder3.0", Memdev: "mem0", Mode: "pmem", DPASize: 256 << 20, Stranded: true},
+				{Decoder: "decoder3.1", Memdev: "mem0", Mode: "pmem", DPASize: 256 << 20, Region: "region4"},
+			}}}}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Errorf("DecodeStatus (-want +got):\n%s", diff)
 	}

@@ -38,11 +38,13 @@ func TestXMLMatchesConstants(t *testing.T) {
 		t.Fatal(err)
 	}
 	props := map[string][]string{
-		ManagerInterface: {PropVersion, PropKernelFeatures, PropGuardActive, PropGuardQueue, PropSimulated, PropLockDirectory},
+		ManagerInterface: {PropVersion, PropKernelFeatures, PropGuardActive, PropGuardQueue, PropSimulated, PropLockDirectory,
+			PropMemdevCapacity, PropEndpointDecoders},
 		RootDecoderInterface: {PropName, PropPort, PropPmemCapable, PropRAMCapable, PropSize, PropFreeCapacity,
 			PropInterleaveWays, PropInterleaveGranularity, PropTargets, PropFrozen, PropFrozenReason, PropQueueDepth},
 		RegionInterface: {PropName, PropRootDecoder, PropType, PropSize, PropResource, PropUUID, PropInterleaveWays,
-			PropInterleaveGranularity, PropTargets, PropMemdevs, PropState, PropGeneration, PropOrigin, PropSettled},
+			PropInterleaveGranularity, PropTargets, PropMemdevs, PropState, PropGeneration, PropOrigin, PropSettled,
+			PropDaxMode, PropTargetNode, PropMemoryBlocks, PropOnlineMemoryBlocks, PropOnlineMemoryBytes, PropMovable},
 		JobInterface: {PropOperation, PropObjects, PropProgress, PropStartedByUID, PropCancelable, PropFinished,
 			PropSuccess, PropErrorName, PropMessage},
 	}

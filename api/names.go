@@ -1,8 +1,18 @@
 package api
 
-// Version is the daemon's and the CLI's version; the Makefile sets it with
-// -ldflags "-X github.com/cxlregion/cxlregiond/api.Version=...".
-var Version = "dev"
+// Version and Commit name the build: the release number and the git
+// commit it was built from (scripts/version.sh; the Makefile sets both with
+// -ldflags "-X github.com/cxlregion/cxlregiond/api.Version=... -X ...Commit=...").
+// The Debian package's version is Version.
+var (
+	Version = "0.1.0~dev"
+	Commit  = "unknown"
+)
+
+// FullVersion is the one version string shown everywhere: both binaries'
+// --version (after the program's name), the Manager's Version property and
+// cxlregiond_build_info: "0.1.0~git312 (git abc1234)".
+func FullVersion() string { return Version + " (git " + Commit + ")" }
 
 // BusName is the well-known name cxlregiond owns on the system bus. The
 // trailing 1 is the API's major version: an incompatible API gets a new

@@ -24,12 +24,19 @@ const (
 
 	// Create options.
 	OptType        = "type"        // s: "pmem" (default) or "ram"
-	OptSize        = "size"        // t: bytes, required, a multiple of 256 MiB × ways
+	OptSize        = "size"        // t: bytes, a multiple of 256 MiB × ways; default the largest the targets can give
 	OptWays        = "ways"        // u: interleave ways; default from targets or the window
 	OptGranularity = "granularity" // u: interleave granularity in bytes; default the window's
-	OptTargets     = "targets"     // as: endpoint decoders by position; default picked
+	OptTargets     = "targets"     // as: endpoint decoders or memdevs (memN) by position; default picked
 	OptUUID        = "uuid"        // s: pmem region uuid; default generated
 	OptNoBind      = "no_bind"     // b: leave the region committed but not bound
+
+	// OptOffline (b): when the region's memory is online as System RAM,
+	// offline its memory blocks first (their pages migrate to other
+	// nodes; progress on the Job) instead of refusing with Busy. A block
+	// that cannot be offlined puts the others back online and the
+	// operation fails. Delete and Disable.
+	OptOffline = "offline"
 )
 
 // OptionTypes is the one D-Bus signature each option key accepts.
@@ -45,6 +52,7 @@ var OptionTypes = map[string]string{
 	OptTargets:           "as",
 	OptUUID:              "s",
 	OptNoBind:            "b",
+	OptOffline:           "b",
 }
 
 // Which options each method accepts.
@@ -53,9 +61,11 @@ var (
 	// CreateOptions are the keys of CreateRegion.
 	CreateOptions = append([]string{OptType, OptSize, OptWays, OptGranularity, OptTargets, OptUUID, OptNoBind}, commonOptions...)
 	// DeleteOptions are the keys of DeleteRegion and Region.Delete.
-	DeleteOptions = append([]string{OptGeneration}, commonOptions...)
-	// BindOptions are the keys of Region.Enable and Region.Disable.
+	DeleteOptions = append([]string{OptGeneration, OptOffline}, commonOptions...)
+	// BindOptions are the keys of Region.Enable.
 	BindOptions = commonOptions
+	// DisableOptions are the keys of Region.Disable.
+	DisableOptions = append([]string{OptOffline}, commonOptions...)
 	// CancelOptions are the keys of Job.Cancel, as udisks2's Job.Cancel.
 	CancelOptions = []string{OptNoUserInteraction}
 )

@@ -7,7 +7,14 @@ const (
 	PropGuardActive    = "GuardActive"     // b
 	PropGuardQueue     = "GuardQueueDepth" // u: other processes' opens the guard holds or keeps waiting
 	PropSimulated      = "Simulated"       // b
-	PropLockDirectory  = "LockDirectory"   // s: where the writers' lock files are (cxlregionctl lock)
+	// PropMemdevCapacity is every memdev's device capacity in bytes:
+	// memdev → {total, allocated, free, stranded}.
+	PropMemdevCapacity = "MemdevCapacity" // a{sa{st}}
+	// PropEndpointDecoders is every endpoint decoder's allocation:
+	// decoder → {memdev s, mode s, dpa_size t, region s ("" when none),
+	// stranded b}.
+	PropEndpointDecoders = "EndpointDecoders" // a{sa{sv}}
+	PropLockDirectory    = "LockDirectory"    // s: where the writers' lock files are (cxlregionctl lock)
 )
 
 // Property names shared by RootDecoder and Region.
@@ -41,6 +48,14 @@ const (
 	PropGeneration  = "Generation"  // t
 	PropOrigin      = "Origin"      // s
 	PropSettled     = "Settled"     // b
+
+	// What the region's memory is doing (daxctl list's names in JSON).
+	PropDaxMode            = "DaxMode"            // s: system-ram, devdax or "" (no dax device)
+	PropTargetNode         = "TargetNode"         // i: NUMA node of its memory, -1 when none
+	PropMemoryBlocks       = "MemoryBlocks"       // u: memory blocks over its range
+	PropOnlineMemoryBlocks = "OnlineMemoryBlocks" // u: of which online
+	PropOnlineMemoryBytes  = "OnlineMemoryBytes"  // t
+	PropMovable            = "Movable"            // b: every online block is in ZONE_MOVABLE
 )
 
 // Property names of the Job interface.

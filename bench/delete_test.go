@@ -55,6 +55,7 @@ func BenchmarkDelete(b *testing.B) {
 			ctx := b.Context()
 			var engine, direct stopwatch
 			var engineWrites, rawWrites int
+			var syncs int64
 			odd := false
 			for b.Loop() {
 				b.StopTimer()
@@ -68,6 +69,7 @@ func BenchmarkDelete(b *testing.B) {
 				}
 				time.Sleep(quiet)
 				ew, rw := p.d.k.Writes(""), p.rawK.Writes("")
+				s0 := p.d.syncs.Load()
 				b.StartTimer()
 
 				viaEngine := func() { engine.time(b, "engine delete", func() error { return p.d.delete(ctx, r) }) }
@@ -77,10 +79,14 @@ func BenchmarkDelete(b *testing.B) {
 				b.StopTimer()
 				engineWrites += p.d.k.Writes("") - ew
 				rawWrites += p.rawK.Writes("") - rw
+				syncs += p.d.syncs.Load() - s0
 				time.Sleep(quiet)
 				b.StartTimer()
 			}
 			reportPair(b, &engine, &direct, engineWrites, rawWrites)
+			if engine.n > 0 {
+				b.ReportMetric(float64(syncs)/float64(engine.n), "fsyncs/op")
+			}
 			p.d.reportStale(b, engine.n)
 		})
 	}

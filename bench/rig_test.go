@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cxlregion/cxlregiond/internal/cxlsim"
+	"github.com/cxlregion/cxlregiond/internal/journal"
 	"github.com/cxlregion/cxlregiond/internal/lock"
 	"github.com/cxlregion/cxlregiond/internal/region"
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
@@ -88,6 +89,19 @@ type daemon struct {
 	// changed: an engine bug these benchmarks found (fixed: readings are
 	// ordered). It must stay 0; each benchmark reports it as stale-gen/op.
 	staleGen atomic.Int64
+	// syncs counts the journal's fsyncs (its log's Sync calls).
+	syncs atomic.Int64
+}
+
+// countedFile is the journal's log with its Sync calls counted.
+type countedFile struct {
+	*os.File
+	syncs *atomic.Int64
+}
+
+func (f countedFile) Sync() error {
+	f.syncs.Add(1)
+	return f.File.Sync()
 }
 
 func startDaemon(b *testing.B, k *cxlsim.Kernel, stateDir string) *daemon {
@@ -98,7 +112,15 @@ func startDaemon(b *testing.B, k *cxlsim.Kernel, stateDir string) *daemon {
 		b.Fatal(err)
 	}
 	events := k.Subscribe(4096)
+	d := &daemon{k: k, fs: fs}
 	eng, err := region.New(region.Config{
+		JournalFile: func(path string) (journal.File, error) {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				return nil, err
+			}
+			return countedFile{File: f, syncs: &d.syncs}, nil
+		},
 		FS:       fs,
 		Writers:  writers,
 		Events:   events,
@@ -132,7 +154,8 @@ func startDaemon(b *testing.B, k *cxlsim.Kernel, stateDir string) *daemon {
 	case <-time.After(30 * time.Second):
 		b.Fatal("engine not ready after 30s")
 	}
-	return &daemon{k: k, fs: fs, eng: eng}
+	d.eng = eng
+	return d
 }
 
 // create makes an unbound 1-way pmem region through the engine: unbound so

@@ -12,15 +12,15 @@ import (
 )
 
 const (
-	windows         = 4
+	windows         = 8
 	cyclesPerClient = 3 // create+delete cycles of each client per iteration
 )
 
-// fourWindows is four identical 1-way pmem windows, each over its own host
-// bridge with one memdev: root decoders decoder0.0..decoder0.3 that share
+// eightWindows is eight identical 1-way pmem windows, each over its own host
+// bridge with one memdev: root decoders decoder0.0..decoder0.7 that share
 // nothing in the kernel, so the only thing that can serialize them is the
 // daemon.
-func fourWindows() cxlsim.Topology {
+func eightWindows() cxlsim.Topology {
 	var t cxlsim.Topology
 	for i := range windows {
 		hb := t.AddHostBridge(12+20*i, 4)
@@ -62,8 +62,8 @@ func (kt kernelTime) boot(b *testing.B, t cxlsim.Topology) *cxlsim.Kernel {
 }
 
 // BenchmarkRootDecoders measures the throughput of create+delete cycles
-// of four concurrent clients, each on its own root decoder ("spread"),
-// against the same four clients all on decoder0.0 ("one"). spread/one is
+// of eight concurrent clients, each on its own root decoder ("spread"),
+// against the same eight clients all on decoder0.0 ("one"). spread/one is
 // the speed-up that independent writers give.
 //
 // On one root decoder the clients take turns per cycle (a mutex per
@@ -73,24 +73,24 @@ func (kt kernelTime) boot(b *testing.B, t cxlsim.Topology) *cxlsim.Kernel {
 // each window has one client and its mutex costs nothing. The engine
 // serializes the writes of one root decoder either way.
 //
-// The first two cases are the realistic kernel times of the brief (a 2ms
-// delete, 100µs for any other write): there the engine's own CPU work per
-// cycle (a topology scan per create, journal writes) is a large share, and
-// CPU work cannot run more than 2-wide on a 2-core machine. The third
-// makes kernel time dominate, which is where independent writers show.
+// The first case is issue 14's row: every kernel write takes 2ms, so the
+// kernel, not the 2 cores, is the bottleneck, and the target is a 6x
+// speed-up for 8 root decoders. The second is the brief's earlier
+// realistic times (a 2ms delete, 100µs for any other write), where the
+// engine's own CPU work per cycle (a topology scan per create, journal
+// writes) is a large share and cannot run more than 2-wide here.
 func BenchmarkRootDecoders(b *testing.B) {
+	kernelBound := kernelTime{deleteTime: 2 * time.Millisecond, writeTime: 2 * time.Millisecond}
 	realistic := kernelTime{deleteTime: 2 * time.Millisecond, writeTime: 100 * time.Microsecond}
-	kernelBound := kernelTime{deleteTime: 20 * time.Millisecond, writeTime: time.Millisecond}
 	for _, c := range []struct {
 		place journalPlace
 		kt    kernelTime
 	}{
-		{journalDisk, realistic},
-		{journalTmpfs, realistic},
 		{journalTmpfs, kernelBound},
+		{journalDisk, realistic},
 	} {
 		b.Run("journal="+string(c.place)+"/"+c.kt.String(), func(b *testing.B) {
-			d := startDaemon(b, c.kt.boot(b, fourWindows()), c.place.stateDir(b))
+			d := startDaemon(b, c.kt.boot(b, eightWindows()), c.place.stateDir(b))
 			ctx := b.Context()
 			var spread, one stopwatch
 			odd := false

@@ -16,7 +16,9 @@ BEGIN {
 		"writer/raw writer-ns/op raw-ns/op ns;" \
 		"spread/one spread-cycles/s one-cycles/s rate;" \
 		"storm/single storm-ns/op single-ns/op ns;" \
-		"guarded/unguarded open-ns unguarded-open-ns ns", rows, ";")
+		"guarded/unguarded open-ns unguarded-open-ns ns;" \
+		"scan/plain scan-ns/op plain-ns/op ns;" \
+		"msgs/cpu-s msgs/s allocs/op parser", rows, ";")
 	printf "%-50s %-18s %8s   %s\n", "benchmark", "ratio", "value", "from"
 }
 /^pkg:/ {
@@ -34,10 +36,12 @@ BEGIN {
 		if (v == "") continue
 		a = metric(f[2]); b = metric(f[3])
 		if (f[4] == "ns") parts = human(a) " vs " human(b)
+		else if (f[4] == "parser") parts = sprintf("%.0f msgs/s wall, %s allocs/op", a, b)
 		else parts = sprintf("%.1f vs %.1f cycles/s", a, b)
 		extra = ""
 		if ((j = metric("joined/storm")) != "") extra = extra sprintf(", joined %s late %s", j, metric("late/storm"))
 		if ((s = metric("stale-gen/op")) != "" && s + 0 > 0) extra = extra sprintf(", stale-gen/op %s", s)
+		if ((s = metric("fsyncs/op")) != "") extra = extra sprintf(", fsyncs/delete %s", s)
 		printf "%-50s %-18s %8.3g   %s%s\n", name, f[1], v, parts, extra
 	}
 }

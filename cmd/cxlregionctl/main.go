@@ -94,7 +94,7 @@ generation, origin, state and settled.
   cxlregionctl delete region0
   cxlregionctl monitor --json
   cxlregionctl lock decoder0.0 -- cxl destroy-region -f region0`,
-		Version:       api.Version,
+		Version:       api.FullVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

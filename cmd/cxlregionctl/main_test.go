@@ -33,7 +33,11 @@ func TestUsageErrorsExitInvalidArgument(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"list", "extra"}, "unknown command"},
-		{[]string{"create", "--decoder", "decoder0.0"}, "required flag"},
+		{[]string{"create", "--target", "mem01"}, `--target "mem01"`},
+		{[]string{"create", "mem0", "endpoint3"}, `--target "endpoint3"`},
+		{[]string{"delete"}, "or --all"},
+		{[]string{"delete", "--all", "region0"}, "--all"},
+		{[]string{"delete", "region0", "--decoder", "decoder0.0"}, "--decoder goes with --all"},
 		{[]string{"create", "--decoder", "decoder0.0", "--size", "lots"}, `size "lots"`},
 		{[]string{"create", "--decoder", "../decoder0.0", "--size", "256M"}, "root decoder name"},
 		{[]string{"create", "--decoder", "decoder0.0", "--size", "256M", "--timeout", "-1s"}, "--timeout"},

@@ -372,7 +372,7 @@ func (m *monitorState) emit(now time.Time, event string, path godbus.ObjectPath,
 	case api.RegionInterface:
 		if r, err := api.DecodeRegion(p); err == nil {
 			ev.Region = &r
-			summary = fmt.Sprintf("%s %s %s %s on %s gen %d", r.Region, r.Type, formatSize(r.Size), r.State, r.RootDecoder, r.Generation)
+			summary = fmt.Sprintf("%s %s %s %s on %s gen %d", r.Region, r.Type, formatSize(r.Size), r.Lifecycle, r.RootDecoder, r.Generation)
 		}
 	case api.RootDecoderInterface:
 		if rd, err := api.DecodeRootDecoder(p); err == nil {

@@ -85,7 +85,7 @@ func TestReload(t *testing.T) {
 	l.onRescan = func(d time.Duration) { rescan = d }
 
 	write("log_level = debug\nsettle_window = 30s\ndefault_timeout = 5s\nmetrics_listen = 127.0.0.1:19477\nrescan_interval = 1m\n")
-	l.reload(base)
+	l.reload(base, "test")
 	cur := l.get()
 	if level.Level() != slog.LevelDebug || cur.DefaultTimeout != 5*time.Second || cur.MetricsListen != "127.0.0.1:19477" {
 		t.Errorf("after reload: level %v, settings %+v", level.Level(), cur)
@@ -106,7 +106,7 @@ func TestReload(t *testing.T) {
 	}
 
 	write("log_level = shouting\n")
-	l.reload(base)
+	l.reload(base, "test")
 	if level.Level() != slog.LevelDebug || l.get().DefaultTimeout != 5*time.Second {
 		t.Error("a broken config file changed the settings")
 	}

@@ -97,12 +97,12 @@ func newDaemon(o *daemonOptions, base settings, flagsSet map[string]bool, logTo 
 	level := new(slog.LevelVar)
 	level.Set(base.LogLevel)
 	log := newLogger(logTo, level)
-	s, err := loadSettings(o.configFile, base, flagsSet)
+	s, err := loadSettings(o.configFile, o.configOptional, base, flagsSet)
 	if err != nil {
 		return nil, err
 	}
 	level.Set(s.LogLevel)
-	live := &liveSettings{path: o.configFile, flags: flagsSet, level: level, log: log,
+	live := &liveSettings{path: o.configFile, optional: o.configOptional, flags: flagsSet, level: level, log: log,
 		metricsAddr: make(chan string, 1), cur: s}
 	return &cxlregiond{opts: o, base: base, log: log, live: live}, nil
 }
@@ -123,7 +123,7 @@ func (d *cxlregiond) run(ctx context.Context) (err error) {
 	d.step("start serve")
 	err = d.svc.Serve(d.serveCtx, d.conn, func() {
 		notifyReady(statusLine(d.eng, d.sim != nil, &d.guardState))
-		d.log.Info("ready", "bus_name", api.BusName, "version", api.Version, "simulated", d.sim != nil,
+		d.log.Info("ready", "bus_name", api.BusName, "version", api.FullVersion(), "simulated", d.sim != nil,
 			"guard", d.guardState.active(), "root_decoders", len(d.eng.RootDecoders()), "regions", len(d.eng.Regions()))
 		d.step("ready")
 	})
@@ -146,7 +146,7 @@ func (d *cxlregiond) start(ctx context.Context) error {
 	d.fs, d.events, d.sim = fs, events, sim
 
 	d.step("start engine")
-	d.metrics = metrics.New(metrics.Options{Version: api.Version, Logger: log})
+	d.metrics = metrics.New(metrics.Options{Version: api.FullVersion(), Logger: log})
 	d.reg, err = lock.NewRegistry(fs, o.lockDir, lock.WithLogger(log), lock.WithWriteObserver(d.metrics.ObserveWrite))
 	if err != nil {
 		return err
@@ -166,7 +166,7 @@ func (d *cxlregiond) start(ctx context.Context) error {
 
 	d.step("start bus")
 	d.svc, err = service.New(service.Config{
-		Engine: d.eng, Version: api.Version, Simulated: sim != nil, LockDirectory: d.reg.Dir(),
+		Engine: d.eng, Version: api.FullVersion(), Simulated: sim != nil, LockDirectory: d.reg.Dir(),
 		GuardActive: d.guardState.active, GuardQueueDepth: d.guardState.queueDepth,
 		DefaultTimeout: d.live.defaultTimeout, Logger: log,
 	})

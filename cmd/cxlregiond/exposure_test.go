@@ -34,7 +34,7 @@ func TestMetricsListenLoopbackByDefault(t *testing.T) {
 	if err := os.WriteFile(path, []byte("log_level = info\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := loadSettings(path, settings{MetricsListen: addr}, nil)
+	s, err := loadSettings(path, false, settings{MetricsListen: addr}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,8 +34,23 @@ func (d *cxlregiond) startGuard() error {
 		Writers:   guard.LockWriters(d.reg),
 		SysfsRoot: o.sysfsRoot,
 		Settled:   d.eng.WaitRootSettled,
-		Observer:  d.metrics.ObserveGuard,
-		Logger:    log,
+		RefuseDelete: func() func(string) error {
+			if !o.guardRefuseOnlineMemory {
+				return nil
+			}
+			return d.eng.RootMemoryOnline
+		}(),
+		MemoryTargets: func() []guard.Target {
+			blocks := map[string][]string{}
+			for _, r := range d.eng.Regions() {
+				for _, b := range r.Memory.Blocks {
+					blocks[r.RootDecoder] = append(blocks[r.RootDecoder], b.Name)
+				}
+			}
+			return guard.MemoryBlockTargets(o.sysfsRoot, blocks)
+		},
+		Observer: d.metrics.ObserveGuard,
+		Logger:   log,
 	})
 	if err != nil {
 		if o.guard == "auto" && errors.Is(err, guard.ErrUnsupported) {
@@ -64,6 +79,9 @@ func (d *cxlregiond) startGuard() error {
 				}
 				switch ev.Kind {
 				case region.RootDecoderAdded, region.RootDecoderRemoved, region.Rescanned, region.SubscriberResync:
+					updateGuardMarks(g, d.eng, d.metrics, log)
+				case region.RegionAdded, region.RegionChanged, region.RegionRemoved:
+					// Memory blocks come and go with a region's memory.
 					updateGuardMarks(g, d.eng, d.metrics, log)
 				}
 			}

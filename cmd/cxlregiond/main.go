@@ -25,10 +25,13 @@ import (
 // daemonOptions are the command line's settings that are not tunables.
 type daemonOptions struct {
 	configFile string
-	sysfsRoot  string
-	stateDir   string
-	lockDir    string
-	guard      string
+	// configOptional: --config was not given, so configFile is
+	// defaultConfigFile and may be missing.
+	configOptional bool
+	sysfsRoot      string
+	stateDir       string
+	lockDir        string
+	guard          string
 
 	simulate         string // "" (off), "default", "qemu" or a topology file
 	simLog           string
@@ -38,7 +41,16 @@ type daemonOptions struct {
 	simRegisterDelay time.Duration
 	simAssembleTime  time.Duration
 	simHypervisor    bool
+	simSystemRAM     bool
+	// guardRefuseOnlineMemory: the guard refuses delete_region opens while
+	// memory of the root decoder's regions is online.
+	guardRefuseOnlineMemory bool
 }
+
+// defaultConfigFile is read when --config is not given (the Debian package
+// installs it, every key commented out with its default); a missing one is
+// no error.
+const defaultConfigFile = "/etc/cxlregiond/cxlregiond.conf"
 
 // flagKeys maps flag names to the config file keys they override.
 var flagKeys = map[string]string{
@@ -87,7 +99,7 @@ print them, goes to --sim-log).`,
   cxlregiond --simulate --sim-log /tmp/sim.log --state-dir /tmp/state --lock-dir /tmp/lock
   cxlregiond --simulate=topology.json --metrics-listen 127.0.0.1:9477
   cxlregiond sim-race --writers 50             # the race, without the daemon`,
-		Version:       api.Version,
+		Version:       api.FullVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -101,6 +113,7 @@ print them, goes to --sim-log).`,
 			if o.guard != "on" && o.guard != "off" && o.guard != "auto" {
 				return fmt.Errorf("--guard %q: want on, off or auto", o.guard)
 			}
+			o.configOptional = !cmd.Flags().Changed("config")
 			flagsSet := map[string]bool{}
 			for flag, key := range flagKeys {
 				if cmd.Flags().Changed(flag) {
@@ -112,8 +125,9 @@ print them, goes to --sim-log).`,
 			return runDaemon(serveCtx, &o, s, flagsSet)
 		},
 	}
+	cmd.SetVersionTemplate("cxlregiond {{.Version}}\n")
 	f := cmd.Flags()
-	f.StringVar(&o.configFile, "config", "", "config file of key = value lines ("+strings.Join(sortedKeys(configKeys), ", ")+"); reloaded when it changes or on SIGHUP")
+	f.StringVar(&o.configFile, "config", defaultConfigFile, "config file of key = value lines ("+strings.Join(sortedKeys(configKeys), ", ")+`; see cxlregiond.conf(5)), reloaded when it changes, on SIGHUP and on "systemctl reload"; a missing default file is no file, "" reads none`)
 	f.StringVar(&o.sysfsRoot, "sysfs-root", "/sys", "where sysfs is mounted")
 	f.StringVar(&o.stateDir, "state-dir", "/var/lib/cxlregiond", "intent journal and generation counter")
 	f.StringVar(&o.lockDir, "lock-dir", "/run/cxlregiond/lock", "per-root-decoder lock files, shared with cxlregionctl lock")
@@ -129,11 +143,13 @@ print them, goes to --sim-log).`,
 	f.Lookup("simulate").NoOptDefVal = "default"
 	f.StringVar(&o.simLog, "sim-log", "", "with --simulate: append the simulated kernel's log (writes, WARNING and BUG reports) to this file")
 	f.StringVar(&o.simState, "sim-state", "", "with --simulate: keep the simulated kernel's state in this file across restarts")
-	f.StringVar(&o.simProfile, "sim-profile", "6.12", "with --simulate: the kernel to model, 6.1 or 6.12")
+	f.StringVar(&o.simProfile, "sim-profile", "6.12", "with --simulate: the kernel to model, 6.1, 6.12 or 6.12-fixed (the upstream delete_region fix)")
 	f.DurationVar(&o.simDeleteDelay, "sim-delete-delay", 2*time.Millisecond, "with --simulate: time delete_region_store spends between finding the region and releasing it (the race window)")
 	f.DurationVar(&o.simRegisterDelay, "sim-register-delay", 50*time.Millisecond, "with --simulate: how long after a bind the nd/dax devices register")
 	f.DurationVar(&o.simAssembleTime, "sim-assemble-time", 200*time.Millisecond, "with --simulate: how long kernel auto-assembly holds a region")
 	f.BoolVar(&o.simHypervisor, "sim-hypervisor", false, "with --simulate: model 6.12 under a hypervisor (commit fails with ENXIO)")
+	f.BoolVar(&o.guardRefuseOnlineMemory, "guard-refuse-online-memory", false, "with the guard on: refuse (EPERM) another process's open of a root decoder's delete_region while a region of it has memory online as System RAM (such a delete would leave that memory online over an undecoded range); this also refuses deletes of the root decoder's other regions meanwhile")
+	f.BoolVar(&o.simSystemRAM, "sim-system-ram", false, "with --simulate: give every ram region's memory to the page allocator once it registers (dax kmem, blocks online movable), as daxctl reconfigure-device -m system-ram")
 
 	cmd.AddCommand(newSimRaceCommand())
 	return cmd

@@ -21,6 +21,10 @@ func notifyReady(status string) {
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS="+status)
 }
 
+// notifyReloading and notifyReloaded bracket a reload asked for with SIGHUP.
+func notifyReloading() { _, _ = daemon.SdNotify(false, daemon.SdNotifyReloading) }
+func notifyReloaded()  { _, _ = daemon.SdNotify(false, daemon.SdNotifyReady) }
+
 func notifyStopping() {
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping+"\nSTATUS=stopping: letting running operations finish")
 }

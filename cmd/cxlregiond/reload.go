@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,10 +17,13 @@ import (
 // liveSettings holds the settings in force and applies reloads of the
 // config file: every key takes effect at once.
 type liveSettings struct {
-	path  string          // config file; "" when none
-	flags map[string]bool // keys given on the command line, which win
-	level *slog.LevelVar
-	log   *slog.Logger
+	path string // config file; "" when none
+	// optional: path is the default one, which may not exist (the daemon
+	// then runs on its defaults until the file appears and is reloaded).
+	optional bool
+	flags    map[string]bool // keys given on the command line, which win
+	level    *slog.LevelVar
+	log      *slog.Logger
 	// metricsAddr receives the new address when it changes.
 	metricsAddr chan string
 	// onSettle applies a new settle window and bound quiet time.
@@ -38,12 +43,16 @@ func (l *liveSettings) get() settings {
 
 func (l *liveSettings) defaultTimeout() time.Duration { return l.get().DefaultTimeout }
 
-// load reads the config file over base.
-func loadSettings(path string, base settings, flags map[string]bool) (settings, error) {
+// loadSettings reads the config file over base. A missing optional file
+// (the default path, not named on the command line) is no file.
+func loadSettings(path string, optional bool, base settings, flags map[string]bool) (settings, error) {
 	if path == "" {
 		return base, nil
 	}
 	f, err := os.Open(path)
+	if optional && errors.Is(err, fs.ErrNotExist) {
+		return base, nil
+	}
 	if err != nil {
 		return base, fmt.Errorf("config file: %w", err)
 	}
@@ -58,12 +67,13 @@ func loadSettings(path string, base settings, flags map[string]bool) (settings, 
 	return base, nil
 }
 
-// reload re-reads the config file over the settings it started from. A
-// broken file is logged and ignored: the daemon keeps what it has.
-func (l *liveSettings) reload(base settings) {
-	next, err := loadSettings(l.path, base, l.flags)
+// reload re-reads the config file over the settings it started from; cause
+// ("SIGHUP", "file changed") goes to the log. A broken file is logged and
+// ignored: the daemon keeps what it has.
+func (l *liveSettings) reload(base settings, cause string) {
+	next, err := loadSettings(l.path, l.optional, base, l.flags)
 	if err != nil {
-		l.log.Error("config reload failed; keeping the current settings", "err", err)
+		l.log.Error("config reload failed; keeping the current settings", "cause", cause, "err", err)
 		return
 	}
 	l.mu.Lock()
@@ -87,7 +97,7 @@ func (l *liveSettings) reload(base settings) {
 			l.log.Warn("metrics address change dropped: a previous change is still being applied")
 		}
 	}
-	l.log.Info("config reloaded", "file", l.path, "changed", changed)
+	l.log.Info("config reloaded", "file", l.path, "cause", cause, "changed", changed)
 }
 
 // watch reloads the config file when it changes (fsnotify, on its
@@ -110,7 +120,11 @@ func (l *liveSettings) watch(ctx context.Context, base settings, hup <-chan os.S
 	} else {
 		defer w.Close()
 		if err := w.Add(filepath.Dir(l.path)); err != nil {
-			l.log.Error("cannot watch the config file; reload with SIGHUP", "file", l.path, "err", err)
+			lvl := slog.LevelError
+			if l.optional && errors.Is(err, fs.ErrNotExist) {
+				lvl = slog.LevelInfo
+			}
+			l.log.Log(ctx, lvl, "cannot watch the config file; reload with SIGHUP", "file", l.path, "err", err)
 		}
 	}
 	var events <-chan fsnotify.Event
@@ -129,7 +143,11 @@ func (l *liveSettings) watch(ctx context.Context, base settings, hup <-chan os.S
 		case <-ctx.Done():
 			return
 		case <-hup:
-			l.reload(base)
+			// systemctl reload (ExecReload= sends SIGHUP): systemd shows
+			// "reloading" until the file is applied.
+			notifyReloading()
+			l.reload(base, "SIGHUP")
+			notifyReloaded()
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
@@ -143,7 +161,7 @@ func (l *liveSettings) watch(ctx context.Context, base settings, hup <-chan os.S
 				l.log.Warn("config file watch", "err", err)
 			}
 		case <-debounce.C:
-			l.reload(base)
+			l.reload(base, "file changed")
 		}
 	}
 }

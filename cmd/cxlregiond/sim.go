@@ -15,6 +15,7 @@ func newSimulator(o *daemonOptions) (*cxlsim.Kernel, error) {
 		cxlsim.WithRegisterDelay(o.simRegisterDelay),
 		cxlsim.WithAssembleDuration(o.simAssembleTime),
 		cxlsim.WithHypervisor(o.simHypervisor),
+		cxlsim.WithSystemRAM(o.simSystemRAM),
 	}
 	topo, err := simTopology(o.simulate)
 	if err != nil {

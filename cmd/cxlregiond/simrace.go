@@ -57,7 +57,7 @@ WARNING and BUG counts: what cxlregiond prevents.`,
 	f.IntVar(&o.writers, "writers", 50, "concurrent raw writers")
 	f.StringVar(&o.rootDecoder, "decoder", "decoder0.0", "root decoder to create the region in")
 	f.StringVar(&o.topology, "topology", "default", `"default", "qemu" or a topology JSON file`)
-	f.StringVar(&o.profile, "profile", "6.12", "kernel to model: 6.1 or 6.12")
+	f.StringVar(&o.profile, "profile", "6.12", "kernel to model: 6.1, 6.12 or 6.12-fixed")
 	f.DurationVar(&o.deleteDelay, "delete-delay", 2*time.Millisecond, "time delete_region_store spends between finding the region and releasing it")
 	f.BoolVar(&o.noBind, "no-bind", false, "leave the region unbound (committed only)")
 	f.StringVar(&o.log, "sim-log", "", "also write the simulated kernel's log to this file")

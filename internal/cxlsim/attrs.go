@@ -123,7 +123,20 @@ func (k *Kernel) view(d *device) ([]attr, map[string]string) {
 		cxlCommon()
 		uev()
 		k.regionAttrs(k.regions[d.ref], &as)
+	case kindMemoryRoot, kindMemBlock:
+		k.memoryAttrs(d, &as, links)
+		if d.kind == kindMemBlock {
+			uev()
+		}
 	case kindNdBus, kindNdCtl, kindNmem, kindNdRegion, kindNdSeed, kindDaxDev:
+		if d.kind == kindDaxDev {
+			if r := k.regions[d.ref]; r != nil && r.Res != nil {
+				node := k.regionNode(r)
+				size := r.Res.Size
+				ro("target_node", func() string { return strconv.Itoa(node) + "\n" })
+				ro("size", func() string { return strconv.FormatUint(size, 10) + "\n" })
+			}
+		}
 		links["subsystem"] = "bus/" + d.subsystem
 		if d.kind == kindNdCtl {
 			links["subsystem"] = "class/nd"

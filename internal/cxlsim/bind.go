@@ -72,7 +72,25 @@ func (k *Kernel) completeRegistration(r *regionState) {
 		return
 	}
 	dd := k.add(k.daxDev(r))
-	k.bind(dd, "device_dax")
+	if !k.cfg.systemRAM {
+		k.bind(dd, "device_dax")
+		return
+	}
+	// WithSystemRAM: kmem takes the device and its blocks go online
+	// movable, whatever auto_online_blocks says.
+	if err := k.kmemProbe(dd); err != nil {
+		k.klog.kernel(fmt.Sprintf("kmem %s: probe failed: %v", dd.name, err))
+		k.bind(dd, "device_dax")
+		return
+	}
+	for _, b := range k.mem().Blocks {
+		if b.Dax == dd.name && b.Region == r.Name && !b.Orphan {
+			if b.State == "online" {
+				b.State = "offline" // auto-online put it in ZONE_NORMAL
+			}
+			_ = k.blockStateStore(b, "online_movable")
+		}
+	}
 }
 
 // regionUnbindStore is unbind_store of the cxl_region driver.
@@ -120,8 +138,12 @@ func (k *Kernel) releaseRegionDriver(r *regionState, store []string) error {
 	} else {
 		if r.Registered {
 			dd := k.devAt(k.daxDev(r).path)
+			if dd != nil && dd.driver == "kmem" {
+				k.kmemRemove(dd)
+			}
 			k.unbind(dd)
 			k.remove(dd)
+			r.DaxUnbound = false
 		}
 		dr := k.devAt(k.daxRegionDev(r).path)
 		k.unbind(dr)

@@ -46,7 +46,9 @@ const (
 	kindNdRegion
 	kindNdSeed
 	kindDaxDev
-	kindHidden // consumes a SEQNUM, never listed (wakeup, firmware)
+	kindMemoryRoot // devices/system/memory
+	kindMemBlock   // devices/system/memory/memoryN
+	kindHidden     // consumes a SEQNUM, never listed (wakeup, firmware)
 )
 
 const (
@@ -65,6 +67,11 @@ func (k *Kernel) register(d *device) *device {
 		d.ino = k.lastIno
 	}
 	k.devs[d.path] = d
+	parent := path.Dir(d.path)
+	if k.kids[parent] == nil {
+		k.kids[parent] = map[string]*device{}
+	}
+	k.kids[parent][d.path] = d
 	if d.bus != "" {
 		if k.bus[d.bus] == nil {
 			k.bus[d.bus] = map[string]*device{}
@@ -76,6 +83,9 @@ func (k *Kernel) register(d *device) *device {
 
 func (k *Kernel) unregister(d *device) {
 	delete(k.devs, d.path)
+	if parent := path.Dir(d.path); k.kids[parent][d.path] == d {
+		delete(k.kids[parent], d.path)
+	}
 	if d.bus != "" && k.bus[d.bus][d.name] == d {
 		delete(k.bus[d.bus], d.name)
 	}
@@ -122,10 +132,8 @@ func (k *Kernel) busDev(bus, name string) *device { return k.bus[bus][name] }
 // children lists the devices registered directly below d, sorted by name.
 func (k *Kernel) children(p string) []*device {
 	var out []*device
-	for dp, d := range k.devs {
-		if path.Dir(dp) == p {
-			out = append(out, d)
-		}
+	for _, d := range k.kids[p] {
+		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out

@@ -57,7 +57,8 @@
 //
 // WithTopology (DefaultTopology: 2 host bridges, 4 windows, 8 memdevs;
 // QEMUTopology: the captured machine; LoadTopology reads JSON, see
-// testdata/topology-*.json), WithProfile ("6.1", "6.12"), WithDeleteDelay
+// testdata/topology-*.json), WithProfile ("6.1", "6.12", "6.12-fixed":
+// model choice 22), WithDeleteDelay
 // (2ms), WithRegisterDelay (nd/dax registration after bind, 50ms),
 // WithAssembleDuration (200ms), WithTeardownDelay (per region in a
 // cxl_acpi unbind, 5ms), WithRebindDelay (endpoints after a cxl_acpi bind,
@@ -139,8 +140,8 @@
 //     region locked, extended linear cache, position rules inside a host
 //     bridge (cxl_port_setup_targets), interleave capability checks, EINTR
 //     from killable locks, reads through an fd held across a delete, DEAD
-//     decoders, memory online/offline, cxl_port bind and other drivers'
-//     bind/unbind (EOPNOTSUPP).
+//     decoders, cxl_port bind and other drivers' bind/unbind (EOPNOTSUPP),
+//     pmem turned devdax (System RAM is modelled on ram regions only).
 //  19. Persistence: the state file holds the model, not in-flight work. On
 //     load, pending nd/dax registrations and unfinished assemblies are
 //     completed, as the kernel would have; a delete interrupted before its
@@ -149,4 +150,68 @@
 //     number when it is registered, so a device registered again under an
 //     old name has a new one, as kernfs's cyclic 64-bit ids give. Only
 //     device directories are numbered; other paths answer EINVAL.
+//  21. Capacity order (docs/kernel.md#config-order, steps 4-6). Which
+//     parts are captured and which are read from the source:
+//     - DPA is allocated only on a port's next decoder (hdm_end + 1) and
+//     freed only from its highest allocated one (cxl_dpa_free: EBUSY
+//     otherwise): source (hdm.c), not captured, the captured QEMU 7.2
+//     device has one decoder per component (endpoint.go).
+//     - Decoders commit in id order (commit_end + 1, else EBUSY "out of
+//     order commit"): source, the errno inferred; the reap lines of an
+//     in-order reset are captured (C61, C68, C74).
+//     - A port maps regions in increasing HPA order (alloc_region_ref:
+//     "HPA order violation", EBUSY), with the new region at the lowest
+//     free 256 MiB aligned range of its window: source.
+//     - The host bridge decoder a region gets (match_free_decoder): on
+//     6.1 the lowest one without a region, so a free decoder below a
+//     committed one fails at commit (EBUSY); on 6.12 only commit_end + 1,
+//     and only while every decoder below it is still committed, else the
+//     attach fails (EBUSY, "unable to allocate decoderN.M due to out of
+//     order shutdown"). Source, not captured: which kernel first carries
+//     the commit_end + 1 choice (upstream after the "permit out-of-order
+//     decoder shutdown" change that brought the reap of choice 12) and
+//     whether Debian's 6.12 has it is inferred; both variants refuse the
+//     same creates, one at commit, one at attach, and the daemon's planner
+//     refuses them before writing (internal/region/order.go). The QEMU
+//     suite's capacity boot runs the sequence on the real kernels.
+//     - Upstream v6.1 refused an out-of-order decoder reset with EBUSY
+//     (a delete of a region below a committed one left its decoders
+//     enabled); the model resets as 6.12 does on both profiles (choice
+//     12), and the QEMU suite's capacity boot agrees for Debian's 6.1.0-56
+//     (6.1.192): deleting the 2nd and 1st of four committed regions gave
+//     0 WARNING, and every byte came back once the regions above went
+//     (observed end to end, not captured line by line).
+//  22. The fixed kernel (ProfileFixed, "6.12-fixed") is INFERRED, not
+//     captured: from the upstream fix's description (deletion blocked
+//     during region creation; concurrent or double deletes safe) and one
+//     newest-kernel observation (the loser of two deletes gets ENODEV, no
+//     WARNING). The model's delete_region_store marks the region as being
+//     deleted at lookup, so a second deleter gets ENODEV at once; a region
+//     under auto-assembly is waited for (polled every millisecond) and
+//     then deleted; a region whose devres entry cxl_acpi's teardown took
+//     meanwhile is ENODEV. The delete delay is unchanged, so timing is the
+//     unpatched kernel's. Everything else, the nd registration oops
+//     included (libnvdimm, not the fix), is 6.12's.
+//  23. System RAM (memory.go; lab runs on both kernels, docs/kernel.md#system-ram):
+//     dax kmem bind/unbind on bus/dax/drivers, devices/system/memory with
+//     128 MiB blocks (block_size_bytes, auto_online_blocks: "offline" on
+//     6.1, "online" on 6.12, as captured), memoryN/state, phys_index,
+//     valid_zones and a nodeN link; a region's node is 1 + its window's
+//     index (the lab's one window was node 1: inferred for the others).
+//     kmem adds only blocks wholly inside the range and onlines them
+//     (ZONE_NORMAL) unless auto-online is off; ReconfigureSystemRAM does
+//     daxctl's steps and refuses with EBUSY under auto-online (captured).
+//     A teardown with a block online succeeds with no WARNING and the
+//     captured "removing memory fails" and "cannot be hotremoved" lines;
+//     the block stays online and its range claimed (a LEAK finding; the
+//     next region lands above it), and once the decoders stop decoding
+//     the range (delete, commit 0) a CORRUPTION finding: the lab read
+//     zeros back, nothing in the kernel log says so. Both are the model's
+//     own lines (`cxlsim: LEAK:`, `cxlsim: CORRUPTION:`), one per
+//     teardown, counted by MemoryFindings. Offline: a ZONE_MOVABLE block
+//     always migrates (the lab never saw EBUSY there); PinMemory on a
+//     ZONE_NORMAL block gives EBUSY with the captured page dump;
+//     StallOffline loops until the writer is signalled (EINTR, as with
+//     node 0 full in the lab; WriteFileContext is the signal). Offline
+//     takes no time unless InjectDelay says so (the lab: 0.1-25 s).
 package cxlsim

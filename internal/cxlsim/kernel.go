@@ -1,6 +1,7 @@
 package cxlsim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -33,7 +34,10 @@ type Kernel struct {
 	regions map[string]*regionState // live: registered cxl regions (and released-but-referenced ones until release)
 
 	// the tree
-	devs map[string]*device            // by sysfs path
+	devs map[string]*device // by sysfs path
+	// kids indexes devs by parent directory (path.Dir of the path), so
+	// that listing a directory does not walk every device.
+	kids map[string]map[string]*device
 	bus  map[string]map[string]*device // bus -> name -> device
 	// lastIno numbers device directories as kernfs does: each registered
 	// device gets the next number, never one of a device that went.
@@ -44,14 +48,22 @@ type Kernel struct {
 	subs     map[*Subscription]struct{}
 	dropNext int
 
-	klog    klog
-	faults  []*fault
-	delays  []*delayRule
-	timers  map[int]func() bool
-	timerID int
-	wg      sync.WaitGroup // AfterFunc callbacks in flight
+	klog        klog
+	faults      []*fault
+	faultsFired int // writes failed by an injected fault
+	delays      []*delayRule
+	timers      map[int]func() bool
+	timerID     int
+	wg          sync.WaitGroup // AfterFunc callbacks in flight
 
 	lockFile *os.File
+
+	// writeCtx is the context of the write whose store runs (k.mu held):
+	// a store that waits until its writer is signalled reads it first.
+	writeCtx context.Context
+	// offlineRelease, while StallOffline is on, is closed when the stall
+	// ends (StallOffline(false) or Close).
+	offlineRelease chan struct{}
 }
 
 var _ sysfs.Backend = (*Kernel)(nil)
@@ -107,6 +119,10 @@ func (k *Kernel) Close() error {
 		return nil
 	}
 	k.closed = true
+	if k.offlineRelease != nil {
+		close(k.offlineRelease)
+		k.offlineRelease = nil
+	}
 	for id, stop := range k.timers {
 		if stop() {
 			k.wg.Done()
@@ -258,6 +274,7 @@ func (k *Kernel) switchIdleGranularity() int {
 // rebuildTree registers the devices the state implies, without events.
 func (k *Kernel) rebuildTree() {
 	k.devs = map[string]*device{}
+	k.kids = map[string]map[string]*device{}
 	k.bus = map[string]map[string]*device{}
 	plat := k.register(newPlatform())
 	for _, m := range k.st.Memdevs {
@@ -310,6 +327,12 @@ func (k *Kernel) rebuildTree() {
 			}
 		}
 	}
+	k.register(memoryRootDev())
+	if k.st.Memory != nil {
+		for _, b := range k.st.Memory.Blocks {
+			k.register(memBlockDev(b))
+		}
+	}
 	for _, r := range k.st.Regions {
 		d := k.register(k.regionDev(r))
 		if !r.Bound {
@@ -327,7 +350,13 @@ func (k *Kernel) rebuildTree() {
 		} else {
 			k.register(k.daxRegionDev(r)).driver = "cxl_dax_region"
 			if r.Registered {
-				k.register(k.daxDev(r)).driver = "device_dax"
+				drv := "device_dax"
+				if r.Kmem {
+					drv = "kmem"
+				} else if r.DaxUnbound {
+					drv = ""
+				}
+				k.register(k.daxDev(r)).driver = drv
 			}
 		}
 	}

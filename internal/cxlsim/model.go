@@ -30,7 +30,8 @@ type state struct {
 	Endpoint     []*epDecState       `json:"endpoint_decoders"`
 	Memdevs      []*memdevState      `json:"memdevs"`
 	Regions      []*regionState      `json:"regions"`
-	RegionOrder  int                 `json:"region_order"` // devres registration counter (LIFO teardown)
+	RegionOrder  int                 `json:"region_order"`     // devres registration counter (LIFO teardown)
+	Memory       *memoryState        `json:"memory,omitempty"` // nil until first used
 	Warn         int                 `json:"warn"`
 	Bug          int                 `json:"bug"`
 	Writes       map[string]int      `json:"writes"`       // path -> count
@@ -116,8 +117,10 @@ type regionState struct {
 	Targets     [maxTargets]string `json:"targets"`
 	NrTargets   int                `json:"nr_targets"`
 	Bound       bool               `json:"bound"`
-	Registered  bool               `json:"registered"` // nd region (pmem) / dax device (ram) registered
-	Pending     bool               `json:"pending"`    // registration scheduled, not done
+	Registered  bool               `json:"registered"`  // nd region (pmem) / dax device (ram) registered
+	Kmem        bool               `json:"kmem"`        // the dax device is bound to kmem (System RAM)
+	DaxUnbound  bool               `json:"dax_unbound"` // the dax device is bound to no driver
+	Pending     bool               `json:"pending"`     // registration scheduled, not done
 	Auto        bool               `json:"auto"`
 	NeedsReset  bool               `json:"needs_reset"`
 	Order       int                `json:"order"`
@@ -130,6 +133,7 @@ type regionState struct {
 	// runtime only
 	refs         int  // device references (device_initialize + lookups)
 	action       bool // unregister_region devres action still registered on ACPI0017
+	deleting     bool // a fixed kernel's delete_region_store holds it (ProfileFixed)
 	unregistered bool // device_del done: lookups fail, stores give ENODEV
 	stopRegister func() bool
 }

@@ -10,7 +10,14 @@ import (
 const (
 	Profile61  = "6.1"
 	Profile612 = "6.12"
+	// ProfileFixed is 6.12's tree with the upstream delete_region fix
+	// (delete.go, deleteRegionStoreFixed): the shape of a kernel that no
+	// longer races, so the daemon can be shown to work unchanged on it.
+	ProfileFixed = "6.12-fixed"
 )
+
+// fixedDelete reports whether the profile carries the delete_region fix.
+func fixedDelete(profile string) bool { return profile == ProfileFixed }
 
 // Option configures New.
 type Option func(*config) error
@@ -24,6 +31,7 @@ type config struct {
 	teardownDelay time.Duration // per region, during a cxl_acpi unbind
 	rebindDelay   time.Duration // endpoints return this long after a cxl_acpi bind
 	hypervisor    bool
+	systemRAM     bool
 	logWriter     io.Writer
 	stateFile     string
 	clock         Clock
@@ -56,11 +64,12 @@ func WithTopology(t Topology) Option {
 }
 
 // WithProfile selects the kernel: "6.1" (no create_ram_region, no region
-// mode, no decoders_committed, no qos_class) or "6.12" (default).
+// mode, no decoders_committed, no qos_class), "6.12" (default), or
+// "6.12-fixed" (6.12 with the upstream delete_region fix).
 func WithProfile(p string) Option {
 	return func(c *config) error {
-		if p != Profile61 && p != Profile612 {
-			return fmt.Errorf("cxlsim: profile %q: want %q or %q", p, Profile61, Profile612)
+		if p != Profile61 && p != Profile612 && p != ProfileFixed {
+			return fmt.Errorf("cxlsim: profile %q: want %q, %q or %q", p, Profile61, Profile612, ProfileFixed)
 		}
 		c.profile = p
 		return nil
@@ -104,6 +113,14 @@ func WithRebindDelay(d time.Duration) Option {
 // CPU advertises a hypervisor. No effect on 6.1.
 func WithHypervisor(on bool) Option {
 	return func(c *config) error { c.hypervisor = on; return nil }
+}
+
+// WithSystemRAM makes every ram region's dax device System RAM as soon as
+// it registers: bound to kmem, its blocks online in ZONE_MOVABLE, as a
+// host whose udev rule runs daxctl reconfigure-device -m system-ram does.
+// For --simulate, whose clients cannot call ReconfigureSystemRAM.
+func WithSystemRAM(on bool) Option {
+	return func(c *config) error { c.systemRAM = on; return nil }
 }
 
 // WithLogWriter copies every log line (writes received, kernel WARNING and

@@ -1,6 +1,7 @@
 package cxlsim
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -151,6 +152,8 @@ func (k *Kernel) findFreeHPA(rootDecoder string, size uint64) (uint64, bool) {
 		}
 		return 0
 	})
+	used = append(used, k.leakedRanges()...)
+	slices.SortFunc(used, func(a, b hpa) int { return cmp.Compare(a.Start, b.Start) })
 	cur := uint64(w.Start)
 	end := uint64(w.Start) + uint64(w.Size)
 	for _, u := range used {
@@ -301,19 +304,41 @@ func (k *Kernel) regionUsesPort(r *regionState, p *portState) bool {
 }
 
 // switchDecoderFor returns the host bridge decoder the region uses on the
-// port: its existing one, or the first free one (match_free_decoder).
+// port: its existing one, or the one match_free_decoder picks. 6.1 takes
+// the lowest decoder without a region (an out-of-order one then fails at
+// commit); 6.12 takes only commit_end + 1, and only when every decoder
+// below it is still committed ("out of order shutdown": the attach fails).
 func (k *Kernel) switchDecoderFor(p *portState, r *regionState) *switchDecState {
 	for _, sd := range k.st.Switch {
 		if sd.Port == p.Name && sd.Region == r.Name {
 			return sd
 		}
 	}
+	if k.st.Profile == Profile61 {
+		for _, sd := range k.st.Switch {
+			if sd.Port == p.Name && sd.Region == "" && !sd.Enabled {
+				return sd
+			}
+		}
+		return nil
+	}
+	var next *switchDecState
 	for _, sd := range k.st.Switch {
-		if sd.Port == p.Name && sd.Region == "" && !sd.Enabled {
-			return sd
+		if sd.Port == p.Name && sd.Index == p.CommitEnd+1 {
+			next = sd
 		}
 	}
-	return nil
+	if next == nil || next.Region != "" {
+		return nil
+	}
+	for _, sd := range k.st.Switch {
+		if sd.Port == p.Name && sd.Index < next.Index && !sd.Enabled {
+			k.klog.kernel(fmt.Sprintf("cxl_port %s: unable to allocate decoder%s.%d due to out of order shutdown of decoder%s.%d",
+				p.Name, portNumber(p.Name), next.Index, portNumber(p.Name), sd.Index))
+			return nil
+		}
+	}
+	return next
 }
 
 // setupTargets programs the host bridge decoders of a complete region
@@ -465,6 +490,7 @@ func portNumber(name string) string {
 // disables it and leaves commit_end pinned until the higher ones go
 // (cxl_port_commit_reap).
 func (k *Kernel) decodeReset(r *regionState) {
+	k.memoryUndecoded(r)
 	for i := maxTargets - 1; i >= 0; i-- {
 		ed := k.eds[r.Targets[i]]
 		if ed == nil {

@@ -53,7 +53,7 @@ func (k *Kernel) drivers(bus string) []string {
 	case "nd":
 		return []string{"dax_pmem", "nd_bus", "nd_pmem", "nd_region", "nvdimm"}
 	case "dax":
-		return []string{"device_dax"}
+		return []string{"device_dax", "kmem"}
 	case "platform":
 		return []string{"cxl_acpi"}
 	}

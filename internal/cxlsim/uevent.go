@@ -144,7 +144,7 @@ func (k *Kernel) Seqnum() uint64 {
 // keep is the netlink listener's filter.
 func keep(d *device) bool {
 	switch d.subsystem {
-	case "cxl", "nd", "dax":
+	case "cxl", "nd", "dax", "memory":
 		return true
 	case "platform":
 		return d.name == acpiName

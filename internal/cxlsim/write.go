@@ -1,6 +1,7 @@
 package cxlsim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,16 +21,24 @@ var ErrKernelOops = errors.New("kernel oops: the writing task would have been ki
 // WriteFile implements sysfs.Backend: open, one write of data, close. The
 // error wraps the errno of the store method (or of the open).
 func (k *Kernel) WriteFile(name string, data []byte) error {
+	return k.writeFile(context.Background(), name, data)
+}
+
+// writeFile is WriteFile whose store sees ctx as its writer's signals
+// (k.writeCtx, valid until the store first drops k.mu).
+func (k *Kernel) writeFile(ctx context.Context, name string, data []byte) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
 		return &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: %w", ErrClosed, unix.ENODEV)}
 	}
 	if d := k.matchDelay(name); d > 0 {
+		k.faultsFired++
 		k.mu.Unlock()
 		k.cfg.clock.Sleep(d)
 		k.mu.Lock()
 	}
+	k.writeCtx = ctx
 	err := k.write(name, data)
 	k.logWrite(name, data, err)
 	k.saveOrLog()
@@ -76,6 +85,8 @@ func (k *Kernel) driverStore(bus, drv, file string) func([]byte) error {
 			return k.acpiBindStore(name)
 		case bus == "cxl" && drv == "cxl_port" && file == "unbind":
 			return k.portUnbindStore(name)
+		case bus == "dax":
+			return k.daxDriverStore(drv, file, name)
 		}
 		d := k.busDev(bus, name)
 		switch {
@@ -134,6 +145,14 @@ func (k *Kernel) InjectDelay(attrPattern string, d time.Duration) {
 	}
 }
 
+// FaultsFired is how many writes an injected fault has failed or an
+// injected delay has slowed so far.
+func (k *Kernel) FaultsFired() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.faultsFired
+}
+
 // ClearFaults removes every injected fault and delay.
 func (k *Kernel) ClearFaults() {
 	k.mu.Lock()
@@ -157,6 +176,7 @@ func (k *Kernel) matchFault(name string) unix.Errno {
 		if !matchTail(f.pattern, name) {
 			continue
 		}
+		k.faultsFired++
 		if f.count > 0 {
 			f.count--
 			if f.count == 0 {

@@ -93,6 +93,26 @@ func IsPmemRegion(s string) bool { return prefixed(s, "pmem_region") }
 // region registers: dax_region<id>.
 func IsDAXRegion(s string) bool { return prefixed(s, "dax_region") }
 
+// IsMemoryBlock reports whether s is a memory block's name:
+// memory<id> (memory115), the id being the block's phys_index.
+func IsMemoryBlock(s string) bool { return prefixed(s, "memory") }
+
+// IsDAXDevice reports whether s is a device-dax instance's name:
+// dax<region id>.<id> (dax0.0).
+func IsDAXDevice(s string) bool {
+	rest, ok := strings.CutPrefix(s, "dax")
+	if !ok {
+		return false
+	}
+	r, i, ok := strings.Cut(rest, ".")
+	if !ok {
+		return false
+	}
+	_, ok1 := ParseID(r)
+	_, ok2 := ParseID(i)
+	return ok1 && ok2
+}
+
 // IsDevice reports whether s names a CXL bus device the daemon reads or
 // writes: a port, decoder, memdev or region, or a region's child.
 func IsDevice(s string) bool {

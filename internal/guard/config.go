@@ -29,12 +29,24 @@ type Config struct {
 	// Targets lists the files to mark for the current root decoders; the
 	// default is SysfsTargets(SysfsRoot). Tests give ordinary files.
 	Targets func(rootDecoders []string) []Target
+	// MemoryTargets lists the memory block state files of the regions'
+	// memory (MemoryBlockTargets), read on every Update; nil: none.
+	MemoryTargets func() []Target
 
 	// Settled blocks until no region of rootDecoder is still being set up
 	// by the kernel, or ctx ends; an open of delete_region waits for it,
 	// an open of an unbind file (Target.Teardown) for every root decoder
 	// (the engine's (*region.Engine).WaitRootSettled). Nil: no wait.
 	Settled func(ctx context.Context, rootDecoder string) error
+
+	// RefuseDelete, when set, is asked once an open of rootDecoder's
+	// delete_region holds the writer and the regions have settled; an
+	// error refuses the open with EPERM. The daemon sets it with
+	// --guard-refuse-online-memory to stop raw deletes of a region whose
+	// memory is online as System RAM, which serialization alone lets
+	// through (fanotify shows the open, not the value written). Nil: no
+	// check.
+	RefuseDelete func(rootDecoder string) error
 
 	// Observer is told the outcome of every guarded open: kind is
 	// Kind.String(), result one of ResultAllowed, ResultWaited,

@@ -39,6 +39,21 @@
 // Without CAP_SYS_ADMIN or kernel support New fails with ErrUnsupported
 // and the daemon runs unguarded.
 //
+// Memory in use (docs/kernel.md#system-ram): the state files of the memory
+// blocks over each region's range (MemoryBlockTargets, kept current from
+// the engine's model) join that region's root decoder writer, so an
+// `echo offline` or `echo online` from a script never interleaves with the
+// daemon offlining a region's memory before a delete; the dax drivers'
+// bind and unbind (daxctl reconfigure-device) join every writer. What
+// serialization cannot do: a raw `echo regionN > delete_region` of a
+// region whose memory is online is held until the writer is free and the
+// regions have settled, and is then let through, because fanotify shows
+// the open, not what will be written; the kernel accepts it and the
+// memory reads back zeros. Config.RefuseDelete (the daemon's
+// --guard-refuse-online-memory, off by default) refuses such opens with
+// EPERM while any region of the root decoder has memory online, at the
+// price of refusing the other deletes under that root decoder meanwhile.
+//
 // Known limits: every open of a marked file is held, reads of
 // create_*_region included (fanotify does not say whether the open is for
 // writing). A descriptor passed to an unrelated process over a unix socket

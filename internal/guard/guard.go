@@ -114,6 +114,11 @@ func (g *Guard) Update(rootDecoders []string) error {
 	for _, t := range g.cfg.Targets(roots) {
 		want[t.Path] = t
 	}
+	if g.cfg.MemoryTargets != nil {
+		for _, t := range g.cfg.MemoryTargets() {
+			want[t.Path] = t
+		}
+	}
 
 	g.mu.Lock()
 	defer g.mu.Unlock()

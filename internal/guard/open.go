@@ -126,6 +126,12 @@ func (g *Guard) admit(ctx context.Context, pid int, t Target, file fileID) (stri
 				}
 			}
 		}
+		if t.Kind == KindDelete && g.cfg.RefuseDelete != nil {
+			if err := g.cfg.RefuseDelete(t.RootDecoder); err != nil {
+				releaseAll(acquired)
+				return ResultRefused, fmt.Errorf("delete_region of %s refused: %w", t.RootDecoder, err)
+			}
+		}
 		if len(p.joined) == 0 && len(acquired) == 0 {
 			return ResultPassed, nil // every writer is held by the opener's `cxlregionctl lock`
 		}

@@ -29,6 +29,16 @@ const (
 	// KindPortDriver is the cxl_port driver's unbind: it tears down the
 	// windows below the port, so it needs every writer.
 	KindPortDriver
+	// KindMemoryBlock is the state file of a memory block over a region's
+	// range (devices/system/memory/memoryN/state): an `echo offline` or
+	// `echo online` from a script must not interleave with the daemon
+	// offlining the region's memory before a delete. It needs the
+	// region's root decoder's writer.
+	KindMemoryBlock
+	// KindDaxDriver is the bind or unbind of the dax bus's kmem and
+	// device_dax drivers (daxctl reconfigure-device): which region's dax
+	// device it names is unknown at open time, so it needs every writer.
+	KindDaxDriver
 )
 
 func (k Kind) String() string {
@@ -43,20 +53,25 @@ func (k Kind) String() string {
 		return "cxl_acpi_driver"
 	case KindPortDriver:
 		return "cxl_port_driver"
+	case KindMemoryBlock:
+		return "memory_block"
+	case KindDaxDriver:
+		return "dax_driver"
 	}
 	return "unknown"
 }
 
 // perRoot reports whether a file of this kind belongs to one root
 // decoder; the others affect every root decoder.
-func (k Kind) perRoot() bool { return k == KindDelete || k == KindCreate }
+func (k Kind) perRoot() bool { return k == KindDelete || k == KindCreate || k == KindMemoryBlock }
 
 // Target is one file the guard marks.
 type Target struct {
 	Path string // absolute path; symlinks are followed, the mark is on the file
 	Kind Kind
-	// RootDecoder owns a KindDelete or KindCreate file; empty for the
-	// driver files, whose opens need every root decoder's writer.
+	// RootDecoder owns a KindDelete, KindCreate or KindMemoryBlock file;
+	// empty for the driver files, whose opens need every root decoder's
+	// writer.
 	RootDecoder string
 	// Teardown marks a driver's unbind: its store unregisters regions
 	// (cxl_region's unbind one, cxl_port's those below the port,
@@ -106,9 +121,31 @@ func SysfsTargets(root string) func(rootDecoders []string) []Target {
 			{sysfs.ACPIBindPath, KindACPIDriver, false},
 			{sysfs.ACPIUnbindPath, KindACPIDriver, true},
 			{sysfs.PortUnbindPath, KindPortDriver, true},
+			// A dax driver's unbind takes a dax device, not a region.
+			{sysfs.DaxDriverPath(sysfs.DaxDriverKmem, "bind"), KindDaxDriver, false},
+			{sysfs.DaxDriverPath(sysfs.DaxDriverKmem, "unbind"), KindDaxDriver, false},
+			{sysfs.DaxDriverPath(sysfs.DaxDriverDevice, "bind"), KindDaxDriver, false},
+			{sysfs.DaxDriverPath(sysfs.DaxDriverDevice, "unbind"), KindDaxDriver, false},
 		} {
 			ts = append(ts, Target{Path: filepath.Join(root, f.path), Kind: f.kind, Teardown: f.teardown})
 		}
 		return ts
 	}
+}
+
+// MemoryBlockTargets lists the state files of the memory blocks over each
+// region's range (sysfs root root), each owned by its region's root
+// decoder: blocks maps a root decoder to its regions' block names.
+func MemoryBlockTargets(root string, blocks map[string][]string) []Target {
+	var ts []Target
+	for rd, names := range blocks {
+		for _, b := range names {
+			p, err := sysfs.MemoryBlockStatePath(b)
+			if err != nil {
+				continue
+			}
+			ts = append(ts, Target{Path: filepath.Join(root, p), Kind: KindMemoryBlock, RootDecoder: rd})
+		}
+	}
+	return ts
 }

@@ -22,6 +22,10 @@ func TestSysfsTargets(t *testing.T) {
 		{"/sys/bus/platform/drivers/cxl_acpi/bind", KindACPIDriver, "", false},
 		{"/sys/bus/platform/drivers/cxl_acpi/unbind", KindACPIDriver, "", true},
 		{"/sys/bus/cxl/drivers/cxl_port/unbind", KindPortDriver, "", true},
+		{"/sys/bus/dax/drivers/kmem/bind", KindDaxDriver, "", false},
+		{"/sys/bus/dax/drivers/kmem/unbind", KindDaxDriver, "", false},
+		{"/sys/bus/dax/drivers/device_dax/bind", KindDaxDriver, "", false},
+		{"/sys/bus/dax/drivers/device_dax/unbind", KindDaxDriver, "", false},
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("SysfsTargets:\n got %v\nwant %v", got, want)
@@ -30,7 +34,7 @@ func TestSysfsTargets(t *testing.T) {
 
 func TestKindLabels(t *testing.T) {
 	seen := map[string]bool{}
-	for k := KindDelete; k <= KindPortDriver; k++ {
+	for k := KindDelete; k <= KindDaxDriver; k++ {
 		s := k.String()
 		if s == "unknown" || seen[s] {
 			t.Errorf("kind %d has label %q", k, s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -50,6 +51,16 @@ func lockFile(ctx context.Context, path string, stop <-chan struct{}) (func() er
 	backoff := minBackoff
 	for {
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		if err == unix.ENOENT {
+			// The lock directory was removed under us (an operator, a
+			// tmpfiles clean): make it again as NewRegistry does. A tool
+			// still holding a lock on the old file excludes nobody now;
+			// the daemon's own writers keep their in-process turn.
+			if merr := makeLockDir(filepath.Dir(path)); merr != nil {
+				return nil, fmt.Errorf("lock %s: open: %w (making the directory again: %w)", path, err, merr)
+			}
+			fd, err = unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("lock %s: open: %w", path, err)
 		}

@@ -143,3 +143,31 @@ func TestLockFileReplaced(t *testing.T) {
 		t.Fatal("Do did not run after the new lock file was released")
 	}
 }
+
+// TestLockDirRemoved: the lock directory removed under a running registry
+// (an operator, a tmpfiles clean) is made again at the next turn, with the
+// registry's mode, and the turn and its flock work.
+//
+// Mutation: drop the ENOENT branch in lockFile and Do fails with "open: no
+// such file or directory".
+func TestLockDirRemoved(t *testing.T) {
+	reg, _ := newTestRegistry(t)
+	w := mustWriter(t, reg, "decoder0.0")
+	dir := filepath.Dir(w.LockPath())
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Do(context.Background(), func(context.Context, *Tx) error { return nil }); err != nil {
+		t.Fatalf("a turn after the lock directory was removed: %v", err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o755 {
+		t.Fatalf("lock directory made again with %v, want 0755", st.Mode().Perm())
+	}
+	if _, err := os.Stat(w.LockPath()); err != nil {
+		t.Fatalf("lock file: %v", err)
+	}
+}

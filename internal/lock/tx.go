@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -24,6 +25,17 @@ type Tx struct {
 //
 // The registry's write observer sees every write that reached sysfs.
 func (tx *Tx) Write(attr, value string) error {
+	return tx.write(context.Background(), attr, value, false)
+}
+
+// WriteContext is Write for a store that waits in the kernel until its
+// writer is signalled (offlining memory): when ctx ends, the write is
+// interrupted and fails with EINTR (sysfs.FS.WriteContext).
+func (tx *Tx) WriteContext(ctx context.Context, attr, value string) error {
+	return tx.write(ctx, attr, value, true)
+}
+
+func (tx *Tx) write(ctx context.Context, attr, value string, interruptible bool) error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	w := tx.w
@@ -34,7 +46,12 @@ func (tx *Tx) Write(attr, value string) error {
 		return fmt.Errorf("write %q to %s: %w", value, attr, ferr)
 	}
 	start := time.Now()
-	err := w.reg.fs.Write(attr, value)
+	var err error
+	if !interruptible {
+		err = w.reg.fs.Write(attr, value)
+	} else {
+		err = w.reg.fs.WriteContext(ctx, attr, value)
+	}
 	d := time.Since(start)
 	if w.reg.observe != nil {
 		w.reg.observe(attr, d, err)

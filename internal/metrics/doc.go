@@ -14,6 +14,8 @@
 //	cxlregiond_regions{root_decoder,state,type}                     gauge, regions the engine knows (scrape time)
 //	cxlregiond_writer_frozen{root_decoder}                          gauge, 1 while the root decoder's writer is frozen (scrape time)
 //	cxlregiond_writer_queue_depth{root_decoder}                     gauge, requests waiting for the writer (scrape time)
+//	cxlregiond_memdev_capacity_bytes{memdev,kind}                   gauge, device capacity per memdev from sysfs (scrape time)
+//	cxlregiond_online_memory_bytes{root_decoder,zone}               gauge, the regions' memory online as System RAM (scrape time)
 //	cxlregiond_operations_total{operation,result}                   counter, finished engine operations
 //	cxlregiond_operation_duration_seconds{operation}                histogram, engine operation latency
 //	cxlregiond_duplicate_deletes_suppressed_total                   counter, delete requests joined to one in flight or already done
@@ -36,9 +38,16 @@
 //	              or error for a failure without an errno
 //	attribute     create_pmem_region, create_ram_region, delete_region, uuid,
 //	              size, interleave_ways, interleave_granularity, commit,
-//	              target (any targetN), mode, dpa_size, bind, unbind
+//	              target (any targetN), mode, dpa_size, bind, unbind,
+//	              state (a memory block's, offlined or put back online)
 //	state         configuring, committed, enabled, deleting
 //	type          pmem, ram
+//	kind          total, allocated, free, stranded (allocated to an endpoint
+//	              decoder whose region was deleted below another region: the
+//	              kernel frees it only from the top, the daemon when the
+//	              regions above go)
+//	memdev        memN (bounded by the hardware), else other
+//	zone          movable, normal
 //	action        add, remove, change, move, online, offline, bind, unbind
 //	reason        (rescans) startup, overflow, gap, request, periodic, thaw
 //	reason        (resyncs) overflow, gap

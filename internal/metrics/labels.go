@@ -31,8 +31,11 @@ var (
 	attributes = []string{
 		"create_pmem_region", "create_ram_region", "delete_region",
 		"uuid", "size", "interleave_ways", "interleave_granularity", "commit", "target",
-		"mode", "dpa_size", "bind", "unbind",
+		"mode", "dpa_size", "bind", "unbind", "state",
 	}
+
+	// Zones of online memory blocks (valid_zones of an online block).
+	memoryZones = []string{"movable", "normal"}
 
 	ueventActions = []uevent.Action{
 		uevent.Add, uevent.Remove, uevent.Change, uevent.Move,
@@ -54,6 +57,7 @@ var (
 	guardKinds = []string{
 		guard.KindDelete.String(), guard.KindCreate.String(), guard.KindRegionDriver.String(),
 		guard.KindACPIDriver.String(), guard.KindPortDriver.String(),
+		guard.KindMemoryBlock.String(), guard.KindDaxDriver.String(),
 	}
 	guardResults = []string{guard.ResultAllowed, guard.ResultWaited, guard.ResultPassed, guard.ResultRefused}
 )
@@ -78,6 +82,12 @@ func attributeLabel(attr string) string {
 	return oneOf(base, attributes)
 }
 
+// zoneLabel maps an online block's valid_zones (Movable, Normal) to the
+// zone label.
+func zoneLabel(validZones string) string {
+	return oneOf(strings.ToLower(strings.TrimSpace(validZones)), memoryZones)
+}
+
 // writeResultLabel is "ok", the errno's name ("EBUSY"), or "error" for a
 // failure that carries no errno. Errno names are a fixed table, so the label
 // stays bounded whatever the kernel returns.
@@ -99,6 +109,15 @@ func writeResultLabel(err error) string {
 // scan, and is folded rather than trusted.
 func rootDecoderLabel(name string) string {
 	if devname.IsDecoder(name) {
+		return name
+	}
+	return labelOther
+}
+
+// memdevLabel is a memdev's name, or "other" for anything that is not one:
+// memdevs are bounded by the hardware.
+func memdevLabel(name string) string {
+	if devname.IsMemdev(name) {
 		return name
 	}
 	return labelOther

@@ -75,9 +75,10 @@ func TestNamesFollowTheConvention(t *testing.T) {
 	// build_info, regions, writer_frozen, writer_queue_depth, operations,
 	// operation_duration, duplicate_deletes, sysfs_writes,
 	// sysfs_write_duration, uevents, uevent_resyncs, rescans,
-	// journal_errors, guard_opens, guard_active, event_subscriber_resyncs.
-	if ours != 16 {
-		t.Errorf("found %d cxlregiond metrics, want 16 (the package comment's list)", ours)
+	// journal_errors, guard_opens, guard_active, event_subscriber_resyncs,
+	// online_memory (memdev_capacity only from a source that has capacity).
+	if ours != 17 {
+		t.Errorf("found %d cxlregiond metrics, want 17 (the package comment's list)", ours)
 	}
 }
 
@@ -146,16 +147,17 @@ func TestCardinalityStaysBounded(t *testing.T) {
 		"cxlregiond_regions":                            5 * (4 + 1) * (2 + 1), // 4 decoders + other
 		"cxlregiond_writer_frozen":                      5,
 		"cxlregiond_writer_queue_depth":                 5,
+		"cxlregiond_online_memory_bytes":                5 * (2 + 1),
 		"cxlregiond_operations_total":                   (4 + 1) * (9 + 1),
 		"cxlregiond_operation_duration_seconds":         4 + 1,
 		"cxlregiond_duplicate_deletes_suppressed_total": 1,
-		"cxlregiond_sysfs_writes_total":                 (13 + 1) * (len(errnos) + 2),
-		"cxlregiond_sysfs_write_duration_seconds":       13 + 1,
+		"cxlregiond_sysfs_writes_total":                 (14 + 1) * (len(errnos) + 2),
+		"cxlregiond_sysfs_write_duration_seconds":       14 + 1,
 		"cxlregiond_uevents_total":                      8 + 1,
 		"cxlregiond_uevent_resyncs_total":               2,
 		"cxlregiond_rescans_total":                      6 + 1,
 		"cxlregiond_journal_errors_total":               5 + 1,
-		"cxlregiond_guard_opens_total":                  (5 + 1) * (4 + 1),
+		"cxlregiond_guard_opens_total":                  (7 + 1) * (4 + 1),
 		"cxlregiond_guard_active":                       1,
 		"cxlregiond_event_subscriber_resyncs_total":     1,
 	}

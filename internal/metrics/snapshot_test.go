@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cxlregion/cxlregiond/internal/region"
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
 // fakeSource is a Source whose model the test replaces between scrapes.
@@ -40,6 +42,20 @@ func reg(name, root, typ string, st region.State) region.RegionInfo {
 	return region.RegionInfo{Name: name, RootDecoder: root, Type: typ, State: st, UUID: "uuid-of-" + name}
 }
 
+// withMemory gives a region 128 MiB memory blocks in the given zones; ""
+// is an offline block.
+func withMemory(r region.RegionInfo, zones ...string) region.RegionInfo {
+	r.Memory.BlockSize = 128 << 20
+	for i, z := range zones {
+		b := sysfs.MemoryBlock{Name: fmt.Sprintf("memory%d", 100+i), Index: uint64(100 + i), State: sysfs.BlockOnline, ValidZones: z, Node: 1}
+		if z == "" {
+			b.State, b.ValidZones = sysfs.BlockOffline, "Normal Movable"
+		}
+		r.Memory.Blocks = append(r.Memory.Blocks, b)
+	}
+	return r
+}
+
 func TestSnapshotCollector(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -62,6 +78,7 @@ func TestSnapshotCollector(t *testing.T) {
 				reg("region1", "decoder0.0", "ram", region.StateCommitted),
 				reg("region3", "decoder1.0", "ram", region.StateDeleting),
 				reg("region4", "decoder1.0", "pmem", region.StateConfiguring),
+				withMemory(reg("region5", "decoder1.0", "ram", region.StateEnabled), "Movable", "Movable", "Normal", ""),
 			},
 			want: map[string]float64{
 				"cxlregiond_regions{root_decoder=decoder0.0,state=enabled,type=pmem}":     2,
@@ -70,6 +87,9 @@ func TestSnapshotCollector(t *testing.T) {
 				"cxlregiond_regions{root_decoder=decoder1.0,state=configuring,type=pmem}": 1,
 				"cxlregiond_writer_frozen{root_decoder=decoder0.0}":                       1,
 				"cxlregiond_writer_queue_depth{root_decoder=decoder0.0}":                  2,
+				"cxlregiond_regions{root_decoder=decoder1.0,state=enabled,type=ram}":      1,
+				"cxlregiond_online_memory_bytes{root_decoder=decoder1.0,zone=movable}":    2 << 27,
+				"cxlregiond_online_memory_bytes{root_decoder=decoder1.0,zone=normal}":     1 << 27,
 			},
 			wantRegionSeries: 2 * 4 * 2,
 		},
@@ -183,5 +203,50 @@ func TestSetSource(t *testing.T) {
 	}
 	if err := m.SetSource(src); err == nil {
 		t.Error("a second SetSource succeeded; its series would collide with the first")
+	}
+}
+
+// capacityFake is a Source with device capacity, as the engine is.
+type capacityFake struct {
+	fakeSource
+	caps []region.MemdevCapacity
+}
+
+func (f *capacityFake) Capacity() ([]region.MemdevCapacity, error) { return f.caps, nil }
+
+// TestCapacitySeries: one series per memdev and kind, a name that is not a
+// memdev folded into other (bounded labels), and stranded capacity shown.
+func TestCapacitySeries(t *testing.T) {
+	src := &capacityFake{caps: []region.MemdevCapacity{
+		{Memdev: "mem0", Total: 1 << 30, Allocated: 768 << 20, Free: 256 << 20, Stranded: 512 << 20},
+		{Memdev: "../evil", Total: 1},
+		{Memdev: "mem01", Total: 2},
+	}}
+	m := New(Options{Source: src})
+	got := map[string]float64{}
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "cxlregiond_memdev_capacity_bytes" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			var labels []string
+			for _, l := range mt.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			got[strings.Join(labels, ",")] = mt.GetGauge().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"kind=total,memdev=mem0": 1 << 30, "kind=allocated,memdev=mem0": 768 << 20,
+		"kind=free,memdev=mem0": 256 << 20, "kind=stranded,memdev=mem0": 512 << 20,
+		"kind=total,memdev=other": 3, "kind=allocated,memdev=other": 0,
+		"kind=free,memdev=other": 0, "kind=stranded,memdev=other": 0,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("capacity series (-want +got):\n%s", diff)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,7 +27,11 @@ const handshakeTries = 8
 // devices below the region are registered, so that the caller may use or
 // delete it at once. Any failure rolls everything back in reverse through
 // the same writer (guarantee 5).
-func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo, err error) {
+func (e *Engine) Create(ctx context.Context, req CreateRequest) (RegionInfo, error) {
+	return answerBy(e, ctx, "create", func() (RegionInfo, error) { return e.createRun(ctx, req) })
+}
+
+func (e *Engine) createRun(ctx context.Context, req CreateRequest) (info RegionInfo, err error) {
 	start := time.Now()
 	defer func() {
 		target := info.Name
@@ -39,6 +44,13 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo
 	}()
 	if err := checkRequest(req); err != nil {
 		return RegionInfo{}, fmt.Errorf("create: %w", err)
+	}
+	if req.RootDecoder == "" {
+		root, err := e.defaultRootDecoder(req)
+		if err != nil {
+			return RegionInfo{}, fmt.Errorf("create: %w", err)
+		}
+		req.RootDecoder = root
 	}
 	if _, err := e.RootDecoder(req.RootDecoder); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -56,6 +68,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo
 	err = w.Do(ctx, func(ctx context.Context, tx *lock.Tx) error {
 		var err error
 		name, err = e.createUnderWriter(ctx, tx, req)
+		e.storeTopology()
 		return err
 	})
 	if err != nil {
@@ -66,6 +79,39 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (info RegionInfo
 		return RegionInfo{}, fmt.Errorf("create on %s: %w", req.RootDecoder, err)
 	}
 	return e.Region(name)
+}
+
+// defaultRootDecoder is the first root decoder, in id order, that can hold
+// the region (its type, targets and size, or any size when none is given),
+// as `cxl create-region` without -d picks one. The choice is planned again
+// under that root decoder's writer.
+func (e *Engine) defaultRootDecoder(req CreateRequest) (string, error) {
+	topo, err := e.fs.Scan()
+	if err != nil {
+		return "", err
+	}
+	roots := slices.Clone(topo.RootDecoders)
+	slices.SortFunc(roots, func(a, b sysfs.RootDecoder) int { return sysfs.CompareNames(a.Name, b.Name) })
+	var reasons []string
+	busy := false
+	for _, rd := range roots {
+		try := req
+		try.RootDecoder = rd.Name
+		if _, err := planCreate(try, topo, func(string) bool { return false }); err != nil {
+			busy = busy || errors.Is(err, ErrBusy)
+			reasons = append(reasons, rd.Name+": "+err.Error())
+			continue
+		}
+		return rd.Name, nil
+	}
+	kind := ErrInvalid
+	if busy {
+		kind = ErrBusy
+	}
+	if len(reasons) == 0 {
+		return "", fmt.Errorf("no root decoder: %w", ErrNotFound)
+	}
+	return "", fmt.Errorf("no root decoder can hold the region (%s): %w", strings.Join(reasons, "; "), kind)
 }
 
 // createRun is one create in progress: what has been done, so a failure
@@ -338,6 +384,20 @@ func (c *createRun) attach() error {
 // delete the region it created. It is never called once the region is
 // bound (see do).
 func (c *createRun) rollback() error {
+	if c.created {
+		// Nothing of a region whose memory is online is undone (an
+		// unbound region has no dax device, but a block left online by
+		// an earlier region in this range would be hit by the reset).
+		reg, err := c.e.fs.ReadRegion(c.name)
+		if err != nil && !isNotExist(err) {
+			return err
+		}
+		if err == nil {
+			if err := c.e.memoryGate(context.Background(), c.tx, "rollback", reg, MemoryOptions{}); err != nil {
+				return err
+			}
+		}
+	}
 	var errs []error
 	if c.committed {
 		errs = append(errs, c.write("rollback commit", c.regionAttr("commit"), "0"))

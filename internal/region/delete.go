@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,7 +34,12 @@ type deleteCall struct {
 // Delete deletes a region: unbind if bound, one delete_region write, then
 // the endpoint decoders' DPA is freed. Requests for a generation already
 // being deleted join that delete; a generation already gone is NotFound.
-func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
+func (e *Engine) Delete(ctx context.Context, req DeleteRequest) error {
+	_, err := answerBy(e, ctx, "delete", func() (struct{}, error) { return struct{}{}, e.deleteRun(ctx, req) })
+	return err
+}
+
+func (e *Engine) deleteRun(ctx context.Context, req DeleteRequest) (err error) {
 	start := time.Now()
 	joined := false
 	defer func() {
@@ -88,7 +94,7 @@ func (e *Engine) Delete(ctx context.Context, req DeleteRequest) (err error) {
 		}
 	})
 	defer stopWatch()
-	call.err = e.runDelete(opCtx, call, root, req.Name, gen)
+	call.err = e.runDelete(opCtx, call, root, req.Name, gen, req.Memory)
 	e.mu.Lock()
 	if e.deletes[key] == call {
 		delete(e.deletes, key)
@@ -150,7 +156,7 @@ func (e *Engine) joinedDeletes(name string, gen uint64) int {
 // runDelete waits for the region to settle, then deletes it under its root
 // decoder's writer. Settling may be undone between the wait and the turn
 // (a foreign bind), so the writer checks again and, if needed, waits anew.
-func (e *Engine) runDelete(ctx context.Context, call *deleteCall, root, name string, gen uint64) error {
+func (e *Engine) runDelete(ctx context.Context, call *deleteCall, root, name string, gen uint64, mem MemoryOptions) error {
 	w, err := e.writers.Writer(root)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
@@ -163,7 +169,7 @@ func (e *Engine) runDelete(ctx context.Context, call *deleteCall, root, name str
 			return fmt.Errorf("delete %s: %w", name, err)
 		}
 		err := w.Do(ctx, func(ctx context.Context, tx *lock.Tx) error {
-			return e.deleteUnderWriter(tx, call, root, name, gen)
+			return e.deleteUnderWriter(ctx, tx, call, root, name, gen, mem)
 		})
 		var ns errNotSettled
 		if errors.As(err, &ns) {
@@ -178,7 +184,7 @@ func (e *Engine) runDelete(ctx context.Context, call *deleteCall, root, name str
 
 // deleteUnderWriter runs with the writer held: nothing else writes this root
 // decoder's files until it returns.
-func (e *Engine) deleteUnderWriter(tx *lock.Tx, call *deleteCall, root, name string, gen uint64) error {
+func (e *Engine) deleteUnderWriter(ctx context.Context, tx *lock.Tx, call *deleteCall, root, name string, gen uint64, mem MemoryOptions) error {
 	if err := e.checkRoot(root); err != nil {
 		return err
 	}
@@ -201,6 +207,11 @@ func (e *Engine) deleteUnderWriter(tx *lock.Tx, call *deleteCall, root, name str
 	e.mu.Unlock()
 	if reg.Locked != nil && *reg.Locked {
 		return fmt.Errorf("region is locked by the platform and may never be destroyed: %w", ErrInvalid)
+	}
+	// Offlining the memory comes before the point of no return: it is
+	// undone (the blocks put back online) when cancelled.
+	if err := e.memoryGate(ctx, tx, "delete", reg, mem); err != nil {
+		return err
 	}
 	if err := e.deletePointOfNoReturn(call, genKey{name, gen}); err != nil {
 		return err
@@ -338,28 +349,78 @@ func (e *Engine) writeDeleteRegion(tx *lock.Tx, root, name string, gen uint64) e
 		}
 		return kernelErr("delete", "delete_region", err)
 	}
+	// One line per write of the file whose races the daemon exists to
+	// prevent: the journal then shows each region deleted once.
+	e.log.Info("delete_region written", "region", name, "root_decoder", root, "generation", gen)
 	return nil
 }
 
-// freeDPA returns the endpoint decoders' capacity, which delete_region does
-// not free, highest decoder first as the kernel requires.
+// freeDPA gives back the capacity of the ports the deleted region used,
+// which delete_region does not free. The kernel frees only a port's
+// highest allocation (cxl_dpa_free), so each port is freed from its top
+// down for as long as the top decoder holds no region: the region's own
+// decoders when they are the top, and any capacity stranded below them by
+// earlier deletes of lower regions. What stays stranded is logged with
+// what frees it; it is derived from sysfs, so a restarted daemon knows it
+// too (order.go).
 func (e *Engine) freeDPA(tx *lock.Tx, targets []string) {
-	decs := append([]string(nil), targets...)
-	sort.Slice(decs, func(i, j int) bool { return sysfs.CompareNames(decs[j], decs[i]) < 0 })
-	for _, dec := range decs {
-		if dec == "" {
+	e.noteDetached(targets)
+	seen := map[string]bool{}
+	for _, dec := range targets {
+		port := portNumberOf(dec)
+		if dec == "" || seen[port] {
 			continue
 		}
-		ed, err := e.fs.ReadEndpointDecoder(dec)
-		if err != nil || ed.Region != "" || ed.DPASize == 0 {
-			continue
-		}
-		attr, err := sysfs.DeviceAttr(dec, "dpa_size")
+		seen[port] = true
+		e.freePortFromTop(tx, port, "")
+	}
+}
+
+// maxPortDecoders bounds the walk over a port's decoders (the HDM
+// capability holds at most 32).
+const maxPortDecoders = 32
+
+// freePortFromTop frees the stranded capacity at the top of the port whose
+// decoders are decoder<port>.0, .1, ...
+func (e *Engine) freePortFromTop(tx *lock.Tx, port, deleted string) {
+	var decs []sysfs.EndpointDecoder
+	for i := range maxPortDecoders {
+		ed, err := e.fs.ReadEndpointDecoder("decoder" + port + "." + strconv.Itoa(i))
 		if err != nil {
+			if !isNotExist(err) {
+				e.log.Warn("could not read endpoint decoder to free its port's capacity", "port", port, "err", err)
+				return
+			}
+			break
+		}
+		decs = append(decs, ed)
+	}
+	freed := map[string]bool{}
+	for _, ed := range slices.Backward(decs) {
+		if ed.DPASize == 0 {
 			continue
+		}
+		if ed.Region != "" && ed.Region != deleted {
+			break // everything below stays until this region goes
+		}
+		attr, err := sysfs.DeviceAttr(ed.Name, "dpa_size")
+		if err != nil {
+			e.log.Warn("could not free endpoint decoder capacity", "decoder", ed.Name, "err", err)
+			return
 		}
 		if err := tx.Write(attr, "0"); err != nil {
-			e.log.Warn("could not free endpoint decoder capacity", "decoder", dec, "err", err)
+			e.log.Warn("could not free endpoint decoder capacity", "decoder", ed.Name, "err", err)
+			return
+		}
+		e.noteFreed(ed.Name)
+		freed[ed.Name] = true
+	}
+	// What stays allocated without a region is stranded until the regions
+	// above it go (the reading above, less what was just freed).
+	for _, ed := range decs {
+		if ed.DPASize != 0 && (ed.Region == "" || ed.Region == deleted) && !freed[ed.Name] {
+			e.log.Info("capacity stranded until the regions above it are deleted",
+				"decoder", ed.Name, "memdev", ed.Memdev, "bytes", ed.DPASize)
 		}
 	}
 }
@@ -383,4 +444,44 @@ func (e *Engine) withDefaultTimeout(ctx context.Context) (context.Context, conte
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, e.cfg.DefaultTimeout)
+}
+
+// noteFreed records in the last topology reading that a decoder's capacity
+// was given back, so that free capacity is reported as it now is without
+// reading the whole tree again on every delete.
+func (e *Engine) noteFreed(decoder string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topo == nil {
+		return
+	}
+	for i := range e.topo.EndpointDecoders {
+		if ed := &e.topo.EndpointDecoders[i]; ed.Name == decoder {
+			ed.DPASize, ed.Region = 0, ""
+		}
+	}
+}
+
+// noteDetached records in the last topology reading that a deleted
+// region's endpoint decoders, and the host bridge decoders of the region
+// they served, no longer hold it.
+func (e *Engine) noteDetached(targets []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topo == nil {
+		return
+	}
+	gone := map[string]bool{}
+	for i := range e.topo.EndpointDecoders {
+		if ed := &e.topo.EndpointDecoders[i]; ed.Region != "" && slices.Contains(targets, ed.Name) {
+			gone[ed.Region] = true
+			ed.Region = ""
+		}
+	}
+	for i := range e.topo.SwitchDecoders {
+		if sd := &e.topo.SwitchDecoders[i]; gone[sd.Region] {
+			sd.Region = ""
+		}
+	}
+	e.topo.Regions = slices.DeleteFunc(slices.Clone(e.topo.Regions), func(r sysfs.Region) bool { return gone[r.Name] })
 }

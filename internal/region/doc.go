@@ -19,6 +19,12 @@
 //     interrupted (recover.go). Each create and delete makes one journal
 //     record durable, before its first kernel write; crashPoint
 //     (crashpoint.go) is the closed set of places the crash tests stop it.
+//   - memoryGate (memory.go): no teardown of a region whose memory is online
+//     as System RAM. Every teardown path (delete, disable, a create's
+//     rollback, journal recovery) passes it under the writer before its
+//     first write: it refuses (MemoryOnlineError, Busy), or with
+//     MemoryOptions.Offline offlines the blocks, putting them back online
+//     when one cannot be offlined.
 //   - PointOfNoReturn (noreturn.go): a create or delete tells its caller,
 //     under the writer, just before the write that cancelling can no longer
 //     undo (commit; unbind or delete_region). Cancelled before it, a create

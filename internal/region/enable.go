@@ -12,17 +12,28 @@ import (
 // Enable binds a committed region to the cxl_region driver and waits until
 // the devices below it are registered.
 func (e *Engine) Enable(ctx context.Context, name string) error {
-	return e.bindOp(ctx, "enable", name)
+	return e.bindOp(ctx, "enable", name, MemoryOptions{})
 }
 
 // Disable unbinds a region. The region must have settled first: unbinding a
 // pmem region whose nd region is still registering takes the same path as
 // the delete that oopses the kernel.
 func (e *Engine) Disable(ctx context.Context, name string) error {
-	return e.bindOp(ctx, "disable", name)
+	return e.DisableWith(ctx, name, MemoryOptions{})
 }
 
-func (e *Engine) bindOp(ctx context.Context, op, name string) (err error) {
+// DisableWith is Disable with a choice for the region's online memory:
+// refuse (the zero value) or offline it first.
+func (e *Engine) DisableWith(ctx context.Context, name string, mem MemoryOptions) error {
+	return e.bindOp(ctx, "disable", name, mem)
+}
+
+func (e *Engine) bindOp(ctx context.Context, op, name string, mem MemoryOptions) error {
+	_, err := answerBy(e, ctx, op, func() (struct{}, error) { return struct{}{}, e.bindOpRun(ctx, op, name, mem) })
+	return err
+}
+
+func (e *Engine) bindOpRun(ctx context.Context, op, name string, mem MemoryOptions) (err error) {
 	start := time.Now()
 	defer func() {
 		e.hub.publish(Event{Kind: OperationDone, Operation: Operation{
@@ -80,6 +91,9 @@ func (e *Engine) bindOp(ctx context.Context, op, name string) (err error) {
 			path := sysfs.RegionBindPath
 			if op == "disable" {
 				path = sysfs.RegionUnbindPath
+				if err := e.memoryGate(ctx, tx, op, reg, mem); err != nil {
+					return err
+				}
 			}
 			if err := tx.Write(path, name); err != nil {
 				return kernelErr(op, op, err)

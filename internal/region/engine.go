@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -52,9 +53,10 @@ type Config struct {
 	// crashAt, when it returns true for a crash point, makes the engine
 	// stop dead there, as a killed daemon would. Tests only.
 	crashAt func(crashPoint) bool
-	// journalFile opens the journal's log for appending; tests wrap it to
-	// count syncs or fail writes. nil: the file itself.
-	journalFile func(path string) (journal.File, error)
+	// JournalFile opens the journal's log for appending; nil opens the
+	// file itself. Tests and benchmarks (bench/) wrap it to count syncs
+	// or to make writes fail; the daemon leaves it nil.
+	JournalFile func(path string) (journal.File, error)
 }
 
 func (c *Config) setDefaults() {
@@ -100,6 +102,9 @@ type Engine struct {
 	rescanReq chan chan error
 	// rescanEvery carries a new RescanInterval to Run (the latest wins).
 	rescanEvery chan time.Duration
+	// inflight counts operations whose caller was answered at its
+	// deadline while their writes went on (answerBy); Run waits for them.
+	inflight sync.WaitGroup
 
 	// mu guards every field below it. It is held only for reads and
 	// updates of the model, never across a sysfs write, a wait or a
@@ -160,7 +165,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("region engine: StateDir is required")
 	}
-	j, err := journal.Open(cfg.StateDir, journal.Options{OpenFile: cfg.journalFile, BootID: cfg.BootID})
+	j, err := journal.Open(cfg.StateDir, journal.Options{OpenFile: cfg.JournalFile, BootID: cfg.BootID})
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +220,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			err = errors.Join(err, fmt.Errorf("close journal: %w", cerr))
 		}
 	}()
+	// Operations answered at their caller's deadline (answerBy) still
+	// write the journal: they end before it closes.
+	defer e.inflight.Wait()
 	if err := e.rescan(ctx, "startup"); err != nil {
 		return fmt.Errorf("initial scan: %w", err)
 	}
@@ -414,10 +422,14 @@ func (e *Engine) rootInfoLocked(rs *rootState) RootDecoderInfo {
 	return info
 }
 
-// freeCapacityLocked is the HPA the window has not given to regions. The
-// kernel allocates from the window's free space; regions of this window
-// hold size bytes each.
+// freeCapacityLocked is the largest region a create in the window can get
+// now (largestCreate: HPA, device capacity and the kernel's order rules),
+// from the last reading of the topology; before the first one, the HPA the
+// window's regions do not hold.
 func (e *Engine) freeCapacityLocked(rd sysfs.RootDecoder) uint64 {
+	if e.topo != nil {
+		return largestCreate(e.topo, rd)
+	}
 	var used uint64
 	for _, r := range e.regions {
 		if r.reg.RootDecoder == rd.Name {
@@ -444,6 +456,11 @@ func (e *Engine) regionInfoLocked(r *regionState) RegionInfo {
 		Origin:                r.origin,
 		FirstSeen:             r.firstSeen,
 		Settled:               e.settledLocked(r, time.Now()) == nil,
+		Memory: sysfs.RegionMemory{
+			BlockSize: r.reg.Memory.BlockSize,
+			Dax:       slices.Clone(r.reg.Memory.Dax),
+			Blocks:    slices.Clone(r.reg.Memory.Blocks),
+		},
 	}
 	if r.reg.Resource != nil {
 		info.Resource = *r.reg.Resource
@@ -482,4 +499,46 @@ func (e *Engine) changedCh() <-chan struct{} {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.changed
+}
+
+// Capacity reads every memdev's capacity from sysfs: allocated, free and
+// stranded, per endpoint decoder.
+func (e *Engine) Capacity() ([]MemdevCapacity, error) {
+	topo, err := e.fs.Scan()
+	if err != nil {
+		return nil, fmt.Errorf("capacity: %w", err)
+	}
+	e.mu.Lock()
+	if e.topo != nil { // the first reading is the startup rescan's
+		e.topo = topo
+	}
+	e.mu.Unlock()
+	return memdevCapacities(topo), nil
+}
+
+// MemdevCapacities is every memdev's capacity from the last reading of the
+// topology (kept current after every create and delete and on rescans);
+// Capacity reads sysfs afresh.
+func (e *Engine) MemdevCapacities() []MemdevCapacity {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topo == nil {
+		return nil
+	}
+	return memdevCapacities(e.topo)
+}
+
+// storeTopology reads the topology again after an operation changed the
+// decoders, so that free capacity is reported as it now is.
+func (e *Engine) storeTopology() {
+	topo, err := e.fs.Scan()
+	if err != nil {
+		e.log.Warn("could not read the topology after an operation; free capacity may be stale", "err", err)
+		return
+	}
+	e.mu.Lock()
+	if e.topo != nil {
+		e.topo = topo
+	}
+	e.mu.Unlock()
 }

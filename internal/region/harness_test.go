@@ -27,6 +27,9 @@ type harness struct {
 	writers  *lock.Registry
 	eng      *Engine
 	stop     func()
+	// journalErrs counts calls TestFaults saw refused by a state directory
+	// that could not be written.
+	journalErrs int
 }
 
 func newHarness(t *testing.T, opts ...cxlsim.Option) *harness {

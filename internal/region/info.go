@@ -1,6 +1,10 @@
 package region
 
-import "time"
+import (
+	"time"
+
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
+)
 
 // Origin says who made a region.
 type Origin string
@@ -45,6 +49,10 @@ type RegionInfo struct {
 	Settled bool
 	// FirstSeen is when this generation was first observed.
 	FirstSeen time.Time
+	// Memory is what the region's memory is doing: its dax devices and
+	// the memory blocks over its range. A region with an online block is
+	// never torn down without the offline option.
+	Memory sysfs.RegionMemory
 }
 
 // RootDecoderInfo is a root decoder (a CXL window) and its writer.
@@ -83,4 +91,7 @@ type CreateRequest struct {
 type DeleteRequest struct {
 	Name       string
 	Generation uint64
+	// Memory says what to do when the region's memory is online: refuse
+	// (the zero value) or offline it first.
+	Memory MemoryOptions
 }

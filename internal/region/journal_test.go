@@ -104,7 +104,7 @@ func TestFsyncsPerOperation(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t)
 	var disk journalDisk
-	eng := h.start(func(c *Config) { c.journalFile = disk.open })
+	eng := h.start(func(c *Config) { c.JournalFile = disk.open })
 	// Warm up: the first region reserves a block of generation numbers.
 	r, err := eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20})
 	if err != nil {
@@ -160,7 +160,7 @@ func TestConcurrentDeletesShareFsyncs(t *testing.T) {
 	}
 	h := newHarness(t, cxlsim.WithTopology(topo))
 	disk := journalDisk{syncDelay: 5 * time.Millisecond}
-	eng := h.start(func(c *Config) { c.journalFile = disk.open })
+	eng := h.start(func(c *Config) { c.JournalFile = disk.open })
 	var names []string
 	for i := range roots {
 		// Unbound: no devices to wait for, the journal is what is measured.
@@ -216,7 +216,7 @@ func TestDeleteJournalFailureSurfaces(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t)
 	var disk journalDisk
-	eng := h.start(func(c *Config) { c.journalFile = disk.open })
+	eng := h.start(func(c *Config) { c.JournalFile = disk.open })
 	r, err := eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20, NoBind: true})
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +279,7 @@ func TestFailedDeleteIsDurable(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t)
 	var disk journalDisk
-	eng := h.start(func(c *Config) { c.journalFile = disk.open })
+	eng := h.start(func(c *Config) { c.JournalFile = disk.open })
 	r, err := eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20, NoBind: true})
 	if err != nil {
 		t.Fatal(err)

@@ -26,12 +26,22 @@ import (
 // Mutation: drop the coalescing in Engine.coalesce, or the settle wait, and
 // runs go red (WARNING from overlapping deletes, BUG from deletes into
 // registration or assembly).
+//
+// It runs on the unpatched 6.12 model and on the fixed kernel's
+// (cxlsim.ProfileFixed): the daemon works unchanged where the kernel no
+// longer races.
 func TestRandomClientsAndForeignActors(t *testing.T) {
 	if f := flag.Lookup("rapid.checks"); f != nil && f.Value.String() == "100" {
 		_ = f.Value.Set("15")
 	}
+	for _, profile := range []string{cxlsim.Profile612, cxlsim.ProfileFixed} {
+		t.Run(profile, func(t *testing.T) { randomClientsAndForeignActors(t, profile) })
+	}
+}
+
+func randomClientsAndForeignActors(t *testing.T, profile string) {
 	rapid.Check(t, func(rt *rapid.T) {
-		h := newHarness(t, cxlsim.WithAssembleDuration(40*time.Millisecond))
+		h := newHarness(t, cxlsim.WithProfile(profile), cxlsim.WithAssembleDuration(40*time.Millisecond))
 		eng := h.start(nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -203,7 +213,7 @@ func freeDecoderOn(h *harness, hostBridge string) string {
 		return ""
 	}
 	p := &createPlan{root: sysfs.RootDecoder{Targets: []string{hostBridge}}, typ: "pmem", size: 256 << 20, ways: 1}
-	eds, err := pickTargets(nil, p, topo)
+	eds, err := pickTargets(nil, p, topo, newOrderView(topo))
 	if err != nil || len(eds) == 0 {
 		return ""
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -244,6 +245,14 @@ func (e *Engine) applyUevent(ctx context.Context, ev uevent.Event, needRescan ch
 		}
 	case ev.Subsystem == "cxl" && (ev.DevType == "cxl_pmem_region" || ev.DevType == "cxl_dax_region"):
 		e.refreshQuietly(parentName(ev.DevPath))
+	case ev.Subsystem == "dax":
+		// A dax device below a region (ram: regionN/dax_regionN/daxN.M;
+		// pmem: the nd region regionN/daxN.M/daxN.M): kmem bound or let go.
+		e.refreshQuietly(regionInPath(ev.DevPath))
+	case ev.Subsystem == "memory":
+		// A memory block added, onlined, offlined or removed: refresh the
+		// regions whose range it may lie in.
+		e.refreshMemoryRegions(ev.Name())
 	case ev.Subsystem == "nd" && ev.DevType == "nd_pmem":
 		// The nd region carries the CXL region's name (ND_REGION_CXL).
 		e.refreshQuietly(name)
@@ -289,6 +298,45 @@ func (e *Engine) refreshQuietly(name string) {
 	}
 	if _, err := e.refreshRegion(name); err != nil && !errors.Is(err, ErrNotFound) {
 		e.log.Debug("refresh region", "region", name, "err", err)
+	}
+}
+
+// regionInPath is the last path component that is a region name, or "".
+func regionInPath(devpath string) string {
+	comps := strings.Split(devpath, "/")
+	for i := len(comps) - 1; i >= 0; i-- {
+		if devname.IsRegion(comps[i]) {
+			return comps[i]
+		}
+	}
+	return ""
+}
+
+// refreshMemoryRegions re-reads the regions whose range holds a memory
+// block (memoryN: N × block size); every region with a range when the
+// block size is not known yet.
+func (e *Engine) refreshMemoryRegions(block string) {
+	idx, err := strconv.ParseUint(strings.TrimPrefix(block, "memory"), 10, 64)
+	if !sysfs.ValidMemoryBlockName(block) || err != nil {
+		return
+	}
+	var names []string
+	e.mu.Lock()
+	for name, r := range e.regions {
+		if r.reg.Resource == nil {
+			continue
+		}
+		if bs := r.reg.Memory.BlockSize; bs != 0 {
+			start := idx * bs
+			if start+bs <= *r.reg.Resource || start >= *r.reg.Resource+r.reg.Size {
+				continue
+			}
+		}
+		names = append(names, name)
+	}
+	e.mu.Unlock()
+	for _, name := range names {
+		e.refreshQuietly(name)
 	}
 }
 

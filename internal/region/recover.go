@@ -47,6 +47,18 @@ func (e *Engine) recover(ctx context.Context) error {
 			}
 			return fmt.Errorf("unknown journal op %v", in.Op)
 		})
+		var mo *MemoryOnlineError
+		if errors.As(err, &mo) {
+			// Memory went online after the crash: nothing was written and
+			// nothing will be. The operation's caller saw it fail; the
+			// region stays as it is, and the intent is dropped.
+			e.log.Error("journalled operation abandoned: the region's memory is online", "op", in.Op, "region", in.Name, "err", err)
+			if err := e.journal.Done(in, journal.Failed); err != nil {
+				e.journalFailed("recover", in.Name, err)
+				errs = append(errs, err)
+			}
+			continue
+		}
 		if err != nil {
 			e.log.Error("could not recover journalled operation", "op", in.Op, "region", in.Name, "err", err)
 			errs = append(errs, fmt.Errorf("%s %s: %w", in.Op, in.Name, err))
@@ -94,6 +106,9 @@ func (e *Engine) recoverDelete(ctx context.Context, tx *lock.Tx, in *journal.Int
 		if err := e.waitSettled(ctx, in.Name, gen); err != nil {
 			return err
 		}
+		if err := e.memoryGate(ctx, tx, "recover", reg, MemoryOptions{}); err != nil {
+			return err
+		}
 		if reg.Driver != "" {
 			if err := tx.Write(sysfs.RegionUnbindPath, in.Name); err != nil {
 				return kernelErr("delete", "unbind", err)
@@ -129,6 +144,11 @@ func (e *Engine) recoverCreate(ctx context.Context, tx *lock.Tx, in *journal.Int
 			if err != nil {
 				return err
 			}
+		}
+		if err := e.memoryGate(ctx, tx, "recover", reg, MemoryOptions{}); err != nil {
+			return err
+		}
+		if reg.Driver != "" {
 			if err := tx.Write(sysfs.RegionUnbindPath, in.Name); err != nil {
 				return kernelErr("rollback", "unbind", err)
 			}

@@ -39,6 +39,16 @@ func ValidateDecoderName(s string) error {
 	return nil
 }
 
+// ValidateTargetName checks a create target: an endpoint decoder
+// (decoderM.K) or a memdev (memN), whose endpoint decoder the planner picks
+// as `cxl create-region -m` does.
+func ValidateTargetName(s string) error {
+	if devname.IsDecoder(s) || devname.IsMemdev(s) {
+		return nil
+	}
+	return fmt.Errorf("target %q: must be an endpoint decoder (decoder<M>.<K>) or a memdev (mem<N>): %w", truncate(s), ErrInvalid)
+}
+
 // ValidateUUID checks a uuid in its 36-character form; the null uuid is
 // refused, as the kernel refuses it.
 func ValidateUUID(s string) error {

@@ -76,6 +76,11 @@ func (e *fakeEngine) Regions() []region.RegionInfo {
 	return out
 }
 
+func (e *fakeEngine) MemdevCapacities() []region.MemdevCapacity {
+	return []region.MemdevCapacity{{Memdev: "mem0", Total: 1 << 30, Allocated: 256 << 20, Free: 768 << 20, Stranded: 256 << 20,
+		Decoders: []region.DecoderCapacity{{Name: "decoder3.0", Memdev: "mem0", Mode: "pmem", DPASize: 256 << 20, Stranded: true}}}}
+}
+
 func (e *fakeEngine) RootDecoders() []region.RootDecoderInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -182,6 +187,10 @@ func (e *fakeEngine) Delete(ctx context.Context, req region.DeleteRequest) error
 
 func (e *fakeEngine) Enable(ctx context.Context, name string) error {
 	return e.record(ctx, "enable "+name)
+}
+
+func (e *fakeEngine) DisableWith(ctx context.Context, name string, _ region.MemoryOptions) error {
+	return e.Disable(ctx, name)
 }
 
 func (e *fakeEngine) Disable(ctx context.Context, name string) error {

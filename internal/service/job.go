@@ -50,6 +50,13 @@ func (s *Service) startJob(op operation, uid uint32, done func()) dbus.ObjectPat
 			api.PropMessage:      dbus.MakeVariant(""),
 		}})
 	})
+	ctx = withProgress(ctx, func(f float64) {
+		// Progress short of done; 1 comes with Finished.
+		f = min(max(f, 0), 0.99)
+		s.tree.update(func(tx *treeTx) {
+			tx.patch(path, api.JobInterface, props{api.PropProgress: dbus.MakeVariant(f)})
+		})
+	})
 	go func() {
 		defer done()
 		result, err := s.run(ctx, op, uid)

@@ -73,10 +73,10 @@ func (s *Service) regionDelete(req *request) ([]any, *dbus.Error) {
 // generation option, it pins the generation that object shows, so a
 // request can never hit a newer region that took the name meanwhile.
 func (s *Service) deleteRegion(req *request, name string, o options, pinObject bool) ([]any, *dbus.Error) {
-	dreq := region.DeleteRequest{Name: name, Generation: o.generation}
+	dreq := region.DeleteRequest{Name: name, Generation: o.generation, Memory: region.MemoryOptions{Offline: o.offline}}
 	p, _ := api.RegionPath(name)
 	return s.execute(req, operation{
-		kind: "delete", what: "delete " + name, objects: []dbus.ObjectPath{p}, opts: o,
+		kind: "delete", what: "delete " + name, region: name, objects: []dbus.ObjectPath{p}, opts: o,
 		cancelable: true,
 		check: func() *dbus.Error {
 			if pinObject && dreq.Generation == 0 {
@@ -89,6 +89,7 @@ func (s *Service) deleteRegion(req *request, name string, o options, pinObject b
 			return nil
 		},
 		run: func(ctx context.Context) (dbus.ObjectPath, error) {
+			dreq.Memory.Progress = progressOf(ctx)
 			err := s.engine.Delete(ctx, dreq)
 			s.sync()
 			return api.NoJob, err
@@ -97,27 +98,31 @@ func (s *Service) deleteRegion(req *request, name string, o options, pinObject b
 }
 
 func (s *Service) regionEnable(req *request) ([]any, *dbus.Error) {
-	return s.bindRegion(req, api.MethodEnable, "enable", s.engine.Enable)
+	return s.bindRegion(req, api.MethodEnable, "enable", api.BindOptions, func(ctx context.Context, name string, _ options) error {
+		return s.engine.Enable(ctx, name)
+	})
 }
 
 func (s *Service) regionDisable(req *request) ([]any, *dbus.Error) {
-	return s.bindRegion(req, api.MethodDisable, "disable", s.engine.Disable)
+	return s.bindRegion(req, api.MethodDisable, "disable", api.DisableOptions, func(ctx context.Context, name string, o options) error {
+		return s.engine.DisableWith(ctx, name, region.MemoryOptions{Offline: o.offline, Progress: progressOf(ctx)})
+	})
 }
 
-func (s *Service) bindRegion(req *request, methodName, kind string, do func(context.Context, string) error) ([]any, *dbus.Error) {
+func (s *Service) bindRegion(req *request, methodName, kind string, allowed []string, do func(context.Context, string, options) error) ([]any, *dbus.Error) {
 	name, _ := api.RegionName(req.path)
-	o, err := parseOptions(methodName, req.args[0].(map[string]dbus.Variant), api.BindOptions)
+	o, err := parseOptions(methodName, req.args[0].(map[string]dbus.Variant), allowed)
 	if err != nil {
 		return nil, err
 	}
 	return s.execute(req, operation{
-		kind: kind, what: kind + " " + name, objects: []dbus.ObjectPath{req.path}, opts: o,
+		kind: kind, what: kind + " " + name, region: name, objects: []dbus.ObjectPath{req.path}, opts: o,
 		check: func() *dbus.Error {
 			_, err := s.regionGeneration(kind+" "+name, name)
 			return err
 		},
 		run: func(ctx context.Context) (dbus.ObjectPath, error) {
-			err := do(ctx, name)
+			err := do(ctx, name, o)
 			s.sync()
 			return api.NoJob, err
 		},

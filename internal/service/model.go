@@ -7,6 +7,7 @@ import (
 
 	"github.com/cxlregion/cxlregiond/api"
 	"github.com/cxlregion/cxlregiond/internal/region"
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
 // sync re-reads the engine's model and brings the exported objects in line
@@ -85,13 +86,27 @@ func (s *Service) managerProps() props {
 	if s.cfg.GuardQueueDepth != nil {
 		guardQueue = uint32(max(s.cfg.GuardQueueDepth(), 0))
 	}
+	caps := s.engine.MemdevCapacities()
+	memdevs := make(map[string]map[string]uint64, len(caps))
+	decoders := map[string]map[string]dbus.Variant{}
+	for _, c := range caps {
+		memdevs[c.Memdev] = map[string]uint64{"total": c.Total, "allocated": c.Allocated, "free": c.Free, "stranded": c.Stranded}
+		for _, d := range c.Decoders {
+			decoders[d.Name] = map[string]dbus.Variant{
+				"memdev": dbus.MakeVariant(d.Memdev), "mode": dbus.MakeVariant(d.Mode), "dpa_size": dbus.MakeVariant(d.DPASize),
+				"region": dbus.MakeVariant(d.Region), "stranded": dbus.MakeVariant(d.Stranded),
+			}
+		}
+	}
 	return props{
-		api.PropGuardQueue:     dbus.MakeVariant(guardQueue),
-		api.PropVersion:        dbus.MakeVariant(s.cfg.Version),
-		api.PropKernelFeatures: dbus.MakeVariant(features),
-		api.PropGuardActive:    dbus.MakeVariant(guard),
-		api.PropSimulated:      dbus.MakeVariant(s.cfg.Simulated),
-		api.PropLockDirectory:  dbus.MakeVariant(s.cfg.LockDirectory),
+		api.PropMemdevCapacity:   dbus.MakeVariant(memdevs),
+		api.PropEndpointDecoders: dbus.MakeVariant(decoders),
+		api.PropGuardQueue:       dbus.MakeVariant(guardQueue),
+		api.PropVersion:          dbus.MakeVariant(s.cfg.Version),
+		api.PropKernelFeatures:   dbus.MakeVariant(features),
+		api.PropGuardActive:      dbus.MakeVariant(guard),
+		api.PropSimulated:        dbus.MakeVariant(s.cfg.Simulated),
+		api.PropLockDirectory:    dbus.MakeVariant(s.cfg.LockDirectory),
 	}
 }
 
@@ -111,7 +126,52 @@ func regionProps(r region.RegionInfo) props {
 		api.PropGeneration:            dbus.MakeVariant(r.Generation),
 		api.PropOrigin:                dbus.MakeVariant(string(r.Origin)),
 		api.PropSettled:               dbus.MakeVariant(r.Settled),
+		api.PropDaxMode:               dbus.MakeVariant(daxMode(r.Memory)),
+		api.PropTargetNode:            dbus.MakeVariant(targetNode(r.Memory)),
+		api.PropMemoryBlocks:          dbus.MakeVariant(uint32(len(r.Memory.Blocks))),
+		api.PropOnlineMemoryBlocks:    dbus.MakeVariant(uint32(len(r.Memory.OnlineBlocks()))),
+		api.PropOnlineMemoryBytes:     dbus.MakeVariant(r.Memory.OnlineBytes()),
+		api.PropMovable:               dbus.MakeVariant(movable(r.Memory)),
 	}
+}
+
+// daxMode is daxctl's mode of the region's dax devices: system-ram when
+// one is bound to kmem, devdax when one is a character device.
+func daxMode(m sysfs.RegionMemory) string {
+	mode := ""
+	for _, d := range m.Dax {
+		switch {
+		case d.SystemRAM():
+			return "system-ram"
+		case d.Driver == sysfs.DaxDriverDevice:
+			mode = "devdax"
+		}
+	}
+	return mode
+}
+
+// targetNode is the node of the region's memory: its online blocks', else
+// its dax devices' target_node, else -1.
+func targetNode(m sysfs.RegionMemory) int32 {
+	if nodes := m.Nodes(); len(nodes) > 0 {
+		return int32(nodes[0])
+	}
+	for _, d := range m.Dax {
+		if d.TargetNode >= 0 {
+			return int32(d.TargetNode)
+		}
+	}
+	return -1
+}
+
+func movable(m sysfs.RegionMemory) bool {
+	online := m.OnlineBlocks()
+	for _, b := range online {
+		if !b.Movable() {
+			return false
+		}
+	}
+	return len(online) > 0
 }
 
 func rootDecoderProps(rd region.RootDecoderInfo) props {

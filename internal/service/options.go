@@ -30,6 +30,8 @@ type options struct {
 	targets     []string
 	uuid        string
 	noBind      bool
+
+	offline bool // offline the region's online memory first
 }
 
 // parseOptions accepts only the keys a method takes, each with its one
@@ -91,6 +93,8 @@ func parseOptions(methodName string, raw map[string]dbus.Variant, allowed []stri
 			}
 		case api.OptNoBind:
 			o.noBind = v.Value().(bool)
+		case api.OptOffline:
+			o.offline = v.Value().(bool)
 		}
 	}
 	return o, nil
@@ -106,14 +110,19 @@ func createRequest(rootDecoder string, o options) (region.CreateRequest, *dbus.E
 	if req.Type == "" {
 		req.Type = api.DefaultRegionType
 	}
-	if err := region.ValidateDecoderName(rootDecoder); err != nil {
-		return req, invalidArg("root decoder: %v", err)
+	// An empty root decoder is the default: the first that can hold the
+	// region (cxl create-region without -d).
+	if rootDecoder != "" {
+		if err := region.ValidateDecoderName(rootDecoder); err != nil {
+			return req, invalidArg("root decoder: %v", err)
+		}
 	}
 	if err := region.ValidateType(req.Type); err != nil {
 		return req, invalidArg("%v", err)
 	}
-	if !o.hasSize {
-		return req, invalidArg("option size is required (bytes, a multiple of 256 MiB × ways)")
+	// No size option is the default: the largest the targets can give.
+	if o.hasSize && o.size == 0 {
+		return req, invalidArg("size 0: leave the option out for the largest size the targets can give")
 	}
 	if o.hasWays {
 		if o.ways > region.MaxTargets {
@@ -138,7 +147,7 @@ func createRequest(rootDecoder string, o options) (region.CreateRequest, *dbus.E
 	}
 	seen := map[string]bool{}
 	for i, t := range req.Targets {
-		if err := region.ValidateDecoderName(t); err != nil {
+		if err := region.ValidateTargetName(t); err != nil {
 			return req, invalidArg("target %d: %v", i, err)
 		}
 		if seen[t] {
@@ -161,8 +170,10 @@ func createRequest(rootDecoder string, o options) (region.CreateRequest, *dbus.E
 	if ways == 0 {
 		ways = max(len(req.Targets), 1)
 	}
-	if err := region.ValidateSize(req.Size, ways); err != nil {
-		return req, invalidArg("%v", err)
+	if o.hasSize {
+		if err := region.ValidateSize(req.Size, ways); err != nil {
+			return req, invalidArg("%v", err)
+		}
 	}
 	return req, nil
 }

@@ -23,10 +23,12 @@ type Engine interface {
 	Regions() []region.RegionInfo
 	RootDecoders() []region.RootDecoderInfo
 	KernelFeatures() []string
+	MemdevCapacities() []region.MemdevCapacity
 	Create(ctx context.Context, req region.CreateRequest) (region.RegionInfo, error)
 	Delete(ctx context.Context, req region.DeleteRequest) error
 	Enable(ctx context.Context, name string) error
 	Disable(ctx context.Context, name string) error
+	DisableWith(ctx context.Context, name string, mem region.MemoryOptions) error
 	Rescan(ctx context.Context) error
 }
 

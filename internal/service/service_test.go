@@ -36,6 +36,10 @@ func TestManagedObjectsDescribeTheModel(t *testing.T) {
 		st.RootDecoders[0].Decoder != "decoder0.0" || st.Regions != 1 {
 		t.Errorf("status = %+v", st)
 	}
+	// Device capacity crosses the bus with its stranded bytes and decoders.
+	if len(st.Memdevs) != 1 || st.Memdevs[0].Stranded != 256<<20 || len(st.Memdevs[0].Decoders) != 1 || !st.Memdevs[0].Decoders[0].Stranded {
+		t.Errorf("memdevs = %+v", st.Memdevs)
+	}
 }
 
 func TestGuardActiveComesFromConfig(t *testing.T) {
@@ -189,12 +193,10 @@ func TestInvalidArgumentsNeverReachTheEngine(t *testing.T) {
 		want   string // part of the message
 	}{
 		{"root ../", api.ManagerPath, create, []any{"../decoder0.0", opts(api.OptSize, size)}, "decoder name"},
-		{"root empty", api.ManagerPath, create, []any{"", opts(api.OptSize, size)}, "decoder name"},
 		{"root newline", api.ManagerPath, create, []any{"decoder0.0\n", opts(api.OptSize, size)}, "decoder name"},
 		{"root 4KiB", api.ManagerPath, create, []any{long, opts(api.OptSize, size)}, "decoder name"},
 		{"root leading zero", api.ManagerPath, create, []any{"decoder00.0", opts(api.OptSize, size)}, "decoder name"}, // decoder0.0's second spelling
 		{"target leading zero", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, size, api.OptTargets, []string{"decoder02.0"})}, "target 0"},
-		{"size missing", api.ManagerPath, create, []any{"decoder0.0", noOpts}, "size is required"},
 		{"size 0", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, uint64(0))}, "size 0"},
 		{"size unaligned", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, size+4096)}, "multiple of 256 MiB"},
 		{"size as int32", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, int32(1))}, "must have D-Bus type t"},
@@ -208,6 +210,7 @@ func TestInvalidArgumentsNeverReachTheEngine(t *testing.T) {
 		{"uuid null", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, size, api.OptUUID, "00000000-0000-0000-0000-000000000000")}, "null uuid"},
 		{"uuid for ram", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, size, api.OptType, "ram", api.OptUUID, "0ae1f9aa-7a1c-4e2b-9bb4-3b2f3e44a001")}, "only pmem"},
 		{"target bad", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, size, api.OptTargets, []string{"../x"})}, "target 0"},
+		{"target memdev with a leading zero", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, size, api.OptTargets, []string{"mem01"})}, "target 0"},
 		{"target twice", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, 2*size, api.OptTargets, []string{"decoder2.0", "decoder2.0"})}, "twice"},
 		{"targets vs ways", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, 2*size, api.OptWays, uint32(2), api.OptTargets, []string{"decoder2.0"})}, "1 targets for 2"},
 		{"unknown option", api.ManagerPath, create, []any{"decoder0.0", opts(api.OptSize, size, "force", true)}, "unknown option"},
@@ -313,7 +316,7 @@ func TestRegionDeletePinsGeneration(t *testing.T) {
 	}
 	eng.mu.Lock()
 	defer eng.mu.Unlock()
-	if len(eng.deletes) != 1 || eng.deletes[0] != (region.DeleteRequest{Name: "region0", Generation: 2}) {
+	if len(eng.deletes) != 1 || eng.deletes[0].Name != "region0" || eng.deletes[0].Generation != 2 || eng.deletes[0].Memory.Offline {
 		t.Errorf("engine deletes = %+v, want region0 generation 2", eng.deletes)
 	}
 }

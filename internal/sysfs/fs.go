@@ -11,6 +11,7 @@
 package sysfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -46,6 +47,14 @@ type Backend interface {
 	// boot, so a device removed and registered again under its old name has
 	// a new number.
 	Ino(name string) (uint64, error)
+}
+
+// ContextWriter is a Backend whose writes can be interrupted: when ctx
+// ends, a store that waits in the kernel until its writer is signalled
+// (offlining a memory block) returns EINTR. Stores that do not wait are
+// not affected.
+type ContextWriter interface {
+	WriteFileContext(ctx context.Context, name string, data []byte) error
 }
 
 // FS is a sysfs tree with typed readers and a single-attribute writer.
@@ -94,6 +103,23 @@ func (f *FS) Write(name, value string) error {
 		return &WriteError{Attr: name, Value: value, Err: err}
 	}
 	if err := f.b.WriteFile(name, []byte(value+"\n")); err != nil {
+		return &WriteError{Attr: name, Value: value, Err: err}
+	}
+	return nil
+}
+
+// WriteContext is Write for a store that may wait in the kernel until a
+// signal: when ctx ends the write is interrupted (EINTR) if the backend
+// can (ContextWriter), else it runs to its end.
+func (f *FS) WriteContext(ctx context.Context, name, value string) error {
+	cw, ok := f.b.(ContextWriter)
+	if !ok {
+		return f.Write(name, value)
+	}
+	if err := checkName(name); err != nil {
+		return &WriteError{Attr: name, Value: value, Err: err}
+	}
+	if err := cw.WriteFileContext(ctx, name, []byte(value+"\n")); err != nil {
 		return &WriteError{Attr: name, Value: value, Err: err}
 	}
 	return nil

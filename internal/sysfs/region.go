@@ -108,6 +108,9 @@ func (f *FS) readRegion(d *device) (Region, error) {
 	if err := f.readRegionChildren(d, &reg); err != nil {
 		return Region{}, err
 	}
+	if reg.Memory, err = f.ReadRegionMemory(reg); err != nil {
+		return Region{}, fmt.Errorf("region %s memory: %w", reg.Name, err)
+	}
 	// A region deleted and made again under its name while it was read
 	// would mix the attributes of two regions: only a reading of one
 	// directory counts, and the old region is gone.

@@ -136,6 +136,9 @@ type Region struct {
 	NDRegion       string // nd region of the same name on the nd bus, "" when absent
 	NDRegionBound  bool   // bus/nd/devices/<NDRegion>/driver exists
 	DaxRegionBound bool   // bus/cxl/devices/<DaxRegion>/driver exists
+	// Memory is what the region's memory is doing: its dax devices and
+	// the memory blocks over its range (memory.go).
+	Memory RegionMemory
 	// Ino is the inode number of the region's directory: a region that
 	// reuses a deleted one's name (and root decoder, and HPA range, and,
 	// for ram, its empty uuid) still has a new one. The same before and

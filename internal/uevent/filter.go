@@ -9,11 +9,11 @@ import "bytes"
 type Filter func(subsystem, devType, devPath, driver []byte) bool
 
 // DefaultFilter keeps the events the daemon acts on: the cxl, nd and dax
-// buses, and the platform device of the cxl_acpi root (ACPI0017), whose
+// buses, memory blocks (a region's memory going online or offline), and the platform device of the cxl_acpi root (ACPI0017), whose
 // unbind tears the whole CXL tree down.
 func DefaultFilter(subsystem, devType, devPath, driver []byte) bool {
 	switch string(subsystem) {
-	case "cxl", "nd", "dax":
+	case "cxl", "nd", "dax", "memory":
 		return true
 	case "platform":
 		// The unbind of ACPI0017:00 carries no DRIVER; its DEVPATH names it.

@@ -24,7 +24,7 @@ func TestDefaultFilter(t *testing.T) {
 		{"cxl_acpi driver object", "drivers", "", "/bus/platform/drivers/cxl_acpi", "", false},
 		{"wakeup below ACPI0017", "wakeup", "", "/devices/platform/ACPI0017:00/wakeup/wakeup3", "", false},
 		{"pci", "pci", "", "/devices/pci0000:0c/0000:0c:00.0", "pcieport", false},
-		{"memory block", "memory", "", "/devices/system/memory/memory40", "", false},
+		{"memory block: a region's memory online or offline", "memory", "", "/devices/system/memory/memory40", "", true},
 		{"net", "net", "", "/devices/virtual/net/lo", "", false},
 		{"prefix of cxl", "cx", "", "/x", "", false},
 		{"empty", "", "", "", "", false},

@@ -97,7 +97,7 @@ func TestNonRootCanReadButNotMutate(t *testing.T) {
 	if got := d.writes(""); got != writes {
 		t.Errorf("the simulated kernel received %d writes from refused calls", got-writes)
 	}
-	if r := checkRegion(t, []byte(d.mustCtl("info", "region0", "--json"))); r.State != api.StateEnabled {
+	if r := checkRegion(t, []byte(d.mustCtl("info", "region0", "--json"))); r.Lifecycle != api.StateEnabled {
 		t.Errorf("region0 changed: %+v", r)
 	}
 }
@@ -128,12 +128,12 @@ func TestBadArgumentsOverDBus(t *testing.T) {
 	}{
 		{"decoder ../decoder0.0", api.ManagerPath, create, []any{"../decoder0.0", sizeOpt(size)}},
 		{"decoder with newline", api.ManagerPath, create, []any{"decoder0.0\n", sizeOpt(size)}},
-		{"decoder empty", api.ManagerPath, create, []any{"", sizeOpt(size)}},
+		{"target memdev mem01", api.ManagerPath, create, []any{"", opt(api.OptSize, size, api.OptTargets, []string{"mem01"})}},
 		{"decoder 4 KiB", api.ManagerPath, create, []any{long, sizeOpt(size)}},
 		{"size 0", api.ManagerPath, create, []any{"decoder0.0", sizeOpt(0)}},
 		{"size unaligned", api.ManagerPath, create, []any{"decoder0.0", sizeOpt(size + 512)}},
 		{"size huge", api.ManagerPath, create, []any{"decoder0.0", sizeOpt(1 << 62)}},
-		{"size missing", api.ManagerPath, create, []any{"decoder0.0", none}},
+		{"target endpoint port", api.ManagerPath, create, []any{"decoder0.0", opt(api.OptTargets, []string{"endpoint3"})}},
 		{"uuid malformed", api.ManagerPath, create, []any{"decoder0.0", opt(api.OptSize, size, api.OptUUID, "1234")}},
 		{"uuid uppercase garbage", api.ManagerPath, create, []any{"decoder0.0", opt(api.OptSize, size, api.OptUUID, "ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ")}},
 		{"uuid duplicate", api.ManagerPath, create, []any{"decoder0.0", opt(api.OptSize, size, api.OptUUID, used.UUID)}},

@@ -31,7 +31,7 @@ func TestCLIRegionLifecycle(t *testing.T) {
 		t.Fatalf("create printed %q, want region0", name)
 	}
 	r := checkRegion(t, []byte(d.mustCtl("info", name, "--json")))
-	if r.State != api.StateEnabled || r.Size != 256<<20 || r.RootDecoder != "decoder0.0" || r.Origin != "daemon" ||
+	if r.Lifecycle != api.StateEnabled || r.Size != 256<<20 || r.RootDecoder != "decoder0.0" || r.Origin != "daemon" ||
 		!r.Settled || len(r.Mappings) != 1 || r.DecodeState != "commit" {
 		t.Errorf("info --json after create: %+v", r)
 	}
@@ -52,12 +52,12 @@ func TestCLIRegionLifecycle(t *testing.T) {
 	}
 
 	d.mustCtl("disable", name)
-	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.State != api.StateCommitted {
-		t.Errorf("after disable: state %s, want committed", r.State)
+	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.Lifecycle != api.StateCommitted {
+		t.Errorf("after disable: state %s, want committed", r.Lifecycle)
 	}
 	d.mustCtl("enable", name)
-	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.State != api.StateEnabled {
-		t.Errorf("after enable: state %s, want enabled", r.State)
+	if r := checkRegion(t, []byte(d.mustCtl("info", name, "--json"))); r.Lifecycle != api.StateEnabled {
+		t.Errorf("after enable: state %s, want enabled", r.Lifecycle)
 	}
 
 	// create --json prints the new region's object.
@@ -145,11 +145,11 @@ func TestCLIExitCodes(t *testing.T) {
 func TestCLIStatus(t *testing.T) {
 	d := startDaemon(t)
 	st := checkStatus(t, []byte(d.mustCtl("status", "--json")))
-	if st.Version != "e2e" || !st.Simulated || st.GuardActive || len(st.RootDecoders) != 4 || st.Regions != 0 {
+	if st.Version != e2eVersion || !st.Simulated || st.GuardActive || len(st.RootDecoders) != 4 || st.Regions != 0 {
 		t.Errorf("status --json: %+v", st)
 	}
 	out := d.mustCtl("status")
-	for _, want := range []string{"cxlregiond e2e", "simulated", "guard:", "inactive", "decoder0.0", "FROZEN", "QUEUE"} {
+	for _, want := range []string{"cxlregiond " + e2eVersion, "simulated", "guard:", "inactive", "decoder0.0", "FROZEN", "QUEUE"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
@@ -285,6 +285,25 @@ func TestCLICompletion(t *testing.T) {
 	}
 	if out := d.mustCtl("__complete", "create", "--decoder", ""); !strings.Contains(out, "decoder0.3") {
 		t.Errorf("completion of --decoder: %q", out)
+	}
+}
+
+// e2eVersion is api.FullVersion() of the binaries build() makes.
+const e2eVersion = "0.0.0~e2e (git e2e)"
+
+// TestVersionOneFormat: both binaries' --version and the daemon's D-Bus
+// Version property say the same thing, in the one format.
+func TestVersionOneFormat(t *testing.T) {
+	d := startDaemon(t)
+	for prog, want := range map[string]string{"cxlregiond": "cxlregiond " + e2eVersion + "\n", "cxlregionctl": "cxlregionctl " + e2eVersion + "\n"} {
+		out, err := exec.Command(filepath.Join(binDir, prog), "--version").Output()
+		if err != nil || string(out) != want {
+			t.Errorf("%s --version = %q, %v; want %q", prog, out, err, want)
+		}
+	}
+	st := checkStatus(t, []byte(d.mustCtl("status", "--json")))
+	if st.Version != e2eVersion {
+		t.Errorf("D-Bus Version = %q, want %q", st.Version, e2eVersion)
 	}
 }
 

@@ -164,7 +164,9 @@ func TestHostileCallers(t *testing.T) {
 		if len(q) > 40 {
 			q = q[:40] + "…"
 		}
-		add("CreateRegion root "+q, api.ManagerPath, create, invalid, s, opt(api.OptSize, size))
+		if s != "" { // an empty root decoder is the default: the first that can hold the region
+			add("CreateRegion root "+q, api.ManagerPath, create, invalid, s, opt(api.OptSize, size))
+		}
 		// A name the kernel could print but has not is NotFound.
 		add("DeleteRegion name "+q, api.ManagerPath, del, []string{api.ErrorInvalidArgument, api.ErrorNotFound}, s, opt())
 		add("CreateRegion type "+q, api.ManagerPath, create, invalid, "decoder0.0", opt(api.OptSize, size, api.OptType, s))

@@ -70,7 +70,7 @@ func build(dir string) error {
 		}
 	}
 	cmd := exec.Command(goBin, "build", "-o", dir+"/",
-		"-ldflags", "-X github.com/cxlregion/cxlregiond/api.Version=e2e",
+		"-ldflags", "-X github.com/cxlregion/cxlregiond/api.Version=0.0.0~e2e -X github.com/cxlregion/cxlregiond/api.Commit=e2e",
 		"github.com/cxlregion/cxlregiond/cmd/cxlregiond", "github.com/cxlregion/cxlregiond/cmd/cxlregionctl")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

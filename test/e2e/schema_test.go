@@ -43,7 +43,7 @@ func requireKeys(t *testing.T, data []byte, keys ...string) {
 }
 
 var regionKeys = []string{"region", "size", "type", "interleave_ways", "interleave_granularity", "mappings",
-	"root_decoder", "generation", "origin", "state", "settled"}
+	"root_decoder", "generation", "origin", "lifecycle", "settled"}
 
 // checkRegion checks one region object's schema and values.
 func checkRegion(t *testing.T, data []byte) api.Region {
@@ -67,12 +67,17 @@ func checkRegionValues(t *testing.T, r api.Region) {
 	if r.Size%(256<<20) != 0 {
 		bad("size", r.Size)
 	}
-	switch r.State {
+	switch r.Lifecycle {
 	case api.StateConfiguring, api.StateCommitted, api.StateEnabled, api.StateDeleting:
 	default:
+		bad("lifecycle", r.Lifecycle)
+	}
+	// state is cxl list's: "disabled" for a region not bound, absent for an
+	// enabled one.
+	if want := map[bool]string{true: "", false: "disabled"}[r.Lifecycle == api.StateEnabled]; r.State != want {
 		bad("state", r.State)
 	}
-	if r.DecodeState != api.DecodeState(r.State) {
+	if r.DecodeState != api.DecodeState(r.Lifecycle) {
 		bad("decode_state", r.DecodeState)
 	}
 	if r.Origin != "daemon" && r.Origin != "kernel" && r.Origin != "foreign" {
@@ -86,7 +91,7 @@ func checkRegionValues(t *testing.T, r api.Region) {
 	}
 	// A pmem region gets its uuid while being configured; a ram region
 	// never has one.
-	configured := r.State == api.StateCommitted || r.State == api.StateEnabled
+	configured := r.Lifecycle == api.StateCommitted || r.Lifecycle == api.StateEnabled
 	if (r.Type == "ram" && r.UUID != "") || (r.Type == "pmem" && configured && r.UUID == "") ||
 		(r.UUID != "" && !uuidRE.MatchString(r.UUID)) {
 		bad("uuid", r.UUID)
@@ -96,7 +101,7 @@ func checkRegionValues(t *testing.T, r api.Region) {
 			bad("mapping", m)
 		}
 	}
-	if r.State != api.StateConfiguring && len(r.Mappings) != int(r.InterleaveWays) {
+	if r.Lifecycle != api.StateConfiguring && len(r.Mappings) != int(r.InterleaveWays) {
 		bad("mappings count", len(r.Mappings))
 	}
 }

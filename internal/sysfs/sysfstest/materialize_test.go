@@ -36,6 +36,8 @@ func TestUnescape(t *testing.T) {
 // TestBuildReproducesCaptures materializes every capture and reads every
 // captured line back from disk through the bus/cxl/devices links.
 func TestBuildReproducesCaptures(t *testing.T) {
+	// The captures of each kernel and the synthetic trees; testdata/memory
+	// is a fixture of another format, built by the sysfs tests themselves.
 	files, err := filepath.Glob("../testdata/*/*.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +45,7 @@ func TestBuildReproducesCaptures(t *testing.T) {
 	n := 0
 	for _, file := range files {
 		base := filepath.Base(file)
-		if base == "write-only.txt" || strings.Contains(base, "listing") {
+		if base == "write-only.txt" || strings.Contains(base, "listing") || filepath.Base(filepath.Dir(file)) == "memory" {
 			continue
 		}
 		n++

@@ -8,6 +8,7 @@ package qemu_test
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,8 @@ import (
 )
 
 // Mutations this catches: drop the `expect=race && warn=0` branch of judge
-// (no-race passes), drop the writes check (double-delete passes), or make
+// (no-race passes), or drop its NEWEST_KERNEL branch (a newest kernel
+// carrying the fix turns CI red), drop the writes check (double-delete passes), or make
 // collect ignore a START without RESULT (hang passes).
 func TestJudge(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
@@ -23,27 +25,32 @@ func TestJudge(t *testing.T) {
 	}
 	tests := []struct {
 		file     string
+		env      []string
 		wantExit int
 		want     []string
 		summary  string
 	}{
-		{"pass.txt", 0, []string{
+		{"pass.txt", nil, 0, []string{
 			"| 6.1.0-56-amd64 | raw-committed | 100/100 | 65 | 0 | 165 | pass (race seen: ENODEV+OK:35,OK+OK:65) |",
 			"| flock-committed | 100/100 | 0 | 0 | 100 | pass |",
 			"| daemon-* | - | - | - | - | SKIP (SKIP: daemon not built) |",
 		}, "qemu: 3 passed, 0 failed"},
-		{"no-race.txt", 1, []string{"FAIL: baseline shows no race: 0 WARNING in 100 cycles"}, "qemu: 0 passed, 1 failed"},
-		{"serialized-warn.txt", 1, []string{"FAIL: 2 WARNING with serialized writers"}, "qemu: 0 passed, 1 failed"},
-		{"double-delete.txt", 1, []string{"FAIL: 26 delete_region writes for 25 regions"}, "qemu: 0 passed, 1 failed"},
-		{"oops.txt", 1, []string{"| flock-bound | - | - | 1 | - | FAIL: kernel oops"}, "qemu: 1 passed, 1 failed"},
-		{"hang.txt", 1, []string{"| raw-bound | - | - | - | - | FAIL: no result"}, "qemu: 0 passed, 1 failed"},
-		{"incomplete.txt", 1, []string{"FAIL: ran 3 of 25 cycles"}, "qemu: 0 passed, 1 failed"},
-		{"check-fail.txt", 1, []string{"FAIL: kill at 300ms: half-made region left"}, "qemu: 0 passed, 1 failed"},
-		{"no-boot.txt", 1, []string{"FAIL: the guest never reported"}, "qemu: 0 passed, 1 failed"},
+		{"no-race.txt", nil, 1, []string{"FAIL: baseline shows no race: 0 WARNING in 100 cycles"}, "qemu: 0 passed, 1 failed"},
+		// The same report from a newest kernel (make e2e-qemu-newest): the
+		// kernel changed, which is news, not a red CI.
+		{"no-race.txt", []string{"NEWEST_KERNEL=linux-image-6.12.118+deb12-amd64-unsigned"}, 0, []string{"KERNEL CHANGED: baseline shows no race"}, "qemu: 0 passed, 0 failed"},
+		{"serialized-warn.txt", nil, 1, []string{"FAIL: 2 WARNING with serialized writers"}, "qemu: 0 passed, 1 failed"},
+		{"double-delete.txt", nil, 1, []string{"FAIL: 26 delete_region writes for 25 regions"}, "qemu: 0 passed, 1 failed"},
+		{"oops.txt", nil, 1, []string{"| flock-bound | - | - | 1 | - | FAIL: kernel oops"}, "qemu: 1 passed, 1 failed"},
+		{"hang.txt", nil, 1, []string{"| raw-bound | - | - | - | - | FAIL: no result"}, "qemu: 0 passed, 1 failed"},
+		{"incomplete.txt", nil, 1, []string{"FAIL: ran 3 of 25 cycles"}, "qemu: 0 passed, 1 failed"},
+		{"check-fail.txt", nil, 1, []string{"FAIL: kill at 300ms: half-made region left"}, "qemu: 0 passed, 1 failed"},
+		{"no-boot.txt", nil, 1, []string{"FAIL: the guest never reported"}, "qemu: 0 passed, 1 failed"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.file, func(t *testing.T) {
+		t.Run(tc.file+strings.Join(tc.env, ","), func(t *testing.T) {
 			cmd := exec.Command("bash", "run.sh", "--judge", filepath.Join("testdata", "judge", tc.file))
+			cmd.Env = append(os.Environ(), tc.env...)
 			out, err := cmd.Output()
 			exit := 0
 			var ee *exec.ExitError

@@ -222,6 +222,7 @@ daemon_scenarios() {
 		-exec "cxlregionctl lock {root} -- cxl destroy-region -f {}"
 	check_scenario daemon-metrics scenario_metrics
 	check_scenario daemon-crash scenario_crash
+	check_scenario daemon-crash-delete scenario_crash_delete
 	# (g) unaware raw writers, serialized by the daemon's fanotify guard.
 	stop_daemon
 	if start_daemon --guard=on; then
@@ -433,4 +434,58 @@ daemon_acpi_unbind_scenario() {
 	fi
 	check_scenario daemon-acpi-unbind scenario_acpi_unbind
 	stop_daemon
+}
+
+# (f2) kill -9 during a CLI delete of a bound region, at a handful of
+# points (before the unbind, around it, in the settle wait, at the
+# delete_region write), then restart. The kernel says between the two lives
+# whether the region went; the restarted daemon's metrics count every
+# delete_region write it makes (recovery and one CLI delete of what is
+# left): none for a region already gone, at most one otherwise. Never a
+# second delete_region write for a region; 0 WARNING.
+metric_delete_writes() {
+	scrape | awk '/^cxlregiond_sysfs_writes_total[{]/ && /attribute="delete_region"/ { s += $NF } END { printf "%d\n", s }'
+}
+
+scenario_crash_delete() {
+	set -- 0 100 300 600 1200
+	CYCLES_ASKED=$#
+	outcomes=
+	for delay in "$@"; do
+		before=$(regions_now)
+		if ! cxlregionctl create --decoder "$ROOT_DECODER" --type pmem --size 256M >/tmp/crashd.out 2>&1; then
+			fail_check "create before the kill at ${delay}ms: $(head -c 200 /tmp/crashd.out | tr '\n' ' ')"
+			continue
+		fi
+		r=
+		for x in $(regions_now); do
+			echo "$before" | grep -qx "$x" || r=$x
+		done
+		[ -n "$r" ] || { fail_check "create before the kill at ${delay}ms: exit 0 but no new region"; continue; }
+		cxlregionctl delete "$r" >/tmp/crashd.out 2>&1 &
+		cpid=$!
+		[ "$delay" -gt 0 ] && usleep $((delay * 1000))
+		kill -9 "$DAEMON_PID"
+		wait "$cpid" 2>/dev/null
+		wait "$DAEMON_PID" 2>/dev/null
+		before=gone
+		[ -e "/sys/bus/cxl/devices/$r" ] && before=present
+		if ! start_daemon $DAEMON_ARGS; then
+			fail_check "restart after kill at ${delay}ms failed: $(daemon_log_tail)"
+			return
+		fi
+		if [ -e "/sys/bus/cxl/devices/$r" ]; then
+			cxlregionctl delete "$r" >/tmp/crashd.out 2>&1 ||
+				fail_check "kill at ${delay}ms: delete of $r after restart: $(head -c 200 /tmp/crashd.out | tr '\n' ' ')"
+		fi
+		n=$(metric_delete_writes)
+		case $before in
+		gone) [ "$n" -eq 0 ] || fail_check "kill at ${delay}ms: $r was gone before the restart, yet $n delete_region writes after it" ;;
+		present) [ "$n" -le 1 ] || fail_check "kill at ${delay}ms: $n delete_region writes for $r after the restart" ;;
+		esac
+		[ -e "/sys/bus/cxl/devices/$r" ] && fail_check "kill at ${delay}ms: $r still there"
+		outcomes="$outcomes ${delay}ms:$before+$n"
+		CYCLES_RUN=$((CYCLES_RUN + 1))
+	done
+	NOTE="${NOTE:+$NOTE; }$outcomes"
 }

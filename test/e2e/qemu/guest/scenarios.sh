@@ -74,7 +74,9 @@ uptime_s() { cut -d. -f1 /proc/uptime; }
 # left by a failed scenario is removed (and said) so it fails only once.
 begin_scenario() {
 	echo "$1" >/run/cxltest/current
-	left=$(racer cleanup 2>&1)
+	# KEEP_REGIONS: the scenarios of one boot share a region (sysram.sh).
+	left=
+	[ -n "${KEEP_REGIONS:-}" ] || left=$(racer cleanup 2>&1)
 	[ -z "$left" ] || emit "INFO before $1: $left"
 	emit "START $1"
 }
@@ -212,6 +214,14 @@ run_all_scenarios() {
 	main) ;;
 	unbind-guard)
 		daemon_guard_acpi_unbind_scenario
+		return
+		;;
+	capacity)
+		capacity_scenarios
+		return
+		;;
+	sysram | sysram-raw)
+		sysram_scenarios
 		return
 		;;
 	*)

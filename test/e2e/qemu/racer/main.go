@@ -12,6 +12,7 @@
 //	racer get URL                print an HTTP body (the metrics scraper)
 //	racer hold -- CMD ARGS       exec CMD at EOF on stdin (the exec deleters' barrier)
 //	racer cleanup                delete leftover regions, free the endpoint's DPA
+//	racer pin-node -node N       page tables on node N (a ZONE_NORMAL block's offline gives EBUSY)
 //
 // The WARNING/BUG counts are taken from dmesg by the guest script around a
 // run; the racer reports what the writers saw (errno per write, pair outcomes).
@@ -39,6 +40,8 @@ func main() {
 		err = runHold(os.Args[2:])
 	case "cleanup":
 		err = runCleanup(os.Args[2:])
+	case "pin-node":
+		err = runPinNode(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}
