@@ -34,8 +34,9 @@ SUITE=bookworm
 # What the guest needs besides the package: systemd as PID 1, the bus,
 # polkit, udev (the CXL modules load from their modaliases), kmod.
 GUEST_PACKAGES=systemd,systemd-sysv,dbus,polkitd,pkexec,udev,kmod,procps
-# The modules the initramfs loads to mount the root file system.
-ROOT_MODULES="virtio_blk ext4"
+# The modules the initramfs loads to mount the root file system (6.1 builds
+# the virtio PCI transport as a module too; on 6.12 it is built in).
+ROOT_MODULES="virtio_pci virtio_blk ext4"
 
 log() { echo "e2e-systemd: $*" >&2; }
 
