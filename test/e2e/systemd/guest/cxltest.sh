@@ -175,7 +175,7 @@ scenario_sd_polkit() {
 	[ "$pol" = "/usr/share/dbus-1/system.d/io.github.cxlregion1.conf " ] || fail_check "bus policies naming the service: $pol"
 	bad=$(dpkg --verify cxlregiond 2>&1 | grep -v "$CONF")
 	[ -z "$bad" ] || fail_check "packaged files modified: $bad"
-	w0=$(metric_writes)
+	writes0=$(metric_writes)
 	as_tester() { runuser -u tester -- cxlregionctl "$@"; }
 	for stage in "not in the cxl group" "in the cxl group, no polkit rule"; do
 		as_tester create --decoder "$ROOT_DECODER" --type pmem --size 256M >/tmp/pk.out 2>&1
@@ -186,7 +186,7 @@ scenario_sd_polkit() {
 		NOTE="${NOTE:+$NOTE; }$stage: exit $rc ($(head -c 120 /tmp/pk.out | tr '\n' ' '))"
 		usermod -aG cxl tester
 	done
-	[ "$(metric_writes)" = "$w0" ] || fail_check "sysfs writes $w0 -> $(metric_writes) while refusing"
+	[ "$(metric_writes)" = "$writes0" ] || fail_check "sysfs writes $writes0 -> $(metric_writes) while refusing"
 	cat >/etc/polkit-1/rules.d/50-cxltest.rules <<'RULE'
 polkit.addRule(function(action, subject) {
     if (action.id == "io.github.cxlregion1.manage" && subject.isInGroup("cxl"))
