@@ -56,19 +56,12 @@ need_sd_tools() {
 	}
 }
 
-# mirror prints the Debian archive the host's apt uses for $SUITE.
+# mirror prints the Debian archive the host's apt uses for $SUITE, then
+# Debian's own as the fallback.
+# shellcheck source=../qemu/mirror.sh
+. "$REPO/test/e2e/qemu/mirror.sh"
 mirror() {
-	local f
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -e "$f" ] || continue
-		awk -v c="$SUITE" '
-			/^[[:space:]]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
-			/^URIs:/ { uri = $2 }
-			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == c) ok = 1 }
-			END { if (uri != "" && ok) print uri }' "$f"
-	done
-	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-		sed -n "s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) $SUITE .*/\2/p"
+	mirror_uri "$SUITE"
 	echo http://deb.debian.org/debian
 }
 
