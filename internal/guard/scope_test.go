@@ -72,49 +72,26 @@ func TestDriverFileTakesEveryWriter(t *testing.T) {
 // Mutation: drop the Settled call in admit and "delete" opens before
 // settled is closed.
 func TestDeleteWaitsForSettled(t *testing.T) {
-	settled := make(chan struct{})
-	var mu sync.Mutex
-	var calls []string
-	fail := false
-	r := newRig(t, []string{"decoder0.0"}, func(c *Config) {
-		c.Settled = func(ctx context.Context, rd string) error {
-			mu.Lock()
-			calls = append(calls, rd)
-			failNow := fail
-			mu.Unlock()
-			if failNow {
-				return errors.New("region4 not settled")
-			}
-			select {
-			case <-settled:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	})
+	gate := newSettleGate()
+	r := newRig(t, []string{"decoder0.0"}, func(c *Config) { c.Settled = gate.settled })
 
 	r.startWriter(r.path("decoder0.0", "create_pmem_region"), "create", time.Millisecond, 1).wait(t, 3*time.Second)
-	mu.Lock()
-	if len(calls) != 0 {
+	if calls := gate.calls(); len(calls) != 0 {
 		t.Errorf("create_pmem_region waited for settle: %v", calls)
 	}
-	mu.Unlock()
 
 	del := r.startWriter(r.path("decoder0.0", "delete_region"), "delete", time.Millisecond, 1)
 	r.assertNotOpened("delete", 150*time.Millisecond)
 	at := monoNow()
-	close(settled)
+	gate.open()
 	del.wait(t, 3*time.Second)
 	if e, _ := find(readLog(t, r.log), "delete", "open"); e.at < at {
 		t.Fatal("delete_region opened before the regions settled")
 	}
-	mu.Lock()
-	if len(calls) != 1 || calls[0] != "decoder0.0" {
+	if calls := gate.calls(); len(calls) != 1 || calls[0] != "decoder0.0" {
 		t.Errorf("Settled calls %v, want [decoder0.0]", calls)
 	}
-	fail = true
-	mu.Unlock()
+	gate.failFromNow()
 
 	r.startWriter(r.path("decoder0.0", "delete_region"), "unsettled", time.Millisecond, 1).wait(t, 3*time.Second)
 	if e, ok := find(readLog(t, r.log), "unsettled", "refused"); !ok || e.extra != "EPERM" {
@@ -137,49 +114,26 @@ func TestDeleteWaitsForSettled(t *testing.T) {
 // settled is closed; in SysfsTargets mark the bind files as teardowns and
 // "bind" waits for settle.
 func TestUnbindWaitsForSettled(t *testing.T) {
-	settled := make(chan struct{})
-	var mu sync.Mutex
-	var calls []string
-	fail := false
-	r := newRig(t, []string{"decoder0.0", "decoder1.0"}, func(c *Config) {
-		c.Settled = func(ctx context.Context, rd string) error {
-			mu.Lock()
-			calls = append(calls, rd)
-			failNow := fail
-			mu.Unlock()
-			if failNow {
-				return errors.New("region4 not settled")
-			}
-			select {
-			case <-settled:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	})
+	gate := newSettleGate()
+	r := newRig(t, []string{"decoder0.0", "decoder1.0"}, func(c *Config) { c.Settled = gate.settled })
 
 	r.startWriter(filepath.Join(r.root, sysfs.RegionBindPath), "bind", time.Millisecond, 1).wait(t, 3*time.Second)
-	mu.Lock()
-	if len(calls) != 0 {
+	if calls := gate.calls(); len(calls) != 0 {
 		t.Errorf("cxl_region/bind waited for settle: %v", calls)
 	}
-	mu.Unlock()
 
 	unbind := r.startWriter(filepath.Join(r.root, sysfs.ACPIUnbindPath), "unbind", time.Millisecond, 1)
 	r.assertNotOpened("unbind", 150*time.Millisecond)
 	at := monoNow()
-	close(settled)
+	gate.open()
 	unbind.wait(t, 3*time.Second)
 	if e, _ := find(readLog(t, r.log), "unbind", "open"); e.at < at {
 		t.Fatal("cxl_acpi/unbind opened before the regions settled")
 	}
-	mu.Lock()
-	if want := []string{"decoder0.0", "decoder1.0"}; !slices.Equal(calls, want) {
+	if calls, want := gate.calls(), []string{"decoder0.0", "decoder1.0"}; !slices.Equal(calls, want) {
 		t.Errorf("Settled calls %v, want %v", calls, want)
 	}
-	fail = true
-	mu.Unlock()
+	gate.failFromNow()
 
 	r.startWriter(filepath.Join(r.root, sysfs.RegionUnbindPath), "unsettled", time.Millisecond, 1).wait(t, 3*time.Second)
 	if e, ok := find(readLog(t, r.log), "unsettled", "refused"); !ok || e.extra != "EPERM" {
@@ -222,4 +176,46 @@ func TestFrozenWriter(t *testing.T) {
 	if d, _ := find(es, "daemon", "open"); d.at < closed.at {
 		t.Error("the daemon wrote under decoder1.0 while cxl_acpi/unbind was held")
 	}
+}
+
+// settleGate is a Config.Settled for the settle tests: it records each root
+// decoder asked about, holds the caller until open, and from failFromNow
+// on answers "region4 not settled" at once.
+type settleGate struct {
+	opened chan struct{}
+	mu     sync.Mutex // guards asked and fail
+	asked  []string
+	fail   bool
+}
+
+func newSettleGate() *settleGate { return &settleGate{opened: make(chan struct{})} }
+
+func (g *settleGate) settled(ctx context.Context, rd string) error {
+	g.mu.Lock()
+	g.asked = append(g.asked, rd)
+	fail := g.fail
+	g.mu.Unlock()
+	if fail {
+		return errors.New("region4 not settled")
+	}
+	select {
+	case <-g.opened:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *settleGate) open() { close(g.opened) }
+
+func (g *settleGate) calls() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.asked)
+}
+
+func (g *settleGate) failFromNow() {
+	g.mu.Lock()
+	g.fail = true
+	g.mu.Unlock()
 }
