@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path"
@@ -31,10 +32,18 @@ const (
 	largeRegionsPerMem = 2
 )
 
+// largeHostWindows is how many windows the large host has: largeWindows, or fewer
+// for a quick check of the benchmarks that use it (go test -bench ...
+// ./bench/ -windows=4 makes a host of 128 regions).
+var largeHostWindows = flag.Int("windows", largeWindows, "windows of the large host (32 regions each); fewer for a quick check")
+
+// largeRegions is how many regions the large host has.
+func largeRegions() int { return *largeHostWindows * largeMemdevsPerWin * largeRegionsPerMem }
+
 func largeTopology() cxlsim.Topology {
 	var t cxlsim.Topology
 	perWindow := uint64(largeMemdevsPerWin * largeRegionsPerMem * regionSize)
-	for i := range largeWindows {
+	for i := range *largeHostWindows {
 		hb := t.AddHostBridge(12+i, largeMemdevsPerWin*largeRegionsPerMem)
 		t.AddWindow(cxlsim.RootDecoder{
 			Start: cxlsim.Size(0x1000000000 + uint64(i)*perWindow), Size: cxlsim.Size(perWindow),
@@ -47,24 +56,23 @@ func largeTopology() cxlsim.Topology {
 	return t
 }
 
-// largeKernel boots the large topology and makes its 4096 regions.
-func largeKernel(b *testing.B) *cxlsim.Kernel {
-	b.Helper()
-	k := newKernel(b, append(zeroDelays(), cxlsim.WithTopology(largeTopology()))...)
+// makeLargeRegions makes the large topology's regions (4096) on k, as a
+// careless tool makes them.
+func makeLargeRegions(k *cxlsim.Kernel) error {
 	raw := careless{fs: sysfs.New(k)}
-	endpointBase := largeWindows + 1 // endpoint<id>: after root0's host bridge ports
-	for i := range largeWindows {
+	endpointBase := *largeHostWindows + 1 // endpoint<id>: after root0's host bridge ports
+	for i := range *largeHostWindows {
 		root := fmt.Sprintf("decoder0.%d", i)
 		for m := range largeMemdevsPerWin {
 			ep := endpointBase + i*largeMemdevsPerWin + m
 			for r := range largeRegionsPerMem {
 				if _, err := raw.create(root, fmt.Sprintf("decoder%d.%d", ep, r)); err != nil {
-					b.Fatalf("setup: region %d on %s: %v", r, root, err)
+					return fmt.Errorf("setup: region %d on %s: %w", r, root, err)
 				}
 			}
 		}
 	}
-	return k
+	return nil
 }
 
 // recorder is a sysfs backend that logs the reads that succeeded, in
@@ -211,50 +219,115 @@ func plainRead(dir string, ops []readOp) error {
 	return nil
 }
 
-// BenchmarkScanAtScale is issue 14's scan row: sysfs.Scan of the large
-// topology (128 root decoders, 4096 regions, 8192 endpoint decoders, 2048
-// memdevs; building it takes most of a minute), read from a real directory tree on tmpfs, against a plain read
-// of the same files (the same ReadDir, ReadLink and ReadFile calls, in
-// Scan's order, as bare system calls with nothing parsed). scan/plain is
-// their ratio, scan-ns/op and plain-ns/op the two. The tree is what Scan
-// read from the simulated kernel, written out; the benchmark fails unless
-// Scan of the tree equals Scan of the kernel.
-func BenchmarkScanAtScale(b *testing.B) {
-	k := largeKernel(b)
+// largeHost is the large topology's sysfs: what Scan read from the
+// simulated kernel (want, and the reads in order), written out as a real
+// directory tree on tmpfs (dir) that the daemon can be pointed at with
+// --sysfs-root. Building it takes seconds, so the benchmarks of one process
+// share it (largeTree); TestMain removes it.
+type largeHost struct {
+	dir  string
+	ops  []readOp
+	want *sysfs.Topology
+}
+
+// largeHostOnce builds the large host once per process; see largeTree.
+var largeHostOnce struct {
+	sync.Once
+	h   *largeHost
+	err error
+}
+
+// largeTree returns the large host's tree, building it on first use. It
+// skips b when there is no tmpfs at /dev/shm.
+func largeTree(b *testing.B) *largeHost {
+	b.Helper()
+	largeHostOnce.Do(func() { largeHostOnce.h, largeHostOnce.err = buildLargeTree() })
+	if errors.Is(largeHostOnce.err, errNoTmpfs) {
+		b.Skip(largeHostOnce.err)
+	}
+	if largeHostOnce.err != nil {
+		b.Fatal(largeHostOnce.err)
+	}
+	return largeHostOnce.h
+}
+
+// removeLargeTree removes the large host's tree, if one was built.
+func removeLargeTree() {
+	if h := largeHostOnce.h; h != nil {
+		os.RemoveAll(h.dir)
+	}
+}
+
+var errNoTmpfs = errors.New("no tmpfs at /dev/shm")
+
+func buildLargeTree() (*largeHost, error) {
+	k, err := cxlsim.New(append(zeroDelays(), cxlsim.WithLogLines(2000), cxlsim.WithTopology(largeTopology()))...)
+	if err != nil {
+		return nil, err
+	}
+	defer k.Close()
+	if err := makeLargeRegions(k); err != nil {
+		return nil, err
+	}
 	rec := &recorder{Backend: k}
 	want, err := sysfs.New(rec).Scan()
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
-	if len(want.Regions) != largeWindows*largeMemdevsPerWin*largeRegionsPerMem {
-		b.Fatalf("setup: %d regions, want %d", len(want.Regions), largeWindows*largeMemdevsPerWin*largeRegionsPerMem)
+	if len(want.Regions) != largeRegions() {
+		return nil, fmt.Errorf("setup: %d regions, want %d", len(want.Regions), largeRegions())
 	}
 	dir, err := os.MkdirTemp("/dev/shm", "cxlregiond-bench-scan-")
 	if err != nil {
-		b.Skipf("no tmpfs at /dev/shm: %v", err)
+		return nil, fmt.Errorf("%w: %v", errNoTmpfs, err)
 	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
 	if err := writeTree(dir, rec.ops); err != nil {
-		b.Fatalf("write tree: %v", err)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("write tree: %w", err)
 	}
-	fsys := sysfs.Open(dir)
-	got, err := fsys.Scan()
+	// The kernel's uevent counter, which the daemon reads before each
+	// reading of sysfs: Scan does not read it.
+	if err := os.MkdirAll(filepath.Join(dir, "kernel"), 0o755); err == nil {
+		err = os.WriteFile(filepath.Join(dir, filepath.FromSlash(sysfs.UeventSeqnumPath)), []byte("1\n"), 0o644)
+	}
 	if err != nil {
-		b.Fatalf("scan of the written tree: %v", err)
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	got, err := sysfs.Open(dir).Scan()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("scan of the written tree: %w", err)
 	}
 	// Inode numbers are the tree's own.
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(sysfs.Region{}, "Ino")); diff != "" {
-		b.Fatalf("the written tree scans differently from the kernel (-kernel +tree):\n%s", diff)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("the written tree scans differently from the kernel (-kernel +tree):\n%s", diff)
 	}
+	return &largeHost{dir: dir, ops: rec.ops, want: want}, nil
+}
+
+// BenchmarkScanAtScale is issue 14's scan row: sysfs.Scan of the large
+// topology (128 root decoders, 4096 regions, 8192 endpoint decoders, 2048
+// memdevs; building it takes seconds), read from a real directory tree on
+// tmpfs, against a plain read of the same files (the same ReadDir,
+// ReadLink and ReadFile calls, in Scan's order, as bare system calls with
+// nothing parsed). scan/plain is their ratio, scan-ns/op and plain-ns/op
+// the two. The tree is what Scan read from the simulated kernel, written
+// out; the benchmark fails unless Scan of the tree equals Scan of the
+// kernel.
+func BenchmarkScanAtScale(b *testing.B) {
+	h := largeTree(b)
+	fsys := sysfs.Open(h.dir)
 	var scan, plain stopwatch
 	odd := false
 	for b.Loop() {
 		viaScan := func() { scan.time(b, "scan", func() error { _, err := fsys.Scan(); return err }) }
-		viaRead := func() { plain.time(b, "plain read", func() error { return plainRead(dir, rec.ops) }) }
+		viaRead := func() { plain.time(b, "plain read", func() error { return plainRead(h.dir, h.ops) }) }
 		alternate(&odd, viaScan, viaRead)
 	}
 	b.ReportMetric(scan.nsPerOp(), "scan-ns/op")
 	b.ReportMetric(plain.nsPerOp(), "plain-ns/op")
 	b.ReportMetric(scan.nsPerOp()/plain.nsPerOp(), "scan/plain")
-	b.ReportMetric(float64(len(rec.ops)), "reads/scan")
+	b.ReportMetric(float64(len(h.ops)), "reads/scan")
 }
