@@ -2,6 +2,7 @@ package region
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -221,4 +222,55 @@ func TestStrandedSurvivesRestart(t *testing.T) {
 	}
 	requireAllFreed(t, h)
 	h.requireClean()
+}
+
+// TestFreeCapacityFollowsOperations: a root decoder's FreeCapacity is
+// worked out once per reading of the topology and kept (Engine.freeCap);
+// after each create and delete it must be what a plan over a fresh
+// reading of sysfs says, not the kept answer of the reading before.
+func TestFreeCapacityFollowsOperations(t *testing.T) {
+	h := newHarness(t)
+	eng := h.start(nil)
+	ctx := context.Background()
+	check := func(when string) {
+		t.Helper()
+		topo, err := h.fs.Scan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rd := range topo.RootDecoders {
+			info, err := eng.RootDecoder(rd.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := largestCreate(topo, rd); info.FreeCapacity != want {
+				t.Errorf("%s: %s FreeCapacity %d, a plan over sysfs says %d", when, rd.Name, info.FreeCapacity, want)
+			}
+		}
+	}
+	check("at start")
+	// Fill decoder0.0 until it is full, so that its free capacity changes.
+	start, err := eng.RootDecoder("decoder0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made []RegionInfo
+	for i := range 64 {
+		r, err := eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20, NoBind: true})
+		if err != nil {
+			t.Logf("create %d: %v", i+1, err)
+			break
+		}
+		made = append(made, r)
+		check("after create " + strconv.Itoa(i+1))
+	}
+	if full, err := eng.RootDecoder("decoder0.0"); err != nil || full.FreeCapacity == start.FreeCapacity {
+		t.Fatalf("decoder0.0 free capacity %d before %d creates and %d after (%v): the test needs it to change", start.FreeCapacity, len(made), full.FreeCapacity, err)
+	}
+	for _, r := range made {
+		if err := eng.Delete(ctx, DeleteRequest{Name: r.Name}); err != nil {
+			t.Fatal(err)
+		}
+		check("after deleting " + r.Name)
+	}
 }

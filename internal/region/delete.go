@@ -455,6 +455,7 @@ func (e *Engine) noteFreed(decoder string) {
 	if e.topo == nil {
 		return
 	}
+	e.freeCap = nil
 	for i := range e.topo.EndpointDecoders {
 		if ed := &e.topo.EndpointDecoders[i]; ed.Name == decoder {
 			ed.DPASize, ed.Region = 0, ""
@@ -471,6 +472,7 @@ func (e *Engine) noteDetached(targets []string) {
 	if e.topo == nil {
 		return
 	}
+	e.freeCap = nil
 	gone := map[string]bool{}
 	for i := range e.topo.EndpointDecoders {
 		if ed := &e.topo.EndpointDecoders[i]; ed.Region != "" && slices.Contains(targets, ed.Name) {

@@ -111,6 +111,12 @@ type Engine struct {
 	// publish to subscribers.
 	mu       sync.Mutex
 	topo     *sysfs.Topology
+	// freeCap is freeCapacityLocked's answer for each root decoder from
+	// topo: a plan over the whole topology per root decoder, asked for
+	// every root decoder on each service sync (each second). Pure in
+	// topo, so it is dropped whenever topo is replaced (setTopoLocked) or
+	// changed in place (noteFreed, noteDetached).
+	freeCap map[string]uint64
 	roots    map[string]*rootState
 	regions  map[string]*regionState
 	deletes  map[genKey]*deleteCall
@@ -428,7 +434,15 @@ func (e *Engine) rootInfoLocked(rs *rootState) RootDecoderInfo {
 // window's regions do not hold.
 func (e *Engine) freeCapacityLocked(rd sysfs.RootDecoder) uint64 {
 	if e.topo != nil {
-		return largestCreate(e.topo, rd)
+		if c, ok := e.freeCap[rd.Name]; ok {
+			return c
+		}
+		c := largestCreate(e.topo, rd)
+		if e.freeCap == nil {
+			e.freeCap = make(map[string]uint64)
+		}
+		e.freeCap[rd.Name] = c
+		return c
 	}
 	var used uint64
 	for _, r := range e.regions {
@@ -510,7 +524,7 @@ func (e *Engine) Capacity() ([]MemdevCapacity, error) {
 	}
 	e.mu.Lock()
 	if e.topo != nil { // the first reading is the startup rescan's
-		e.topo = topo
+		e.setTopoLocked(topo)
 	}
 	e.mu.Unlock()
 	return memdevCapacities(topo), nil
@@ -538,7 +552,13 @@ func (e *Engine) storeTopology() {
 	}
 	e.mu.Lock()
 	if e.topo != nil {
-		e.topo = topo
+		e.setTopoLocked(topo)
 	}
 	e.mu.Unlock()
+}
+
+// setTopoLocked makes topo the last reading of the topology.
+func (e *Engine) setTopoLocked(topo *sysfs.Topology) {
+	e.topo = topo
+	e.freeCap = nil
 }

@@ -29,7 +29,7 @@ func (e *Engine) rescan(ctx context.Context, reason string) error {
 	var evs []Event
 	e.mu.Lock()
 	startup := e.topo == nil
-	e.topo = topo
+	e.setTopoLocked(topo)
 	evs = append(evs, e.reconcileRootsLocked(topo)...)
 	seen := make(map[string]bool, len(topo.Regions))
 	for _, reg := range topo.Regions {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/godbus/dbus/v5"
@@ -60,16 +61,25 @@ func (s *Service) sync() {
 	})
 }
 
+// sortedPaths is m's paths in natural order (region2 before region10).
+// A sort, not an insertion sort: sync runs it over every region on each
+// model change and each SyncInterval tick, and with 4096 regions an
+// insertion sort of map-ordered paths made ~4 million comparisons a sync
+// (bench BenchmarkStartup, BenchmarkIdle).
 func sortedPaths(m map[dbus.ObjectPath]props) []dbus.ObjectPath {
 	out := make([]dbus.ObjectPath, 0, len(m))
 	for p := range m {
 		out = append(out, p)
 	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && api.NaturalLess(string(out[j]), string(out[j-1])); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
+	slices.SortFunc(out, func(a, b dbus.ObjectPath) int {
+		switch {
+		case api.NaturalLess(string(a), string(b)):
+			return -1
+		case api.NaturalLess(string(b), string(a)):
+			return 1
 		}
-	}
+		return 0
+	})
 	return out
 }
 

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -114,6 +115,21 @@ func TestObjectTreeChildren(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("children(%s) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+// TestSortedPathsNaturalOrder: sync adds objects in natural order
+// (region2 before region10), whatever order the map gives.
+func TestSortedPathsNaturalOrder(t *testing.T) {
+	want := []dbus.ObjectPath{"/r/region1", "/r/region2", "/r/region10", "/r/region11", "/r/region100", "/r/region4095"}
+	for range 20 {
+		m := map[dbus.ObjectPath]props{}
+		for _, p := range want {
+			m[p] = nil
+		}
+		if got := sortedPaths(m); !slices.Equal(got, want) {
+			t.Fatalf("sortedPaths = %v, want %v", got, want)
 		}
 	}
 }
