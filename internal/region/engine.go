@@ -109,14 +109,14 @@ type Engine struct {
 	// mu guards every field below it. It is held only for reads and
 	// updates of the model, never across a sysfs write, a wait or a
 	// publish to subscribers.
-	mu       sync.Mutex
-	topo     *sysfs.Topology
+	mu   sync.Mutex
+	topo *sysfs.Topology
 	// freeCap is freeCapacityLocked's answer for each root decoder from
 	// topo: a plan over the whole topology per root decoder, asked for
 	// every root decoder on each service sync (each second). Pure in
 	// topo, so it is dropped whenever topo is replaced (setTopoLocked) or
 	// changed in place (noteFreed, noteDetached).
-	freeCap map[string]uint64
+	freeCap  map[string]uint64
 	roots    map[string]*rootState
 	regions  map[string]*regionState
 	deletes  map[genKey]*deleteCall
