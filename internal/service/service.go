@@ -98,6 +98,11 @@ type Service struct {
 	nextJob uint64
 	jobs    map[dbus.ObjectPath]*job // until their objects are removed
 
+	// syncAsked counts calls of sync; syncCovered, guarded by
+	// tree.updateMu, is the last of them a completed sync covers.
+	syncAsked   atomic.Uint64
+	syncCovered uint64
+
 	graceWG sync.WaitGroup // job objects waiting to be removed
 	stopped chan struct{}  // closed when Serve returns
 }
