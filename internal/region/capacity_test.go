@@ -274,3 +274,51 @@ func TestFreeCapacityFollowsOperations(t *testing.T) {
 		check("after deleting " + r.Name)
 	}
 }
+
+// TestRegionMemdevsFollowTopology: a region's Memdevs (its targets'
+// memdevs, looked up in an index kept per topology reading) are what a
+// fresh reading of sysfs says, for regions of other tools read at startup
+// and for the daemon's own after creates and deletes.
+func TestRegionMemdevsFollowTopology(t *testing.T) {
+	h := newHarness(t)
+	for _, ep := range []string{"decoder3.0", "decoder4.0"} {
+		h.rawCreate("decoder0.0", "pmem", 256<<20, []string{ep}, false)
+	}
+	eng := h.start(nil)
+	ctx := context.Background()
+	check := func(when string) {
+		t.Helper()
+		topo, err := h.fs.Scan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		memdev := map[string]string{}
+		for _, ed := range topo.EndpointDecoders {
+			memdev[ed.Name] = ed.Memdev
+		}
+		regions := eng.Regions()
+		if len(regions) == 0 {
+			t.Fatalf("%s: no regions", when)
+		}
+		for _, r := range regions {
+			if len(r.Memdevs) != len(r.Targets) {
+				t.Fatalf("%s: %s targets %v, memdevs %v", when, r.Name, r.Targets, r.Memdevs)
+			}
+			for i, target := range r.Targets {
+				if r.Memdevs[i] == "" || r.Memdevs[i] != memdev[target] {
+					t.Errorf("%s: %s target %s: memdev %q, sysfs says %q", when, r.Name, target, r.Memdevs[i], memdev[target])
+				}
+			}
+		}
+	}
+	check("at start")
+	r, err := eng.Create(ctx, CreateRequest{RootDecoder: "decoder0.0", Type: "pmem", Size: 256 << 20, NoBind: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after a create")
+	if err := eng.Delete(ctx, DeleteRequest{Name: r.Name}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a delete")
+}

@@ -455,7 +455,7 @@ func (e *Engine) noteFreed(decoder string) {
 	if e.topo == nil {
 		return
 	}
-	e.freeCap = nil
+	e.topoGen++
 	for i := range e.topo.EndpointDecoders {
 		if ed := &e.topo.EndpointDecoders[i]; ed.Name == decoder {
 			ed.DPASize, ed.Region = 0, ""
@@ -472,7 +472,7 @@ func (e *Engine) noteDetached(targets []string) {
 	if e.topo == nil {
 		return
 	}
-	e.freeCap = nil
+	e.topoGen++
 	gone := map[string]bool{}
 	for i := range e.topo.EndpointDecoders {
 		if ed := &e.topo.EndpointDecoders[i]; ed.Region != "" && slices.Contains(targets, ed.Name) {

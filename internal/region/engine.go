@@ -111,12 +111,11 @@ type Engine struct {
 	// publish to subscribers.
 	mu   sync.Mutex
 	topo *sysfs.Topology
-	// freeCap is freeCapacityLocked's answer for each root decoder from
-	// topo: a plan over the whole topology per root decoder, asked for
-	// every root decoder on each service sync (each second). Pure in
-	// topo, so it is dropped whenever topo is replaced (setTopoLocked) or
-	// changed in place (noteFreed, noteDetached).
-	freeCap  map[string]uint64
+	// topoGen counts changes of topo: replaced (setTopoLocked) or changed
+	// in place (noteFreed, noteDetached). derived is what is worked out
+	// from topo, kept until topoGen moves on (derivedLocked).
+	topoGen  uint64
+	derived  topoDerived
 	roots    map[string]*rootState
 	regions  map[string]*regionState
 	deletes  map[genKey]*deleteCall
@@ -434,14 +433,12 @@ func (e *Engine) rootInfoLocked(rs *rootState) RootDecoderInfo {
 // window's regions do not hold.
 func (e *Engine) freeCapacityLocked(rd sysfs.RootDecoder) uint64 {
 	if e.topo != nil {
-		if c, ok := e.freeCap[rd.Name]; ok {
+		d := e.derivedLocked()
+		if c, ok := d.freeCap[rd.Name]; ok {
 			return c
 		}
 		c := largestCreate(e.topo, rd)
-		if e.freeCap == nil {
-			e.freeCap = make(map[string]uint64)
-		}
-		e.freeCap[rd.Name] = c
+		d.freeCap[rd.Name] = c
 		return c
 	}
 	var used uint64
@@ -481,12 +478,9 @@ func (e *Engine) regionInfoLocked(r *regionState) RegionInfo {
 	}
 	info.Memdevs = make([]string, len(info.Targets))
 	if e.topo != nil {
+		memdevOf := e.derivedLocked().memdevOf
 		for i, t := range info.Targets {
-			for _, ed := range e.topo.EndpointDecoders {
-				if ed.Name == t {
-					info.Memdevs[i] = ed.Memdev
-				}
-			}
+			info.Memdevs[i] = memdevOf[t]
 		}
 	}
 	switch {
@@ -560,5 +554,33 @@ func (e *Engine) storeTopology() {
 // setTopoLocked makes topo the last reading of the topology.
 func (e *Engine) setTopoLocked(topo *sysfs.Topology) {
 	e.topo = topo
-	e.freeCap = nil
+	e.topoGen++
+}
+
+// topoDerived is what the engine works out from its last topology reading
+// and keeps while the reading is unchanged: the service asks for all of it
+// on every sync (each second), and working it out each time cost a plan
+// per root decoder over the whole topology, and a walk of every endpoint
+// decoder per region target, both quadratic on a host of thousands of
+// regions (bench BenchmarkIdle, BenchmarkStartup).
+type topoDerived struct {
+	gen uint64 // the topoGen it was worked out at
+	// freeCap is freeCapacityLocked's answer per root decoder, filled as
+	// asked.
+	freeCap map[string]uint64
+	// memdevOf is each endpoint decoder's memdev.
+	memdevOf map[string]string
+}
+
+// derivedLocked returns what is worked out from e.topo, starting afresh
+// when the topology changed since. e.topo must not be nil.
+func (e *Engine) derivedLocked() *topoDerived {
+	d := &e.derived
+	if d.freeCap == nil || d.gen != e.topoGen {
+		*d = topoDerived{gen: e.topoGen, freeCap: map[string]uint64{}, memdevOf: make(map[string]string, len(e.topo.EndpointDecoders))}
+		for _, ed := range e.topo.EndpointDecoders {
+			d.memdevOf[ed.Name] = ed.Memdev
+		}
+	}
+	return d
 }
