@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,8 +51,9 @@ func removeBinaries() {
 func buildBinaries() (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		// go test runs this binary; its toolchain may just not be on PATH.
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		// go test runs this binary; its toolchain may just not be on
+		// PATH, but go test sets GOROOT.
+		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	}
 	dir, err := os.MkdirTemp("", "cxlregiond-bench-bin-")
 	if err != nil {

@@ -287,7 +287,8 @@ func buildLargeTree() (*largeHost, error) {
 	}
 	// The kernel's uevent counter, which the daemon reads before each
 	// reading of sysfs: Scan does not read it.
-	if err := os.MkdirAll(filepath.Join(dir, "kernel"), 0o755); err == nil {
+	err = os.MkdirAll(filepath.Join(dir, "kernel"), 0o755)
+	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, filepath.FromSlash(sysfs.UeventSeqnumPath)), []byte("1\n"), 0o644)
 	}
 	if err != nil {
