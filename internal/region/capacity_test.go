@@ -2,11 +2,14 @@ package region
 
 import (
 	"context"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cxlregion/cxlregiond/internal/cxlsim"
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
 // onBothProfiles runs a capacity sequence on the 6.1 and 6.12 models,
@@ -321,4 +324,55 @@ func TestRegionMemdevsFollowTopology(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after a delete")
+}
+
+// TestMemdevCapacitiesGroupsByMemdev: memdevCapacities, which groups the
+// endpoint decoders by memdev in one pass, gives what a walk of every
+// endpoint decoder per memdev gives, on a topology with regions, stranded
+// capacity and free decoders.
+func TestMemdevCapacitiesGroupsByMemdev(t *testing.T) {
+	h := newHarness(t)
+	r1 := h.rawCreate("decoder0.0", "pmem", 256<<20, []string{"decoder3.0"}, false)
+	h.rawCreate("decoder0.0", "pmem", 256<<20, []string{"decoder3.1"}, false)
+	h.rawCreate("decoder0.0", "pmem", 256<<20, []string{"decoder4.0"}, false)
+	root, err := sysfs.DeviceAttr("decoder0.0", "delete_region")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fs.Write(root, r1); err != nil { // decoder3.0 keeps its DPA: stranded
+		t.Fatal(err)
+	}
+	topo, err := h.fs.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []MemdevCapacity
+	for _, m := range topo.Memdevs {
+		mc := MemdevCapacity{Memdev: m.Name, Total: m.RAMSize + m.PmemSize}
+		for _, ed := range topo.EndpointDecoders {
+			if ed.Memdev != m.Name {
+				continue
+			}
+			dc := DecoderCapacity{Name: ed.Name, Memdev: ed.Memdev, Mode: ed.Mode, DPASize: ed.DPASize, Region: ed.Region, Stranded: isStranded(ed)}
+			mc.Allocated += ed.DPASize
+			if dc.Stranded {
+				mc.Stranded += ed.DPASize
+			}
+			mc.Decoders = append(mc.Decoders, dc)
+		}
+		slices.SortFunc(mc.Decoders, func(a, b DecoderCapacity) int { return sysfs.CompareNames(a.Name, b.Name) })
+		mc.Free = mc.Total - min(mc.Total, mc.Allocated)
+		want = append(want, mc)
+	}
+	got := memdevCapacities(topo)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("memdevCapacities:\n got %+v\nwant %+v", got, want)
+	}
+	var stranded uint64
+	for _, mc := range got {
+		stranded += mc.Stranded
+	}
+	if stranded != 256<<20 {
+		t.Errorf("stranded %d bytes in all, want 256 MiB (the test needs a stranded decoder)", stranded)
+	}
 }

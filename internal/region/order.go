@@ -305,13 +305,19 @@ type DecoderCapacity struct {
 
 // memdevCapacities reads every memdev's capacity from one topology.
 func memdevCapacities(topo *sysfs.Topology) []MemdevCapacity {
+	// The endpoint decoders of each memdev, found in one pass: the service
+	// asks for every memdev's capacity on each sync (each second), and a
+	// walk of every endpoint decoder per memdev was 2048 × 8192 steps on a
+	// host of 4096 regions (bench BenchmarkIdle).
+	byMemdev := make(map[string][]int, len(topo.Memdevs))
+	for i, ed := range topo.EndpointDecoders {
+		byMemdev[ed.Memdev] = append(byMemdev[ed.Memdev], i)
+	}
 	out := make([]MemdevCapacity, 0, len(topo.Memdevs))
 	for _, m := range topo.Memdevs {
 		mc := MemdevCapacity{Memdev: m.Name, Total: m.RAMSize + m.PmemSize}
-		for _, ed := range topo.EndpointDecoders {
-			if ed.Memdev != m.Name {
-				continue
-			}
+		for _, i := range byMemdev[m.Name] {
+			ed := topo.EndpointDecoders[i]
 			dc := DecoderCapacity{Name: ed.Name, Memdev: ed.Memdev, Mode: ed.Mode, DPASize: ed.DPASize, Region: ed.Region, Stranded: isStranded(ed)}
 			mc.Allocated += ed.DPASize
 			if dc.Stranded {
