@@ -34,7 +34,12 @@ const (
 	// (a create that wrote commit, a delete that wrote unbind or
 	// delete_region), or already finished. The job goes on.
 	ErrorNotCancelable = errorPrefix + "NotCancelable"
-	// ErrorFailed: anything else (an I/O error reading sysfs, a journal
-	// that cannot be written).
+	// ErrorJournal: the daemon's intent journal (in its state directory)
+	// could not be written or synced: the directory is full, read-only or
+	// failing. The daemon writes nothing to the kernel until it can record
+	// its intents again. When the operation had failed for another reason
+	// first (the kernel refused a write), the message names that too.
+	ErrorJournal = errorPrefix + "JournalError"
+	// ErrorFailed: anything else (an I/O error reading sysfs).
 	ErrorFailed = errorPrefix + "Failed"
 )

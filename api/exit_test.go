@@ -19,6 +19,7 @@ func TestExitCodeFor(t *testing.T) {
 		{"org.freedesktop.DBus.Error.ServiceUnknown", ExitUnreachable},
 		{"org.freedesktop.DBus.Error.NameHasNoOwner", ExitUnreachable},
 		{ErrorFailed, ExitFailure},
+		{ErrorJournal, ExitFailure},
 		{"com.example.Whatever", ExitFailure},
 	}
 	for _, tt := range tests {

@@ -98,7 +98,9 @@ func updateGuardMarks(g *guard.Guard, eng *region.Engine, m *metrics.Metrics, lo
 		names = append(names, rd.Name)
 	}
 	if err := g.Update(names); err != nil {
-		log.Warn("guard: update marks", "err", err)
+		// The guard logs which files it could not mark when that changes,
+		// and is not Active while any is unmarked.
+		log.Debug("guard: update marks", "err", err)
 	}
 	m.SetGuardActive(g.Active())
 }

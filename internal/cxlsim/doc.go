@@ -185,7 +185,10 @@
 //     captured: from the upstream fix's description (deletion blocked
 //     during region creation; concurrent or double deletes safe) and one
 //     newest-kernel observation (the loser of two deletes gets ENODEV, no
-//     WARNING). The model's delete_region_store marks the region as being
+//     WARNING), since confirmed for double deletes on Debian's 6.12.118
+//     (test/e2e/qemu/RESULTS.md, raw-committed: ENODEV to the loser 100
+//     of 100, 0 WARNING); the wait for auto-assembly is still inferred.
+//     The model's delete_region_store marks the region as being
 //     deleted at lookup, so a second deleter gets ENODEV at once; a region
 //     under auto-assembly is waited for (polled every millisecond) and
 //     then deleted; a region whose devres entry cxl_acpi's teardown took

@@ -34,6 +34,10 @@
 // than Config.QueueTimeout are refused with EPERM, never let through
 // alongside the holder.
 //
+// A file the guard cannot mark is one whose opens it does not hold: while
+// any is unmarked the guard is not Active (Unmarked names them, and the
+// change is logged), and every Update tries them again.
+//
 // If the daemon exits or crashes, the kernel allows every held open when
 // the fanotify descriptor closes, so a dead guard never wedges the host.
 // Without CAP_SYS_ADMIN or kernel support New fails with ErrUnsupported

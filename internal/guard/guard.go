@@ -29,7 +29,10 @@ type Guard struct {
 	wg     sync.WaitGroup // the read loop, the holder check, every open being decided
 
 	queued atomic.Int64
-	active atomic.Bool
+	active atomic.Bool // the fanotify group runs: from New until Close or its failure
+	// marked is true once an Update has marked every guarded file present
+	// (a file the mark failed on is an open the guard does not hold).
+	marked atomic.Bool
 
 	waitMu  sync.Mutex           // guards waiting
 	waiting map[*waiter]struct{} // opens being decided, for the check of their openers
@@ -38,9 +41,12 @@ type Guard struct {
 	marks  map[string]*mark // by path
 	byFile map[fileID]*mark
 	roots  []string // the current root decoders, sorted: the order writers are taken in
-	holds  map[string]*tenancy
-	opens  map[openKey]*openRec
-	closed bool
+	// unmarked is the guarded files the last Update could not mark, by
+	// path, with the reason; Update tries them again.
+	unmarked map[string]error
+	holds    map[string]*tenancy
+	opens    map[openKey]*openRec
+	closed   bool
 }
 
 // mark is one marked file. pathFD (O_PATH) pins the file and lets the
@@ -91,9 +97,29 @@ func New(cfg Config) (*Guard, error) {
 	return g, nil
 }
 
-// Active reports whether the guard is holding opens: true from New until
-// Close, or until the fanotify group failed.
-func (g *Guard) Active() bool { return g.active.Load() }
+// Active reports whether the guard holds every open it should: true once
+// an Update has marked every guarded file present, until Close, the
+// fanotify group's failure, or an Update that could not mark one of them
+// (Unmarked says which). A guard that holds some files' opens and not
+// others' is not active: an unaware writer of an unmarked file races.
+func (g *Guard) Active() bool { return g.active.Load() && g.marked.Load() }
+
+// Unmarked describes the guarded files the last Update could not mark,
+// each with the reason, sorted.
+func (g *Guard) Unmarked() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return describeUnmarked(g.unmarked)
+}
+
+func describeUnmarked(unmarked map[string]error) []string {
+	out := make([]string, 0, len(unmarked))
+	for _, err := range unmarked {
+		out = append(out, err.Error()) // markFile's errors name the path
+	}
+	slices.Sort(out)
+	return out
+}
 
 // QueueDepth is the number of opens being held right now, waiting for
 // writers (or for regions to settle).
@@ -105,7 +131,8 @@ func (g *Guard) QueueDepth() int { return int(g.queued.Load()) }
 // different file (a root decoder that went and came back) is re-marked.
 // Opens of the driver files need the writers of exactly these root
 // decoders. The error joins every file that could not be marked; the
-// others are marked regardless.
+// others are marked regardless, and the guard is not Active until a later
+// Update marks them. A change in the set of unmarked files is logged.
 func (g *Guard) Update(rootDecoders []string) error {
 	roots := slices.Clone(rootDecoders)
 	slices.Sort(roots)
@@ -127,6 +154,7 @@ func (g *Guard) Update(rootDecoders []string) error {
 	}
 	g.roots = roots
 	var errs []error
+	unmarked := make(map[string]error)
 	for path, m := range g.marks {
 		t, ok := want[path]
 		if id, err := pathID(path); ok && err == nil && id == m.file {
@@ -144,12 +172,35 @@ func (g *Guard) Update(rootDecoders []string) error {
 		}
 		if err != nil {
 			errs = append(errs, err)
+			unmarked[path] = err
 			continue
 		}
 		g.marks[path] = m
 		g.byFile[m.file] = m
 	}
+	g.setUnmarkedLocked(unmarked)
 	return errors.Join(errs...)
+}
+
+// setUnmarkedLocked records the files an Update could not mark, and says so
+// when that changes: the guard stops being Active while any is unmarked.
+func (g *Guard) setUnmarkedLocked(unmarked map[string]error) {
+	changed := len(unmarked) != len(g.unmarked)
+	for path := range unmarked {
+		if _, ok := g.unmarked[path]; !ok {
+			changed = true
+		}
+	}
+	g.unmarked = unmarked
+	g.marked.Store(len(unmarked) == 0)
+	switch {
+	case !changed:
+	case len(unmarked) != 0:
+		g.log.Error("guard inactive: files not marked, other processes' opens of them are not serialized",
+			"unmarked", describeUnmarked(unmarked), "marked", len(g.marks))
+	default:
+		g.log.Info("guard active: every guarded file is marked again", "marked", len(g.marks))
+	}
 }
 
 func (g *Guard) markFile(t Target) (*mark, error) {

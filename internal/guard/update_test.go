@@ -2,11 +2,18 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cxlregion/cxlregiond/internal/lock"
+	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
 // TestUpdateFollowsTopology: marks follow the root decoders the daemon
@@ -86,5 +93,79 @@ func TestUpdateFollowsTopology(t *testing.T) {
 		if got := guarded("probe"+string(rune('a'+i)), s.probe); got != s.want {
 			t.Fatalf("%s: open of %s held = %v, want %v", s.name, s.probe, got, s.want)
 		}
+	}
+}
+
+// TestUnmarkedFilesMakeTheGuardInactive (issue 16): a guarded file the
+// guard cannot mark is one whose opens it does not hold, so an unaware
+// writer of it races the daemon. The guard reported itself active (the
+// D-Bus GuardActive, cxlregiond_guard_active) even when every mark had
+// failed. Now one unmarked file makes it inactive, Unmarked names it, the
+// change is logged, and a later Update that marks it makes the guard
+// active again. The marks fail here the way any path can: the file is a
+// symbolic link loop (ELOOP).
+//
+// Mutation: make Active return g.active.Load() alone (as it did) and the
+// guard stays active with every mark failed.
+func TestUnmarkedFilesMakeTheGuardInactive(t *testing.T) {
+	r := newRig(t, []string{"decoder0.0"}, nil)
+	if !r.g.Active() || len(r.g.Unmarked()) != 0 {
+		t.Fatalf("every file marked: Active %v, Unmarked %v", r.g.Active(), r.g.Unmarked())
+	}
+	files := []string{r.path("decoder0.0", "delete_region"), r.path("decoder0.0", "create_pmem_region")}
+	for _, p := range []string{sysfs.RegionBindPath, sysfs.RegionUnbindPath, sysfs.ACPIUnbindPath} {
+		files = append(files, filepath.Join(r.root, p))
+	}
+	unmarkable := func(p string) {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Base(p), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []struct {
+		name   string
+		broken []string
+	}{
+		{"one file", files[:1]},
+		{"every file", files},
+	} {
+		for _, p := range s.broken {
+			unmarkable(p)
+		}
+		if err := r.g.Update([]string{"decoder0.0"}); !errors.Is(err, unix.ELOOP) {
+			t.Fatalf("%s unmarkable: Update = %v, want ELOOP", s.name, err)
+		}
+		if r.g.Active() {
+			t.Errorf("%s unmarkable: the guard reports itself active", s.name)
+		}
+		got := r.g.Unmarked()
+		if len(got) != len(s.broken) {
+			t.Errorf("%s unmarkable: Unmarked = %q, want %d files", s.name, got, len(s.broken))
+		}
+		for _, p := range s.broken {
+			if !slices.ContainsFunc(got, func(u string) bool { return strings.Contains(u, p) }) {
+				t.Errorf("%s unmarkable: Unmarked = %q does not name %s", s.name, got, p)
+			}
+		}
+		for _, p := range s.broken {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			r.touch(p)
+		}
+	}
+	if !strings.Contains(r.logs.String(), "guard inactive: files not marked") {
+		t.Errorf("no log of the unmarked files:\n%s", r.logs.String())
+	}
+	if err := r.g.Update([]string{"decoder0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if !r.g.Active() || len(r.g.Unmarked()) != 0 {
+		t.Fatalf("every file marked again: Active %v, Unmarked %v", r.g.Active(), r.g.Unmarked())
+	}
+	if !strings.Contains(r.logs.String(), "guard active: every guarded file is marked again") {
+		t.Errorf("no log of the guard marking every file again:\n%s", r.logs.String())
 	}
 }

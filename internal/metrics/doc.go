@@ -26,7 +26,7 @@
 //	cxlregiond_rescans_total{reason}                                counter, full rescans of the CXL tree
 //	cxlregiond_journal_errors_total{operation}                      counter, intent journal records that could not be written or synced
 //	cxlregiond_guard_opens_total{kind,result}                       counter, opens by other processes held by the guard
-//	cxlregiond_guard_active                                         gauge, 1 while the fanotify guard runs
+//	cxlregiond_guard_active                                         gauge, 1 while the fanotify guard holds the opens of every guarded file
 //	cxlregiond_event_subscriber_resyncs_total                       counter, event subscribers that fell behind their queue bound and re-read the model
 //
 // Label values:
@@ -60,13 +60,13 @@
 // (lock.WithWriteObserver), Follow consumes the engine's events
 // (Engine.Subscribe), a Source (the engine) is read at scrape time,
 // ObserveGuard is the guard's observer (guard.Config.Observer) and
-// SetGuardActive says whether the guard runs. In the daemon:
+// SetGuardActive says whether the guard holds every guarded file's opens. In the daemon:
 //
 //	m := metrics.New(metrics.Options{Version: api.Version, Logger: log})
 //	writers := lock.NewRegistry(..., lock.WithWriteObserver(m.ObserveWrite))
 //	engine, _ := region.New(region.Config{Writers: writers, ...})
 //	m.SetSource(engine)
 //	events, stop := engine.Subscribe(ctx); go m.Follow(ctx, events)
-//	guard.Config{Observer: m.ObserveGuard, ...}; m.SetGuardActive(guardErr == nil)
+//	guard.Config{Observer: m.ObserveGuard, ...}; g.Update(roots); m.SetGuardActive(g.Active())
 //	go m.Serve(ctx, addr) // "" is DefaultAddr
 package metrics

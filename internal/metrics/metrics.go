@@ -125,7 +125,7 @@ func New(opts Options) *Metrics {
 		}, []string{"kind", "result"}),
 		guardActive: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "guard_active",
-			Help: "1 while the fanotify guard holds other processes' opens of the CXL control files.",
+			Help: "1 while the fanotify guard holds other processes' opens of every guarded CXL control file (0 when off, stopped, or a file could not be marked).",
 		}),
 		subscriberResync: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "event_subscriber_resyncs_total",
@@ -230,7 +230,8 @@ func (m *Metrics) ObserveGuard(kind, result string) {
 	m.guardOpens.WithLabelValues(oneOf(kind, guardKinds), oneOf(result, guardResults)).Inc()
 }
 
-// SetGuardActive reports whether the guard is running.
+// SetGuardActive reports whether the guard holds every guarded file's opens
+// (guard.Guard.Active).
 func (m *Metrics) SetGuardActive(active bool) {
 	if active {
 		m.guardActive.Set(1)

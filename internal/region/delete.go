@@ -134,7 +134,7 @@ func (e *Engine) coalesce(req DeleteRequest) (call *deleteCall, leader, joinedGo
 		return c, false, false, "", gen, nil
 	}
 	if r == nil || r.gen != gen {
-		return nil, false, e.gone[key], "", gen, fmt.Errorf("delete %s generation %d: %w", req.Name, gen, ErrNotFound)
+		return nil, false, e.goneLocked(req.Name, gen), "", gen, fmt.Errorf("delete %s generation %d: %w", req.Name, gen, ErrNotFound)
 	}
 	call = &deleteCall{done: make(chan struct{})}
 	e.deletes[key] = call
@@ -325,21 +325,32 @@ func (e *Engine) abandonLocked(call *deleteCall, key genKey) {
 }
 
 // writeDeleteRegion is the one place the engine writes delete_region. The
-// generation is marked gone before the write, so that whatever the write
-// returns, no second write for it can follow (guarantee 2).
+// write is made only for the name's live generation, and that generation
+// is marked written before the write, so that whatever the write returns,
+// no second write for it can follow (guarantee 2). A generation that ended
+// since the identity check (a remove uevent, a rescan, a new region under
+// the name) is not written: the name may now be a newer region's.
+// Generation 0 is a create's rollback of the region it made under this
+// writer before the model read it: there is no generation to check yet.
 func (e *Engine) writeDeleteRegion(tx *lock.Tx, root, name string, gen uint64) error {
 	attr, err := sysfs.DeviceAttr(root, "delete_region")
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	key := genKey{name, gen}
-	if e.gone[key] {
+	if gen != 0 {
+		e.mu.Lock()
+		r := e.regions[name]
+		switch {
+		case r == nil || r.gen != gen:
+			e.mu.Unlock()
+			return fmt.Errorf("generation %d is gone: %w", gen, ErrNotFound)
+		case r.deleteWritten:
+			e.mu.Unlock()
+			return fmt.Errorf("generation %d already deleted: %w", gen, ErrNotFound)
+		}
+		r.deleteWritten = true
 		e.mu.Unlock()
-		return fmt.Errorf("generation %d already deleted: %w", gen, ErrNotFound)
 	}
-	e.gone[key] = true
-	e.mu.Unlock()
 	if err := tx.Write(attr, name); err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			// Someone bypassing the daemon deleted it first; it is gone,

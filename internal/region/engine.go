@@ -119,11 +119,15 @@ type Engine struct {
 	roots    map[string]*rootState
 	regions  map[string]*regionState
 	deletes  map[genKey]*deleteCall
-	gone     map[genKey]bool // generations deleted or removed by the kernel
 	creating map[string]bool // region names a daemon create is making
-	changed  chan struct{}   // closed and replaced on every model change
-	crashed  bool
-	tickets  uint64 // last reading ticket handed out
+	// lastGen is the highest generation this engine has numbered. A
+	// generation at or below it that is not its name's live one in regions
+	// is gone (deleted, or removed by the kernel): generations only grow
+	// and none comes back, so nothing per ended generation is kept.
+	lastGen uint64
+	changed chan struct{} // closed and replaced on every model change
+	crashed bool
+	tickets uint64 // last reading ticket handed out
 	// settleWindow and boundQuiet are the settle rule's times
 	// (Config.SettleWindow, Config.BoundQuiet); SetSettle changes them.
 	settleWindow time.Duration
@@ -141,6 +145,10 @@ type regionState struct {
 	firstSeen time.Time
 	changedAt time.Time // last time an observed attribute changed
 	deleting  bool
+	// deleteWritten is set just before this generation's delete_region
+	// write (writeDeleteRegion): whatever the write returned, no second
+	// one follows.
+	deleteWritten bool
 	// bornSeq is the kernel's uevent SEQNUM read just before the reading
 	// that started this generation: a remove uevent at or below it is
 	// about an earlier holder of the name. 0 when unknown.
@@ -196,7 +204,6 @@ func New(cfg Config) (*Engine, error) {
 		roots:       make(map[string]*rootState),
 		regions:     make(map[string]*regionState),
 		deletes:     make(map[genKey]*deleteCall),
-		gone:        make(map[genKey]bool),
 		creating:    make(map[string]bool),
 		changed:     make(chan struct{}),
 

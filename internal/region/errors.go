@@ -15,8 +15,9 @@ import (
 	"github.com/cxlregion/cxlregiond/internal/sysfs"
 )
 
-// Errors callers branch on. Every error the engine returns wraps exactly one
-// of these, or is a *KernelError.
+// Errors callers branch on. Every error the engine returns wraps one of
+// these, or is a *KernelError; only ErrJournal comes with another (the
+// operation's own failure that the journal could not record).
 var (
 	ErrNotFound = errors.New("not found")
 	ErrBusy     = errors.New("busy")
@@ -24,6 +25,11 @@ var (
 	ErrTimeout  = errors.New("timed out")
 	// ErrFrozen is the writer's: its root is being torn down or is gone.
 	ErrFrozen = lock.ErrFrozen
+	// ErrJournal is the intent journal's: its log in the state directory
+	// could not be written or synced (full, read-only, an I/O error). No
+	// operation writes to the kernel until it can be; one that failed for
+	// another reason and could not record it wraps both.
+	ErrJournal = journal.ErrUnwritable
 )
 
 // KernelError is a sysfs write the kernel refused.

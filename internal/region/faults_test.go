@@ -400,10 +400,10 @@ func (h *harness) checkTyped(t *testing.T, what string, start time.Time, timeout
 		return
 	}
 	// The state directory refusing the journal (full, read-only) is the
-	// daemon's own failure: the bus answers it as Error.Failed, naming the
-	// file and keeping the errno.
+	// daemon's own failure, ErrJournal (the bus's JournalError), naming
+	// the file and keeping the errno.
 	var pe *fs.PathError
-	if errors.As(err, &pe) && strings.HasPrefix(pe.Path, h.stateDir+"/") && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EROFS)) {
+	if errors.Is(err, ErrJournal) && errors.As(err, &pe) && strings.HasPrefix(pe.Path, h.stateDir+"/") && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EROFS)) {
 		h.journalErrs++
 		return
 	}

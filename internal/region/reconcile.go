@@ -125,6 +125,7 @@ func (e *Engine) observeRegionLocked(reg sysfs.Region, startup bool, seq, ticket
 		}
 	}
 	r = &regionState{reg: reg, gen: e.nextGeneration(), origin: origin, firstSeen: now, changedAt: now, bornSeq: seq, readTicket: ticket, bornTicket: ticket}
+	e.lastGen = max(e.lastGen, r.gen)
 	e.regions[reg.Name] = r
 	return append(evs, Event{Kind: RegionAdded, Region: e.regionInfoLocked(r)})
 }
@@ -152,10 +153,25 @@ func sameGeneration(old, cur sysfs.Region) bool {
 }
 
 func (e *Engine) removeRegionLocked(r *regionState) []Event {
+	// The generation ends here; goneLocked derives that from its absence.
 	delete(e.regions, r.reg.Name)
-	e.gone[genKey{r.reg.Name, r.gen}] = true
 	info := e.regionInfoLocked(r)
 	return []Event{{Kind: RegionRemoved, Region: info}}
+}
+
+// goneLocked tells whether a generation of a name has ended: numbered by
+// this engine and no longer the name's live one. Generations are numbered
+// in increasing order across every name and are never reused, so an ended
+// one never becomes live again and the engine keeps no record of it (a
+// set of ended generations grew with every region ever seen). A number
+// that belonged to another name also reads as gone: for a delete request
+// both mean a stale request, answered NotFound without a write.
+func (e *Engine) goneLocked(name string, gen uint64) bool {
+	if gen == 0 || gen > e.lastGen {
+		return false
+	}
+	r := e.regions[name]
+	return r == nil || r.gen != gen
 }
 
 // refreshRegion re-reads one region from sysfs into the model. It returns

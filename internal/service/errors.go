@@ -41,11 +41,15 @@ func failed(format string, args ...any) *dbus.Error {
 
 // errorFor maps an engine error to its typed D-Bus error. The message is
 // the whole error chain: it names the object, the step, and for a kernel
-// error the attribute and the errno.
+// error the attribute and the errno. A journal failure comes first: it
+// stops every later operation until the state directory is repaired, and
+// its message still names the failure it could not record.
 func errorFor(err error) *dbus.Error {
 	var ke *region.KernelError
 	name := api.ErrorFailed
 	switch {
+	case errors.Is(err, region.ErrJournal):
+		name = api.ErrorJournal
 	case errors.Is(err, region.ErrFrozen):
 		name = api.ErrorFrozen
 	case errors.Is(err, region.ErrNotFound):

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/cxlregion/cxlregiond/api"
 	"github.com/cxlregion/cxlregiond/internal/region"
@@ -272,9 +273,22 @@ func TestPropertiesAreReadOnly(t *testing.T) {
 	}
 }
 
-// Every engine error reaches the caller as its typed D-Bus error.
+// Every engine error reaches the caller as its typed D-Bus error. A
+// journal that could not be written was the untyped Failed (issue 16); it
+// is JournalError, also when it could not record the kernel's refusal,
+// whose errno the message still names.
+//
+// Mutation: drop the region.ErrJournal case of errorFor (Failed, and
+// KernelError for the refusal it could not record).
 func TestEngineErrorsAreTyped(t *testing.T) {
 	ke := &region.KernelError{Op: "delete", Step: "delete_region", Attr: "bus/cxl/devices/decoder0.0/delete_region", Errno: 6}
+	// As the journal words it (journal.failLocked) and as the engine
+	// wraps it: a create refused before its first write, and a delete
+	// the kernel refused whose Failed record could not be written
+	// (deleteFailed).
+	full := fmt.Errorf("journal /var/lib/cxlregiond/journal: %w: %w", region.ErrJournal, unix.ENOSPC)
+	notStarted := fmt.Errorf("create on decoder0.0: create not started: %w", full)
+	unrecorded := fmt.Errorf("delete region0: %w; and its failure could not be journalled: %w", ke, full)
 	tests := []struct {
 		err  error
 		want string
@@ -286,6 +300,8 @@ func TestEngineErrorsAreTyped(t *testing.T) {
 		{fmt.Errorf("delete region0: %w", region.ErrTimeout), api.ErrorTimeout},
 		{fmt.Errorf("delete region0: %w", ke), api.ErrorKernelError},
 		{errors.New("read sysfs: I/O error"), api.ErrorFailed},
+		{notStarted, api.ErrorJournal},
+		{unrecorded, api.ErrorJournal},
 	}
 	eng := newFakeEngine()
 	eng.addRegion("region0")
@@ -300,6 +316,12 @@ func TestEngineErrorsAreTyped(t *testing.T) {
 		}
 		if tt.want == api.ErrorKernelError && !strings.Contains(err.Error(), "delete_region") {
 			t.Errorf("kernel error message %q does not name the attribute", err)
+		}
+		if tt.want == api.ErrorJournal && !strings.Contains(err.Error(), "ENOSPC") && !strings.Contains(err.Error(), "no space left") {
+			t.Errorf("journal error message %q does not name the errno", err)
+		}
+		if tt.err == unrecorded && !strings.Contains(err.Error(), "delete_region") {
+			t.Errorf("journal error message %q does not name the kernel's refusal it could not record", err)
 		}
 	}
 }
