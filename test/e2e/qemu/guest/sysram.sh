@@ -86,6 +86,15 @@ sr_nd_region() {
 	return 1
 }
 
+# sr_nd_listing: every nd region with its resource and whether it is bound.
+sr_nd_listing() {
+	for r in /sys/bus/nd/devices/region*; do
+		[ -e "$r" ] || continue
+		echo "${r##*/}:$(cat "$r/resource" 2>/dev/null):$([ -e "$r/driver" ] && echo bound || echo unbound)"
+	done | tr '\n' ' '
+	echo "cxl: $(for r in /sys/bus/cxl/devices/region*; do [ -e "$r" ] && echo "${r##*/}:$(cat "$r/resource" 2>/dev/null)"; done | tr '\n' ' ')"
+}
+
 # The region must still be there, bound, with every block online and the
 # pattern intact.
 sr_intact() {
@@ -101,10 +110,18 @@ sr_intact() {
 # SR_DAX, SR_NODE, SR_BLOCKS; returns non-zero (after fail_check) if any
 # step failed.
 sr_make_sysram() {
-	SR_REGION=$(cxlregionctl create --decoder "$(root_decoder)" --type pmem --size 512M 2>/tmp/sr.err) ||
-		{ fail_check "create: $(cat /tmp/sr.err)"; return 1; }
+	if ! SR_REGION=$(cxlregionctl create --decoder "$(root_decoder)" --type pmem --size 512M 2>/tmp/sr.err); then
+		fail_check "create: $(cat /tmp/sr.err)"
+		emit "INFO sysram create failed; nd devices: $(sr_nd_listing)"
+		# "created and bound, but its devices did not finish
+		# registering": the region is there; go on with it, so that the
+		# rest of the boot still shows what it can.
+		SR_REGION=$(sed -n 's/.*region \(region[0-9]*\) was created and bound.*/\1/p' /tmp/sr.err)
+		[ -n "$SR_REGION" ] && [ -e "/sys/bus/cxl/devices/$SR_REGION/driver" ] || return 1
+	fi
 	sr_wait 30 sr_nd_region >/dev/null || { fail_check "no nd region registered for $SR_REGION"; return 1; }
 	ndr=$(sr_nd_region)
+	[ "$ndr" = "$SR_REGION" ] || NOTE="${NOTE:+$NOTE; }nd region $ndr for $SR_REGION"
 	# A region made again on the same device finds the namespace label
 	# the first one wrote: reconfigure that namespace instead.
 	ns=
