@@ -267,6 +267,14 @@ scenario_sysram_offline_delete() {
 # was deleted properly.
 scenario_sysram_raw_setup() {
 	CYCLES_ASKED=1
+	# The namespace label the first setup wrote is still in the device's
+	# label area, and on 6.12 it keeps the next region's nd region from
+	# binding (it stays unbound, nothing logged). Clear the index blocks
+	# (the start of the label area) with the dimm disabled, as the
+	# device was before the first setup.
+	ndctl disable-dimm all >/tmp/sr.dimm 2>&1 && ndctl zero-labels all -s 1048576 >>/tmp/sr.dimm 2>&1 &&
+		ndctl enable-dimm all >>/tmp/sr.dimm 2>&1 ||
+		{ fail_check "clearing the label area: $(tail -3 /tmp/sr.dimm | tr '\n' ' ')"; SR_MD5=; return; }
 	sr_make_sysram || { SR_MD5=; return; }
 	# The pattern must read back intact from node 1 before the delete, or
 	# a changed md5 afterwards would prove nothing (6.1 with one root port
