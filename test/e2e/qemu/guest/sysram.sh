@@ -122,8 +122,8 @@ sr_make_sysram() {
 	sr_wait 30 sr_nd_region >/dev/null || { fail_check "no nd region registered for $SR_REGION"; return 1; }
 	ndr=$(sr_nd_region)
 	[ "$ndr" = "$SR_REGION" ] || NOTE="${NOTE:+$NOTE; }nd region $ndr for $SR_REGION"
-	# A region made again on the same device finds the namespace label
-	# the first one wrote: reconfigure that namespace instead.
+	# A namespace that came back from a label is reconfigured (after
+	# sysram-raw-setup's clearing of the label area there is none).
 	ns=
 	for n in /sys/bus/nd/devices/"$ndr"/namespace*; do
 		[ "$(cat "$n/size" 2>/dev/null)" -gt 0 ] 2>/dev/null && ns=${n##*/}
