@@ -194,4 +194,5 @@ DURATION ?= 2m
 soak:
 	@mkdir -p $(BIN)
 	CXLREGIOND_SOAK=$(DURATION) $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./internal/region/ >$(BIN)/soak.txt 2>&1; \
-	  rc=$$?; grep -E 'soak_test.go|^(---|ok|FAIL|PASS)' $(BIN)/soak.txt; exit $$rc
+	  rc=$$?; grep -E 'soak_test.go|^(---|ok|FAIL|PASS)' $(BIN)/soak.txt; \
+	  [ $$rc = 0 ] || sed -n '/the first reports/,/^--- FAIL/p' $(BIN)/soak.txt | head -200; exit $$rc

@@ -73,7 +73,11 @@ func TestDeleteOfUnsettledForeignRegionTimesOutBusy(t *testing.T) {
 // assembly: the simulated kernel prints a KASAN use-after-free.
 func TestDeleteDuringAutoAssembly(t *testing.T) {
 	h := newHarness(t)
-	eng := h.start(nil)
+	// A settle window well past the assembly's 100 ms: with the harness's
+	// 150 ms, a -race run starved for a tenth of a second between two of
+	// the assembly's steps saw a quiet window and deleted mid-assembly
+	// (about 1 run in 30 on the loaded 2-core machine).
+	eng := h.start(func(c *Config) { c.SettleWindow = time.Second })
 	ctx := context.Background()
 	assembled := make(chan error, 1)
 	go func() {

@@ -89,6 +89,7 @@ func TestSoak(t *testing.T) {
 			return
 		}
 		deleteWrites.Add(1)
+		fmt.Fprintf(reports, "soak: the daemon's %s returned %v\n", attr, err)
 		if err != nil {
 			deleteRefused.Add(1)
 			refusedMu.Lock()
@@ -235,14 +236,44 @@ func TestSoak(t *testing.T) {
 				guarded([]string{"decoder0.0"}, false, func() { foreignCreate(h, "decoder0.0") })
 				count("foreign-create", nil)
 			} else if reg, ok := pick(r); ok {
-				// Two opens, as `cxl destroy-region` makes them: the
-				// cxl_region driver's unbind (the region's root decoder
-				// is unknown at open time: every writer), then the root
+				// As `cxl destroy-region` does it: the region is looked
+				// up first (ndctl lists the bus when it starts), then two
+				// opens, the cxl_region driver's unbind if it is bound
+				// (the region's root decoder is unknown at open time:
+				// every writer) and, only if that worked, the root
 				// decoder's delete_region.
-				guarded(roots(), true, func() { _ = h.fs.Write(sysfs.RegionUnbindPath, reg.Name) })
-				guarded([]string{reg.RootDecoder}, true, func() {
-					_ = h.fs.Write(attrPathOrInvalid(reg.RootDecoder, "delete_region"), reg.Name)
-				})
+				//
+				// One case is left out, and counted (foreign-stale): the
+				// region the tool looked up was deleted by someone else
+				// while the tool waited for the guard, and the kernel's
+				// auto-assembly has reused its name. The tool's write
+				// would then tear down a region mid-construction, and no
+				// serialization can stop it: the guard sees the open, not
+				// the name that will be written, and the assembly takes
+				// no writer (README, Reliability). The soak found it; it
+				// measures what the daemon and the guard can prevent.
+				cur, err := h.fs.ReadRegion(reg.Name)
+				same := func() bool {
+					now, err := h.fs.ReadRegion(reg.Name)
+					if err == nil && now.Ino != cur.Ino {
+						count("foreign-stale", nil)
+						return false
+					}
+					return true
+				}
+				unbound := err == nil && cur.Driver == ""
+				if err == nil && !unbound {
+					guarded(roots(), true, func() {
+						unbound = same() && h.fs.Write(sysfs.RegionUnbindPath, reg.Name) == nil
+					})
+				}
+				if unbound {
+					guarded([]string{cur.RootDecoder}, true, func() {
+						if same() {
+							_ = h.fs.Write(attrPathOrInvalid(cur.RootDecoder, "delete_region"), reg.Name)
+						}
+					})
+				}
 				count("foreign-delete", nil)
 			}
 			time.Sleep(time.Duration(20+r.IntN(80)) * time.Millisecond)
