@@ -235,8 +235,10 @@ scenario_sysram_offline_ebusy() {
 	[ "$(sr_zones)" = "$zones" ] || fail_check "zones now '$(sr_zones)', were '$zones'"
 	[ "$rc" = 0 ] || sr_intact
 	# Movable again for the next scenario, the pattern back on the node.
-	# pin-node's page tables are freed after an RCU grace period, not at
-	# its exit: the first offline can still meet them (6.1 once), so it is
+	# Nothing of pin-node may stay on the block: a slab page the kernel
+	# put there for it once did (6.1 and 6.12, 1 run of 5 each, before
+	# pin-node dropped its binding before READY: racer/pinnode.go). Page
+	# tables can also be freed a little after the exit, so the offline is
 	# retried until it succeeds, for up to 30 s.
 	sr_wait 30 sh -c "echo offline >$mem/$last/state" 2>/dev/null && echo online_movable >"$mem/$last/state" ||
 		fail_check "could not make $last Movable again: $(dmesg | grep -c 'unmovable page') unmovable page report(s) in dmesg"

@@ -12,8 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mpolBind is MPOL_BIND of <linux/mempolicy.h>.
-const mpolBind = 2
+// MPOL_DEFAULT and MPOL_BIND of <linux/mempolicy.h>.
+const (
+	mpolDefault = 0
+	mpolBind    = 2
+)
 
 // ptSpan is the address range one page-table page maps on x86-64.
 const ptSpan = 2 << 20
@@ -23,12 +26,16 @@ const ptSpan = 2 << 20
 // the node (set_mempolicy MPOL_BIND) faults in anonymous memory, so the
 // page tables that map it are allocated on that node, and page tables
 // cannot be migrated. Only page tables are needed: one page is touched per
-// 2 MiB, and the mapping is made (and its anon_vma set up) before the
-// binding, so that no slab object of the kernel lands on the node and
-// outlives the process. A block of a CXL node is slow to write under TCG
-// (every access is emulated), which is why the data is kept to one page
-// per page table. It prints READY and holds the memory until a signal;
-// exiting frees every page it put on the node.
+// 2 MiB. Nothing else may land on the node, or the block could not be
+// offlined after the process is gone: a slab page there outlives it (seen
+// on 6.12 when the binding stayed in force: threads the Go runtime
+// cloned from the bound thread inherit its policy). So the signal
+// handling is set up, the mapping made and its anon_vma created before
+// the binding, and the policy is back to the default before READY. A
+// block of a CXL node is slow to write under TCG (every access is
+// emulated), which is why the data is kept to one page per page table.
+// It holds the memory until a signal; exiting frees every page it put on
+// the node.
 func runPinNode(args []string) error {
 	fs := flag.NewFlagSet("pin-node", flag.ContinueOnError)
 	node := fs.Int("node", 1, "NUMA node")
@@ -39,6 +46,8 @@ func runPinNode(args []string) error {
 	if *node < 0 || *node >= 64 || *mib < 4 {
 		return fmt.Errorf("pin-node: node 0..63 and at least 4 MiB")
 	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	size := *mib << 20
 	// One extra span so that the mapping can start on a 2 MiB boundary:
 	// every span then needs a page table of its own.
@@ -66,9 +75,10 @@ func runPinNode(args []string) error {
 		spans[off] = 1
 		n++
 	}
+	if _, _, errno := unix.Syscall(unix.SYS_SET_MEMPOLICY, mpolDefault, 0, 0); errno != 0 {
+		return fmt.Errorf("set_mempolicy(MPOL_DEFAULT): %w", errno)
+	}
 	fmt.Printf("READY node=%d page_tables=%d\n", *node, n)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	runtime.KeepAlive(m)
 	return nil
