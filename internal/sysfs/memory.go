@@ -154,8 +154,8 @@ func (m RegionMemory) Nodes() []int {
 //	ReadLink D/driver; ReadFile D/target_node, D/size
 //	ReadFile devices/system/memory/block_size_bytes   when the region has a range
 //	ReadDir  devices/system/memory
-//	ReadFile memoryN/state, memoryN/valid_zones, memoryN/phys_index; ReadDir memoryN (nodeN link)
-//	         for each block in the range
+//	ReadDir memoryN (nodeN link); ReadFile memoryN/state, memoryN/valid_zones
+//	         (only with the nodeN link), memoryN/phys_index; for each block in the range
 func (f *FS) ReadRegionMemory(reg Region) (RegionMemory, error) {
 	var m RegionMemory
 	dax, err := f.readRegionDax(reg.Name)
@@ -208,6 +208,16 @@ func (f *FS) ReadRegionMemory(reg Region) (RegionMemory, error) {
 }
 
 // readMemoryBlock reads one block directory.
+//
+// valid_zones is read only once the block has its nodeN link. A hot-added
+// block is visible (and its add uevent sent) before the kernel gives it
+// its node; valid_zones read in that window dereferences the node of
+// NUMA_NO_NODE: 6.12 oopsed in valid_zones_show ← zone_for_pfn_range,
+// NULL pointer, under the daemon's read right after daxctl onlined a
+// region's memory (the QEMU suite's sysram boot, docs/kernel.md). The
+// kernel sets the node before it makes the link, so a block with the link
+// is past the window; without it ValidZones stays empty and the next
+// uevent (the link's, the online's) reads it again.
 func (f *FS) readMemoryBlock(name string) (MemoryBlock, error) {
 	dir := memoryDir + "/" + name
 	b := MemoryBlock{Name: name, Node: -1}
@@ -217,20 +227,6 @@ func (f *FS) readMemoryBlock(name string) (MemoryBlock, error) {
 			return "", fmt.Errorf("read %s/%s: %w", dir, attr, err)
 		}
 		return strings.TrimSpace(string(v)), nil
-	}
-	var err error
-	if b.State, err = read("state"); err != nil {
-		return MemoryBlock{}, err
-	}
-	if b.ValidZones, err = read("valid_zones"); err != nil && !isGone(err) {
-		return MemoryBlock{}, err // absent before v4.8: leave it empty
-	}
-	idx, err := read("phys_index")
-	if err != nil {
-		return MemoryBlock{}, err
-	}
-	if b.Index, err = strconv.ParseUint(idx, 16, 64); err != nil {
-		return MemoryBlock{}, &ParseError{File: dir + "/phys_index", Value: idx, Err: err}
 	}
 	entries, err := f.b.ReadDir(dir)
 	if err != nil {
@@ -242,6 +238,21 @@ func (f *FS) readMemoryBlock(name string) (MemoryBlock, error) {
 				b.Node = id
 			}
 		}
+	}
+	if b.State, err = read("state"); err != nil {
+		return MemoryBlock{}, err
+	}
+	if b.Node >= 0 {
+		if b.ValidZones, err = read("valid_zones"); err != nil && !isGone(err) {
+			return MemoryBlock{}, err // absent before v4.8: leave it empty
+		}
+	}
+	idx, err := read("phys_index")
+	if err != nil {
+		return MemoryBlock{}, err
+	}
+	if b.Index, err = strconv.ParseUint(idx, 16, 64); err != nil {
+		return MemoryBlock{}, &ParseError{File: dir + "/phys_index", Value: idx, Err: err}
 	}
 	return b, nil
 }

@@ -125,3 +125,24 @@ func TestMemoryBlockStatePath(t *testing.T) {
 		}
 	}
 }
+
+// A block being hot-added is listed before the kernel gives it its node,
+// and its valid_zones read then oopses 6.12 (NULL pointer in
+// zone_for_pfn_range; readMemoryBlock). In the fixture memory116 has no
+// nodeN link yet and its valid_zones is a directory, so reading it fails
+// the test. Mutation: reading valid_zones whatever the link says fails it.
+func TestReadRegionMemoryBlockWithoutNode(t *testing.T) {
+	root := buildTree(t, filepath.Join("testdata", "memory", "hot-adding.txt"))
+	res := uint64(0x390000000)
+	got, err := sysfs.Open(root).ReadRegionMemory(sysfs.Region{Name: "region0", Resource: &res, Size: 512 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sysfs.RegionMemory{BlockSize: 128 << 20, Blocks: []sysfs.MemoryBlock{
+		{Name: "memory115", Index: 115, State: "online", ValidZones: "Movable", Node: 1},
+		{Name: "memory116", Index: 116, State: "offline", Node: -1},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("memory (-want +got):\n%s", diff)
+	}
+}

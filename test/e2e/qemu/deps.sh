@@ -38,7 +38,7 @@ fi
 # busybox-static: the guest's userland; kmod: depmod for the kernel modules
 # cpio: the initramfs; ndctl: the `cxl` tool copied into the guest (interop)
 # dbus-daemon: the guest's private bus for the daemon scenarios
-# daxctl: the System RAM boots (sets sysram, sysram-raw)
+# daxctl: the System RAM boot (set sysram)
 # debhelper, dpkg-dev, fakeroot, lintian: `make deb` and its check
 # mmdebstrap, e2fsprogs: the Debian 12 guest of `make e2e-systemd` (a root
 # file system written into an ext4 image with mke2fs -d, no loop mount)

@@ -8,8 +8,8 @@
 #   ONLY='raw-*,flock-*' test/e2e/qemu/run.sh # scenario globs
 #   FAKE_DAEMON=1 test/e2e/qemu/run.sh        # self-check of the daemon scenarios
 #   test/e2e/qemu/run.sh --judge results.txt  # verdicts on a recorded results channel
-# Other knobs: SETS (boots per kernel; the System RAM boots "sysram
-# sysram-raw" are not in the default: see README.md), DAEMON_CYCLES (default CYCLES/4), SETTLE_MS, BOOT_TIMEOUT,
+# Other knobs: SETS (boots per kernel; the System RAM boot "sysram" is not
+# in the default: see README.md), DAEMON_CYCLES (default CYCLES/4), SETTLE_MS, BOOT_TIMEOUT,
 # GUEST_ARGS, CACHE, OUT.
 #
 # Exits non-zero if any scenario failed; the last line is
@@ -47,9 +47,9 @@ SETS=${SETS:-"main unbind-guard capacity"}
 # scenarios; sets/<set>.sh may change the VM's CXL devices (boot).
 declare -A SET_SCENARIO=([unbind-guard]=daemon-guard-acpi-unbind [capacity]="capacity-raw capacity-daemon")
 MODULES="libnvdimm nd_pmem nd_btt dax_pmem device_dax cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl kmem"
-# The System RAM boots (guest/sysram.sh, sets/sysram*.sh): each leaves the
-# range in a state only a reboot clears, so each has a boot of its own.
-SET_SCENARIO+=([sysram]=sysram-offline-delete [sysram-raw]=sysram-raw-delete)
+# The System RAM boot (guest/sysram.sh, sets/sysram.sh): its baseline
+# leaks the range until reboot, so it has a boot of its own and runs last.
+SET_SCENARIO+=([sysram]="sysram-setup sysram-ctl-refuses sysram-offline-ebusy sysram-offline-delete sysram-raw-setup sysram-raw-delete")
 
 log() { echo "e2e-qemu: $*" >&2; }
 

@@ -222,7 +222,7 @@ run_all_scenarios() {
 		capacity_scenarios
 		return
 		;;
-	sysram | sysram-raw)
+	sysram)
 		sysram_scenarios
 		return
 		;;

@@ -12,7 +12,8 @@
 //	racer get URL                print an HTTP body (the metrics scraper)
 //	racer hold -- CMD ARGS       exec CMD at EOF on stdin (the exec deleters' barrier)
 //	racer cleanup                delete leftover regions, free the endpoint's DPA
-//	racer pin-node -node N       page tables on node N (a ZONE_NORMAL block's offline gives EBUSY)
+//	racer pin-node -node N       page tables on node N (a ZONE_NORMAL block's offline gives EBUSY);
+//	                             prints READY, holds them until SIGTERM
 //
 // The WARNING/BUG counts are taken from dmesg by the guest script around a
 // run; the racer reports what the writers saw (errno per write, pair outcomes).
