@@ -252,10 +252,19 @@ func TestSoak(t *testing.T) {
 				// the name that will be written, and the assembly takes
 				// no writer (README, Reliability). The soak found it; it
 				// measures what the daemon and the guard can prevent.
+				//
+				// The check runs under the writer the guard gave the
+				// tool, so the region it finds cannot go away before the
+				// write: only a writer's holder deletes it. A region
+				// found gone is left too (the tool's write would meet
+				// ENODEV, or, if the assembly reuses the name in between,
+				// the new region: a 30-minute soak run at nice 19 beside
+				// QEMU was preempted that long between a check and its
+				// write, and printed the WARNING).
 				cur, err := h.fs.ReadRegion(reg.Name)
 				same := func() bool {
 					now, err := h.fs.ReadRegion(reg.Name)
-					if err == nil && now.Ino != cur.Ino {
+					if err != nil || now.Ino != cur.Ino {
 						count("foreign-stale", nil)
 						return false
 					}
