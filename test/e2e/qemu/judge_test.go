@@ -42,7 +42,7 @@ func TestJudge(t *testing.T) {
 		{"serialized-warn.txt", nil, 1, []string{"FAIL: 2 WARNING with serialized writers"}, "qemu: 0 passed, 1 failed"},
 		{"double-delete.txt", nil, 1, []string{"FAIL: 26 delete_region writes for 25 regions"}, "qemu: 0 passed, 1 failed"},
 		{"oops.txt", nil, 1, []string{"| flock-bound | - | - | 1 | - | FAIL: kernel oops"}, "qemu: 1 passed, 1 failed"},
-		{"hang.txt", nil, 1, []string{"| raw-bound | - | - | - | - | FAIL: no result"}, "qemu: 0 passed, 1 failed"},
+		{"hang.txt", nil, 1, []string{"| raw-bound | - | - | - | - | FAIL: no result", "qemu: FAILED 6.1.0-56-amd64 raw-bound: FAIL: no result"}, "qemu: 0 passed, 1 failed"},
 		{"incomplete.txt", nil, 1, []string{"FAIL: ran 3 of 25 cycles"}, "qemu: 0 passed, 1 failed"},
 		{"check-fail.txt", nil, 1, []string{"FAIL: kill at 300ms: half-made region left"}, "qemu: 0 passed, 1 failed"},
 		{"no-boot.txt", nil, 1, []string{"FAIL: the guest never reported"}, "qemu: 0 passed, 1 failed"},

@@ -56,14 +56,29 @@ log() { echo "e2e-qemu: $*" >&2; }
 ROWS=()   # "kernel|scenario|cycles|warn|bug|writes|result"
 PASSED=0
 FAILED=0
+FAILED_ROWS=() # "kernel scenario: result", repeated in the last line
+
 
 row() {
 	local IFS='|'
 	ROWS+=("$*")
 	case "$7" in
 	pass*) PASSED=$((PASSED + 1)) ;;
-	FAIL*) FAILED=$((FAILED + 1)) ;;
+	FAIL*)
+		FAILED=$((FAILED + 1))
+		FAILED_ROWS+=("$1 $2: ${7:0:300}")
+		;;
 	esac
+}
+
+# summary: the last lines CI shows. They name each failed row, since a CI
+# excerpt may hold only the end of the table; the count comes last.
+summary() {
+	local r
+	for r in "${FAILED_ROWS[@]}"; do
+		echo "qemu: FAILED $r"
+	done
+	echo "qemu: $PASSED passed, $FAILED failed"
 }
 
 need_tools() {
@@ -399,7 +414,7 @@ judge_file() {
 	collect "$(sed -n 's/^BOOT kernel=\([^ ]*\).*/\1/p' "$1" | head -1)" "$w" 0
 	rm -rf "$w"
 	print_table
-	echo "qemu: $PASSED passed, $FAILED failed"
+	summary
 	[ "$FAILED" -eq 0 ]
 }
 
@@ -419,7 +434,7 @@ main() {
 	done
 	print_table | tee "$OUT/results.md"
 	echo "- wall time: $(($(date +%s) - start))s" | tee -a "$OUT/results.md"
-	echo "qemu: $PASSED passed, $FAILED failed"
+	summary
 	[ "$FAILED" -eq 0 ]
 }
 
