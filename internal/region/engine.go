@@ -221,6 +221,9 @@ func New(cfg Config) (*Engine, error) {
 // none of its locks held (lock.Registry.ObserveQueues); nothing in the
 // engine takes, waits for or releases a writer's turn while holding mu.
 func (e *Engine) writerQueueChanged(rootDecoder string) {
+	if !e.hub.subscribed() {
+		return // its free capacity may need a plan: not for nobody
+	}
 	e.mu.Lock()
 	rs, ok := e.roots[rootDecoder]
 	var ev Event
