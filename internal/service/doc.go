@@ -22,8 +22,10 @@
 // settling by time alone, is re-read by a timer armed for the earliest
 // region.RegionInfo.SettleCheckAt; a writer's queue depth
 // (RootDecoderChanged) re-reads only the root decoders, and the guard's
-// properties are re-read when Config.GuardChanged says so. Method calls are validated (options.go), authorized (auth.go),
-// then handed to the engine, with or without a Job (job.go). A create or
+// properties are re-read when Config.GuardChanged says so.
+//
+// Method calls are validated (options.go), authorized (auth.go), then
+// handed to the engine, with or without a Job (job.go). A create or
 // delete Job may be cancelled (Job.Cancel) until the engine reports its
 // point of no return (region.OnPointOfNoReturn): Cancel and that report
 // are serialized, so a Cancel either stops the operation or is refused
