@@ -133,9 +133,9 @@ func (s *Service) syncGuard() {
 
 // sortedPaths is m's paths in natural order (region2 before region10).
 // A sort, not an insertion sort: sync runs it over every region on each
-// model change (and ran it on each tick of a one-second poll before), and with 4096 regions an
-// insertion sort of map-ordered paths made ~4 million comparisons a sync
-// (bench BenchmarkStartup, BenchmarkIdle).
+// model change (and on each tick of a one-second poll before), and with
+// 4096 regions an insertion sort of map-ordered paths made ~4 million
+// comparisons a sync (bench BenchmarkStartup, BenchmarkIdle).
 func sortedPaths(m map[dbus.ObjectPath]props) []dbus.ObjectPath {
 	out := make([]dbus.ObjectPath, 0, len(m))
 	for p := range m {
