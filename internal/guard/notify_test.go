@@ -13,8 +13,8 @@ import (
 // is what they are, at each step: an open held behind another process's,
 // the same open let through, the guard closed.
 //
-// Mutation: make depth.Add not notify → the depth last seen stays 0 while
-// B is held.
+// Mutation: make depth.Add not notify → no call while A's and B's opens
+// come and go: what the function last saw is stale from the first step.
 func TestNotifyChangesFollowsQueueAndActive(t *testing.T) {
 	r := newRig(t, []string{"decoder0.0"}, nil)
 	type seen struct {

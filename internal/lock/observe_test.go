@@ -17,7 +17,7 @@ import (
 // held.
 //
 // Mutation: drop the queueChanged call in passTurn → the depth last seen
-// stays 1 after the last release.
+// stays 2 once the turn is handed on.
 func TestObserveQueuesSeesEveryDepth(t *testing.T) {
 	reg, _ := newTestRegistry(t)
 	w := mustWriter(t, reg, "decoder0.0")
