@@ -122,7 +122,7 @@ func (d *cxlregiond) run(ctx context.Context) (err error) {
 	}
 	d.step("start serve")
 	err = d.svc.Serve(d.serveCtx, d.conn, func() {
-		notifyReady(statusLine(d.eng, d.sim != nil, &d.guardState))
+		notifyReady(statusLine(d.eng, len(d.eng.Regions()), d.sim != nil, &d.guardState))
 		d.log.Info("ready", "bus_name", api.BusName, "version", api.FullVersion(), "simulated", d.sim != nil,
 			"guard", d.guardState.active(), "root_decoders", len(d.eng.RootDecoders()), "regions", len(d.eng.Regions()))
 		d.step("ready")
@@ -167,7 +167,7 @@ func (d *cxlregiond) start(ctx context.Context) error {
 	d.step("start bus")
 	d.svc, err = service.New(service.Config{
 		Engine: d.eng, Version: api.FullVersion(), Simulated: sim != nil, LockDirectory: d.reg.Dir(),
-		GuardActive: d.guardState.active, GuardQueueDepth: d.guardState.queueDepth,
+		GuardActive: d.guardState.active, GuardQueueDepth: d.guardState.queueDepth, GuardChanged: d.guardState.subscribe(),
 		DefaultTimeout: d.live.defaultTimeout, Logger: log,
 	})
 	if err != nil {
@@ -226,7 +226,12 @@ func (d *cxlregiond) start(ctx context.Context) error {
 		case <-d.serveCtx.Done():
 		}
 	})
-	d.serveWG.Go(func() { followStatus(d.serveCtx, d.eng, sim != nil, &d.guardState) })
+	guardChanged := d.guardState.subscribe()
+	statusEvents, unsubscribeStatus := d.eng.Subscribe(d.serveCtx)
+	d.serveWG.Go(func() {
+		defer unsubscribeStatus()
+		followStatus(d.serveCtx, statusEvents, guardChanged, d.eng, sim != nil, &d.guardState)
+	})
 	return nil
 }
 
@@ -343,16 +348,46 @@ func busAddress() string {
 	return "unix:path=/var/run/dbus/system_bus_socket"
 }
 
-// guardState is the guard as the D-Bus GuardActive property sees it.
+// guardState is the guard as the D-Bus GuardActive and GuardQueue
+// properties and the status line see it, and tells them when it changes.
 type guardState struct {
-	mu sync.Mutex // guards g, set once the guard has started
+	mu sync.Mutex // guards g, set once the guard has started, and subs
 	g  *guard.Guard
+	// subs each get a value, one slot, never waited for, whenever the
+	// guard's Active or QueueDepth may have changed (subscribe).
+	subs []chan struct{}
 }
 
 func (s *guardState) set(g *guard.Guard) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.g = g
+	s.mu.Unlock()
+	s.changed()
+}
+
+// subscribe returns a channel that gets a value whenever the guard's
+// state may have changed; a reader that has not taken the last one gets
+// no second.
+func (s *guardState) subscribe() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs = append(s.subs, ch)
+	return ch
+}
+
+// changed tells the subscribers. The guard calls it (NotifyChanges) with
+// its own locks held: it never blocks, and s.mu is never held while
+// waiting for the guard.
+func (s *guardState) changed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (s *guardState) queueDepth() int {

@@ -60,6 +60,7 @@ func (d *cxlregiond) startGuard() error {
 		return fmt.Errorf("guard: %w", err)
 	}
 	d.guard = g
+	g.NotifyChanges(d.guardState.changed)
 	d.guardState.set(g)
 	var ctx context.Context
 	ctx, d.stopGuardMarks = context.WithCancel(d.engineCtx)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
@@ -29,7 +28,9 @@ func notifyStopping() {
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping+"\nSTATUS=stopping: letting running operations finish")
 }
 
-func statusLine(eng *region.Engine, simulated bool, g *guardState) string {
+// statusLine is the STATUS= line: the root decoders (how many frozen), the
+// number of regions, the guard, the simulator.
+func statusLine(eng *region.Engine, regions int, simulated bool, g *guardState) string {
 	roots := eng.RootDecoders()
 	frozen := 0
 	for _, rd := range roots {
@@ -37,7 +38,7 @@ func statusLine(eng *region.Engine, simulated bool, g *guardState) string {
 			frozen++
 		}
 	}
-	s := fmt.Sprintf("serving: %d root decoders (%d frozen), %d regions", len(roots), frozen, len(eng.Regions()))
+	s := fmt.Sprintf("serving: %d root decoders (%d frozen), %d regions", len(roots), frozen, regions)
 	if g.active() {
 		s += ", guard on"
 	} else {
@@ -49,20 +50,74 @@ func statusLine(eng *region.Engine, simulated bool, g *guardState) string {
 	return s
 }
 
-// followStatus keeps systemd's STATUS= line current while serving.
-func followStatus(ctx context.Context, eng *region.Engine, simulated bool, g *guardState) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
+// followStatus keeps systemd's STATUS= line current while serving: it is
+// worked out again after the engine events that can change it (regions or
+// root decoders added or removed, a writer frozen or thawed, a rescan) and
+// when the guard says it changed, never on a timer (an idle daemon does no
+// work; a 2 s ticker read every region before). The regions are counted
+// again only when one came or went: a writer's queue moves on every
+// operation, and reading 4096 regions for it would cost more than the
+// operation. events is the engine's, subscribed by the caller.
+func followStatus(ctx context.Context, events <-chan region.Event, guardChanged <-chan struct{}, eng *region.Engine, simulated bool, g *guardState) {
 	last := ""
+	regions := -1
 	for {
+		var need statusNeed
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if s := statusLine(eng, simulated, g); s != last {
-				notifyStatus(s)
-				last = s
+		case <-guardChanged:
+			need = statusLineOnly
+		case ev, ok := <-events:
+			if !ok {
+				return
 			}
+			need = drainStatus(events, statusNeedOf(ev))
+		}
+		if need == statusNone {
+			continue
+		}
+		if need == statusRecount || regions < 0 {
+			regions = len(eng.Regions())
+		}
+		if s := statusLine(eng, regions, simulated, g); s != last {
+			notifyStatus(s)
+			last = s
+		}
+	}
+}
+
+// statusNeed is what an event asks of the status line.
+type statusNeed int
+
+const (
+	statusNone     statusNeed = iota
+	statusLineOnly            // the root decoders or the guard changed
+	statusRecount             // regions came or went: count them again
+)
+
+func statusNeedOf(ev region.Event) statusNeed {
+	switch ev.Kind {
+	case region.RegionAdded, region.RegionRemoved, region.Rescanned, region.SubscriberResync:
+		return statusRecount
+	case region.RootDecoderAdded, region.RootDecoderRemoved, region.RootDecoderChanged:
+		return statusLineOnly
+	}
+	return statusNone
+}
+
+// drainStatus takes every event already queued, so a burst costs one
+// status line, and returns the most any of them (and need) asks.
+func drainStatus(events <-chan region.Event, need statusNeed) statusNeed {
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return need
+			}
+			need = max(need, statusNeedOf(ev))
+		default:
+			return need
 		}
 	}
 }

@@ -28,8 +28,10 @@ type Guard struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the read loop, the holder check, every open being decided
 
-	queued atomic.Int64
-	active atomic.Bool // the fanotify group runs: from New until Close or its failure
+	// changes holds NotifyChanges' function; queued tells it each change.
+	changes changes
+	queued  depth
+	active  atomic.Bool // the fanotify group runs: from New until Close or its failure
 	// marked is true once an Update has marked every guarded file present
 	// (a file the mark failed on is an open the guard does not hold).
 	marked atomic.Bool
@@ -91,6 +93,7 @@ func New(cfg Config) (*Guard, error) {
 	if _, err := readDirNames("/proc/1/fd"); err != nil {
 		g.log.Warn("guard: cannot read other processes' descriptors (CAP_SYS_PTRACE?); a hold whose close event is lost ends only when its process exits", "err", err)
 	}
+	g.queued.changes = &g.changes
 	g.active.Store(true)
 	g.wg.Go(g.readLoop)
 	g.wg.Go(g.checkLoop)
@@ -124,6 +127,42 @@ func describeUnmarked(unmarked map[string]error) []string {
 // QueueDepth is the number of opens being held right now, waiting for
 // writers (or for regions to settle).
 func (g *Guard) QueueDepth() int { return int(g.queued.Load()) }
+
+// NotifyChanges registers f to be called whenever QueueDepth or Active may
+// have changed, so that their readers (the daemon's D-Bus properties and
+// status line) follow changes instead of polling. f may be called with the
+// guard's locks held, from any of its goroutines: it must not block or
+// take them (a non-blocking send on a channel; QueueDepth and Active are
+// safe to read). A later call replaces f; nil removes it.
+func (g *Guard) NotifyChanges(f func()) {
+	if f == nil {
+		g.changes.f.Store(nil)
+		return
+	}
+	g.changes.f.Store(&f)
+}
+
+// changes is NotifyChanges' function.
+type changes struct{ f atomic.Pointer[func()] }
+
+func (c *changes) notify() {
+	if f := c.f.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// depth is QueueDepth's count; each change is told to NotifyChanges'
+// function.
+type depth struct {
+	atomic.Int64
+	changes *changes
+}
+
+func (d *depth) Add(n int64) int64 {
+	v := d.Int64.Add(n)
+	d.changes.notify()
+	return v
+}
 
 // Update makes the marks follow the topology: it marks the guarded files
 // of the given root decoders and the driver files, and unmarks what is no
@@ -192,7 +231,9 @@ func (g *Guard) setUnmarkedLocked(unmarked map[string]error) {
 		}
 	}
 	g.unmarked = unmarked
-	g.marked.Store(len(unmarked) == 0)
+	if g.marked.Swap(len(unmarked) == 0) != (len(unmarked) == 0) {
+		g.changes.notify()
+	}
 	switch {
 	case !changed:
 	case len(unmarked) != 0:
@@ -245,6 +286,7 @@ func (g *Guard) Close() error {
 	g.mu.Unlock()
 
 	g.active.Store(false)
+	g.changes.notify()
 	err := g.grp.close()
 	g.cancel()
 	g.wg.Wait()
@@ -294,6 +336,7 @@ func (g *Guard) readLoop() {
 			// wedge writers, so stop and let the kernel allow everything.
 			g.log.Error("guard: unreadable fanotify events; guard stops, opens are no longer held", "err", err)
 			g.active.Store(false)
+			g.changes.notify()
 			g.grp.close()
 			return
 		}

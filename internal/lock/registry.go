@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cxlregion/cxlregiond/internal/devname"
@@ -50,6 +51,26 @@ type Registry struct {
 
 	mu      sync.Mutex // guards writers; the fields above are fixed by NewRegistry
 	writers map[string]*Writer
+
+	// queueObserver is ObserveQueues' function, nil until it is called.
+	queueObserver atomic.Pointer[func(rootDecoder string)]
+}
+
+// ObserveQueues registers f to be called each time a writer's QueueDepth
+// changes: a request takes the turn or starts waiting for it, hands it on
+// or gives up waiting. Freeze, which fails every waiter, does not call it:
+// whoever freezes reports that (the engine, as RootDecoderChanged). f runs
+// on the goroutine that made the change, with no lock of this package
+// held, so it may read the writer; it must be quick, and must not wait for
+// anything held around a call of Do, Acquire or Release. A later call
+// replaces f; nil removes it. The engine registers itself, so that a
+// queue depth reaches its readers as an event rather than by polling.
+func (r *Registry) ObserveQueues(f func(rootDecoder string)) {
+	if f == nil {
+		r.queueObserver.Store(nil)
+		return
+	}
+	r.queueObserver.Store(&f)
 }
 
 // LockDirMode is the lock directory's mode, the one tmpfiles.d gives

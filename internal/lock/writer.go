@@ -136,11 +136,13 @@ func (w *Writer) takeTurn(ctx context.Context) (<-chan struct{}, error) {
 		w.busy = true
 		stop := w.freezeC
 		w.mu.Unlock()
+		w.queueChanged()
 		return stop, nil
 	}
 	me := &waiter{ready: make(chan struct{})}
 	w.queue = append(w.queue, me)
 	w.mu.Unlock()
+	w.queueChanged()
 
 	select {
 	case <-me.ready:
@@ -152,10 +154,10 @@ func (w *Writer) takeTurn(ctx context.Context) (<-chan struct{}, error) {
 	}
 
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	select {
 	case <-me.ready:
 		if me.err != nil {
+			w.mu.Unlock()
 			return nil, me.err
 		}
 		// The turn arrived together with the cancellation: hand it on.
@@ -163,7 +165,17 @@ func (w *Writer) takeTurn(ctx context.Context) (<-chan struct{}, error) {
 	default:
 		w.removeLocked(me)
 	}
+	w.mu.Unlock()
+	w.queueChanged()
 	return nil, fmt.Errorf("writer %s: waiting for turn: %w", w.name, ctx.Err())
+}
+
+// queueChanged tells the registry's queue observer (ObserveQueues) that
+// QueueDepth changed. Called with w.mu not held.
+func (w *Writer) queueChanged() {
+	if f := w.reg.queueObserver.Load(); f != nil {
+		(*f)(w.name)
+	}
 }
 
 // stopChan returns the current freeze channel. A turn handed over by
@@ -188,6 +200,7 @@ func (w *Writer) passTurn() {
 	w.mu.Lock()
 	w.passTurnLocked()
 	w.mu.Unlock()
+	w.queueChanged()
 }
 
 // passTurnLocked hands the turn to the oldest waiter, or frees it.

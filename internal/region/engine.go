@@ -190,7 +190,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		cfg.Logger.Error("regions found at startup have an unknown origin", "err", err)
 	}
-	return &Engine{
+	e := &Engine{
 		cfg:         cfg,
 		fs:          cfg.FS,
 		writers:     cfg.Writers,
@@ -209,7 +209,31 @@ func New(cfg Config) (*Engine, error) {
 
 		settleWindow: cfg.SettleWindow,
 		boundQuiet:   cfg.BoundQuiet,
-	}, nil
+	}
+	cfg.Writers.ObserveQueues(e.writerQueueChanged)
+	return e, nil
+}
+
+// writerQueueChanged reports a change of a root decoder's QueueDepth (an
+// operation, or the guard for another process, took the writer, queued
+// for it, or let it go) as RootDecoderChanged, so that readers of the
+// depth follow events instead of polling. The lock registry calls it with
+// none of its locks held (lock.Registry.ObserveQueues); nothing in the
+// engine takes, waits for or releases a writer's turn while holding mu.
+func (e *Engine) writerQueueChanged(rootDecoder string) {
+	if !e.hub.subscribed() {
+		return // its free capacity may need a plan: not for nobody
+	}
+	e.mu.Lock()
+	rs, ok := e.roots[rootDecoder]
+	var ev Event
+	if ok {
+		ev = Event{Kind: RootDecoderChanged, RootDecoder: e.rootInfoLocked(rs)}
+	}
+	e.mu.Unlock()
+	if ok {
+		e.hub.publish(ev)
+	}
 }
 
 // Ready is closed once the first scan is done and the journal recovered.
@@ -473,13 +497,15 @@ func (e *Engine) regionInfoLocked(r *regionState) RegionInfo {
 		Targets:               append([]string(nil), r.reg.Targets...),
 		Origin:                r.origin,
 		FirstSeen:             r.firstSeen,
-		Settled:               e.settledLocked(r, time.Now()) == nil,
 		Memory: sysfs.RegionMemory{
 			BlockSize: r.reg.Memory.BlockSize,
 			Dax:       slices.Clone(r.reg.Memory.Dax),
 			Blocks:    slices.Clone(r.reg.Memory.Blocks),
 		},
 	}
+	now := time.Now()
+	info.Settled = e.settledLocked(r, now) == nil
+	info.SettleCheckAt = e.settleCheckAtLocked(r, now)
 	if r.reg.Resource != nil {
 		info.Resource = *r.reg.Resource
 	}

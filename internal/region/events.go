@@ -131,6 +131,14 @@ type subscriber struct {
 	resync bool
 }
 
+// subscribed reports whether anyone subscribes: an event nobody reads
+// need not be worked out.
+func (h *hub) subscribed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) > 0
+}
+
 func (h *hub) publish(evs ...Event) {
 	if len(evs) == 0 {
 		return

@@ -47,6 +47,14 @@ type RegionInfo struct {
 	// Settled reports that the kernel's asynchronous work around the region
 	// is finished, so that it may be deleted.
 	Settled bool
+	// SettleCheckAt is when Settled turns true by time alone, if nothing
+	// about the region changes before: the first of the settle rule's
+	// deadlines (the settle window, the quiet time after bind) at which it
+	// holds. Zero when Settled is true, or when only a change of the
+	// region (a bind, its nd region's registration) can make it true. A
+	// reader that shows Settled reads the model again then instead of
+	// polling.
+	SettleCheckAt time.Time
 	// FirstSeen is when this generation was first observed.
 	FirstSeen time.Time
 	// Memory is what the region's memory is doing: its dax devices and

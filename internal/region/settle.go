@@ -49,6 +49,31 @@ func (e *Engine) settledLocked(r *regionState, now time.Time) error {
 	return nil
 }
 
+// settleCheckAtLocked is the first moment after now at which settledLocked
+// holds for r as it is, or zero if it holds already or if time alone never
+// makes it hold (it needs a bind, a registration: a change, which the
+// model reports as an event). Time enters the rule only as r's quiet time compared with the
+// settle window and with boundQuiet, and the rule can only go from
+// unsettled to settled as the quiet time grows, so the answer is the
+// first of changedAt+settleWindow and changedAt+boundQuiet still ahead at
+// which the rule holds. Asking settledLocked itself at each keeps one home
+// for the rule.
+func (e *Engine) settleCheckAtLocked(r *regionState, now time.Time) time.Time {
+	if e.settledLocked(r, now) == nil {
+		return time.Time{}
+	}
+	a, b := r.changedAt.Add(e.settleWindow), r.changedAt.Add(e.boundQuiet)
+	if b.Before(a) {
+		a, b = b, a
+	}
+	for _, at := range [...]time.Time{a, b} {
+		if at.After(now) && e.settledLocked(r, at) == nil {
+			return at
+		}
+	}
+	return time.Time{}
+}
+
 // waitSettled re-reads a region until it has settled, its generation is
 // gone, or ctx ends (then ErrBusy, saying why).
 func (e *Engine) waitSettled(ctx context.Context, name string, gen uint64) error {
@@ -148,15 +173,33 @@ func (e *Engine) unsettledBelow(rootDecoder string) ([]string, error) {
 
 // SetSettle changes the settle window and the quiet time after bind (a
 // config reload); zero leaves a value as it is. Waiting operations use the
-// new values at their next check.
+// new values at their next check. Each region whose Settled or
+// SettleCheckAt the change moves is reported (RegionChanged): a reader
+// that showed them waits for the time it was told, not for a poll.
 func (e *Engine) SetSettle(window, boundQuiet time.Duration) {
+	type view struct {
+		settled bool
+		at      time.Time
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	now := time.Now()
+	before := make(map[*regionState]view, len(e.regions))
+	for _, r := range e.regions {
+		before[r] = view{e.settledLocked(r, now) == nil, e.settleCheckAtLocked(r, now)}
+	}
 	if window > 0 {
 		e.settleWindow = window
 	}
 	if boundQuiet > 0 {
 		e.boundQuiet = boundQuiet
 	}
+	var evs []Event
+	for r, was := range before {
+		if v := (view{e.settledLocked(r, now) == nil, e.settleCheckAtLocked(r, now)}); v.settled != was.settled || !v.at.Equal(was.at) {
+			evs = append(evs, Event{Kind: RegionChanged, Region: e.regionInfoLocked(r)})
+		}
+	}
 	e.notifyLocked()
+	e.mu.Unlock()
+	e.hub.publish(evs...)
 }

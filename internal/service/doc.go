@@ -18,8 +18,14 @@
 // Data flows one way: engine events → a full re-read of the engine's model
 // → a diff against the exported objects (objects.go) → InterfacesAdded,
 // InterfacesRemoved and PropertiesChanged, batched, emitted with no engine
-// lock held. Method calls are validated (options.go), authorized (auth.go),
-// then handed to the engine, with or without a Job (job.go). A create or
+// lock held. Nothing is polled: the one change without an event, a region
+// settling by time alone, is re-read by a timer armed for the earliest
+// region.RegionInfo.SettleCheckAt; a writer's queue depth
+// (RootDecoderChanged) re-reads only the root decoders, and the guard's
+// properties are re-read when Config.GuardChanged says so.
+//
+// Method calls are validated (options.go), authorized (auth.go), then
+// handed to the engine, with or without a Job (job.go). A create or
 // delete Job may be cancelled (Job.Cancel) until the engine reports its
 // point of no return (region.OnPointOfNoReturn): Cancel and that report
 // are serialized, so a Cancel either stops the operation or is refused

@@ -126,7 +126,7 @@ func startService(t *testing.T, eng *fakeEngine, tweak func(*Config)) *harness {
 	t.Helper()
 	dbustest.Start(t)
 	cfg := Config{Engine: eng, Version: "test", Simulated: true, JobGrace: 200 * time.Millisecond,
-		SyncInterval: 50 * time.Millisecond, ShutdownGrace: 5 * time.Second}
+		ShutdownGrace: 5 * time.Second}
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -1,8 +1,10 @@
 package service
 
 import (
+	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -34,6 +36,7 @@ func (s *Service) sync() {
 	regions := s.engine.Regions()
 	roots := s.engine.RootDecoders()
 	manager := s.managerProps()
+	s.setSettleAt(regions)
 	s.tree.applyAndEmit(func(tx *treeTx) {
 		wantRegions := map[dbus.ObjectPath]props{}
 		for _, r := range regions {
@@ -74,11 +77,65 @@ func (s *Service) sync() {
 	})
 }
 
+// setSettleAt keeps the first SettleCheckAt of regions, the next moment
+// sync must run with no event, and tells follow when it moved. The caller
+// holds tree.updateMu.
+func (s *Service) setSettleAt(regions []region.RegionInfo) {
+	var first time.Time
+	for _, r := range regions {
+		if at := r.SettleCheckAt; !at.IsZero() && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	if first.Equal(s.settleAt) {
+		return
+	}
+	s.settleAt = first
+	select {
+	case s.rearm <- struct{}{}:
+	default: // follow has yet to take an earlier one, and reads the latest
+	}
+}
+
+// nextSettle is the moment the last sync said a region settles by time
+// alone; zero if none.
+func (s *Service) nextSettle() time.Time {
+	s.tree.updateMu.Lock()
+	defer s.tree.updateMu.Unlock()
+	return s.settleAt
+}
+
+// syncRoots re-reads the root decoders alone and updates their exported
+// properties: a writer's queue depth moves with every operation and every
+// open the guard holds, and re-reading every region for it would make each
+// of them cost a full sync. Root decoders that appear or go come with
+// other events, which make a full sync.
+func (s *Service) syncRoots() {
+	s.tree.updateMu.Lock()
+	defer s.tree.updateMu.Unlock()
+	roots := s.engine.RootDecoders()
+	s.tree.applyAndEmit(func(tx *treeTx) {
+		for _, rd := range roots {
+			if p, ok := api.RootDecoderPath(rd.Name); ok {
+				tx.patch(p, api.RootDecoderInterface, rootDecoderProps(rd))
+			}
+		}
+	})
+}
+
+// syncGuard re-reads the guard's properties alone (Config.GuardChanged).
+func (s *Service) syncGuard() {
+	s.tree.updateMu.Lock()
+	defer s.tree.updateMu.Unlock()
+	guard := s.guardProps()
+	s.tree.applyAndEmit(func(tx *treeTx) { tx.patch(api.ManagerPath, api.ManagerInterface, guard) })
+}
+
 // sortedPaths is m's paths in natural order (region2 before region10).
 // A sort, not an insertion sort: sync runs it over every region on each
-// model change and each SyncInterval tick, and with 4096 regions an
-// insertion sort of map-ordered paths made ~4 million comparisons a sync
-// (bench BenchmarkStartup, BenchmarkIdle).
+// model change (and on each tick of a one-second poll before), and with
+// 4096 regions an insertion sort of map-ordered paths made ~4 million
+// comparisons a sync (bench BenchmarkStartup, BenchmarkIdle).
 func sortedPaths(m map[dbus.ObjectPath]props) []dbus.ObjectPath {
 	out := make([]dbus.ObjectPath, 0, len(m))
 	for p := range m {
@@ -101,14 +158,6 @@ func (s *Service) managerProps() props {
 	if features == nil {
 		features = []string{}
 	}
-	guard := false
-	if s.cfg.GuardActive != nil {
-		guard = s.cfg.GuardActive()
-	}
-	var guardQueue uint32
-	if s.cfg.GuardQueueDepth != nil {
-		guardQueue = uint32(max(s.cfg.GuardQueueDepth(), 0))
-	}
 	caps := s.engine.MemdevCapacities()
 	memdevs := make(map[string]map[string]uint64, len(caps))
 	decoders := map[string]map[string]dbus.Variant{}
@@ -121,15 +170,31 @@ func (s *Service) managerProps() props {
 			}
 		}
 	}
-	return props{
+	p := props{
 		api.PropMemdevCapacity:   dbus.MakeVariant(memdevs),
 		api.PropEndpointDecoders: dbus.MakeVariant(decoders),
-		api.PropGuardQueue:       dbus.MakeVariant(guardQueue),
 		api.PropVersion:          dbus.MakeVariant(s.cfg.Version),
 		api.PropKernelFeatures:   dbus.MakeVariant(features),
-		api.PropGuardActive:      dbus.MakeVariant(guard),
 		api.PropSimulated:        dbus.MakeVariant(s.cfg.Simulated),
 		api.PropLockDirectory:    dbus.MakeVariant(s.cfg.LockDirectory),
+	}
+	maps.Copy(p, s.guardProps())
+	return p
+}
+
+// guardProps is the Manager's properties that come from the guard.
+func (s *Service) guardProps() props {
+	guard := false
+	if s.cfg.GuardActive != nil {
+		guard = s.cfg.GuardActive()
+	}
+	var guardQueue uint32
+	if s.cfg.GuardQueueDepth != nil {
+		guardQueue = uint32(max(s.cfg.GuardQueueDepth(), 0))
+	}
+	return props{
+		api.PropGuardQueue:  dbus.MakeVariant(guardQueue),
+		api.PropGuardActive: dbus.MakeVariant(guard),
 	}
 }
 
