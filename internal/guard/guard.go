@@ -77,7 +77,7 @@ func New(cfg Config) (*Guard, error) {
 		cfg:    c,
 		log:    c.Logger,
 		grp:    grp,
-		proc:   procFS{root: "/proc"},
+		proc:   procFS{root: "/proc", pidfds: true},
 		self:   os.Getpid(),
 		ctx:    ctx,
 		cancel: cancel,
