@@ -274,6 +274,7 @@ func (g *Guard) Close() error {
 // readLoop takes events off the group until it is closed.
 func (g *Guard) readLoop() {
 	buf := make([]byte, 4096*metadataLen)
+	var evs []event // reused: a read's events are dispatched before the next
 	for {
 		n, err := g.grp.read(buf)
 		if errors.Is(err, os.ErrClosed) {
@@ -285,7 +286,7 @@ func (g *Guard) readLoop() {
 			g.log.Warn("guard: fanotify read failed; the kernel refused that open", "err", err)
 			continue
 		}
-		evs, err := parseEvents(buf[:n])
+		evs, err = parseEvents(evs[:0], buf[:n])
 		for _, ev := range evs {
 			g.dispatch(ev)
 		}

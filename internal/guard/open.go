@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -74,7 +75,8 @@ func (g *Guard) onOpen(ev event) {
 			g.log.Warn("guard: open refused (EPERM)", "pid", ev.pid, "comm", g.proc.comm(ev.pid),
 				"file", t.Path, "waited", time.Since(start).Round(time.Millisecond), "reason", reason,
 				"held_by", g.describeHolders(g.scope(t)))
-		} else {
+		} else if g.log.Enabled(g.ctx, slog.LevelDebug) {
+			// Guarded: the arguments alone cost allocations on every open.
 			g.log.Debug("guard: open allowed", "pid", ev.pid, "file", t.Path, "result", result,
 				"waited", time.Since(start))
 		}
