@@ -73,12 +73,13 @@ row() {
 
 # summary: the last lines CI shows. They name each failed row, since a CI
 # excerpt may hold only the end of the table; the count comes last.
+# The suite's name comes first (test/e2e/systemd/run.sh passes its own).
 summary() {
-	local r
+	local suite=${1:-qemu} r
 	for r in "${FAILED_ROWS[@]}"; do
-		echo "qemu: FAILED $r"
+		echo "$suite: FAILED $r"
 	done
-	echo "qemu: $PASSED passed, $FAILED failed"
+	echo "$suite: $PASSED passed, $FAILED failed"
 }
 
 need_tools() {

@@ -229,7 +229,7 @@ sd_main() {
 	done
 	print_table | tee "$OUT/results.md"
 	echo "- CLI_CYCLES=$CLI_CYCLES; wall time: $(($(date +%s) - start))s" | tee -a "$OUT/results.md"
-	echo "systemd: $PASSED passed, $FAILED failed"
+	summary systemd
 	[ "$FAILED" -eq 0 ]
 }
 
