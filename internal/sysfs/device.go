@@ -122,8 +122,36 @@ func (r *attrReader) readErr(file string, err error) error {
 	if isGone(err) && (errors.Is(err, unix.ENODEV) || r.deviceGone()) {
 		return &NoDeviceError{Device: r.dev, Err: err}
 	}
+	if isGone(err) && r.listed(file) {
+		return &changedError{file: file, err: err}
+	}
 	return fmt.Errorf("read %s: %w", file, err)
 }
+
+// listed reports whether the device directory listed file's first
+// component when it was opened.
+func (r *attrReader) listed(file string) bool {
+	first, _, _ := strings.Cut(strings.TrimPrefix(file, r.dir+"/"), "/")
+	return r.names[first]
+}
+
+// changedError is an attribute the device directory listed when it was
+// opened and that was gone when read, while the device's link and
+// directory are still there. The kernel removes a device's attributes
+// before its bus link and directory (device_del), and reuses a freed
+// region id at once, so this is a device torn down under the reader, or
+// replaced by a new one of the same name, more often than a real missing
+// file; Scan reads such a device again (scanRetries) before it reports it.
+type changedError struct {
+	file string
+	err  error
+}
+
+func (e *changedError) Error() string {
+	return fmt.Sprintf("read %s: %v (listed when the device was opened, gone when read)", e.file, e.err)
+}
+
+func (e *changedError) Unwrap() error { return e.err }
 
 // deviceGone lists the device directory through its bus link: gone when
 // either the link or the directory behind it is.

@@ -4,18 +4,29 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 const (
 	devtypePort   = "cxl_port"
 	devtypeMemdev = "cxl_memdev"
+
+	// scanRetries is how many more times Scan reads a device whose
+	// attribute vanished under it while its directory stayed
+	// (changedError): a device being torn down is gone by then, one
+	// replaced under the same name reads whole.
+	scanRetries = 2
 )
 
 // Scan reads every device of the cxl bus into a Topology.
 //
 // sysfs changes while it is read: a device removed between the listing of
 // bus/cxl/devices and the reading of its attributes (ENOENT, or ENODEV
-// from a device being removed) is left out of the result. Anything else
+// from a device being removed) is left out of the result. A device whose
+// attribute, listed when its directory was read, is gone when read while
+// the directory stays (torn down attribute by attribute, or replaced by a
+// new device of the same name) is read again from the start, up to
+// scanRetries more times. Anything else
 // that fails (an unreadable or malformed attribute, a required attribute
 // missing from a device that is still there) fails the whole scan; a
 // malformed value gives a *ParseError naming the file and the value.
@@ -61,9 +72,20 @@ func (f *FS) Scan() (*Topology, error) {
 		ports      []portInfo
 	)
 	for _, name := range names {
-		d, err := f.openDevice(name)
-		if err == nil {
-			err = f.scanDevice(d, &t, rootDports, &ports)
+		var err error
+		for try := 0; ; try++ {
+			var d *device
+			d, err = f.openDevice(name)
+			if err == nil {
+				err = f.scanDevice(d, &t, rootDports, &ports)
+			}
+			var changed *changedError
+			if !errors.As(err, &changed) || try == scanRetries {
+				break
+			}
+			// A device_del in progress takes microseconds more to
+			// remove the link and directory; give it a millisecond.
+			time.Sleep(time.Millisecond)
 		}
 		var gone *NoDeviceError
 		if errors.As(err, &gone) {
