@@ -54,6 +54,7 @@ BEGIN {
 		if ((s = metric("large-allocs/op")) != "") extra = extra sprintf(", allocs/op %s vs %s, of which sysfs read %s vs %s", s, metric("small-allocs/op"), human(metric("large-read-ns/op")), human(metric("small-read-ns/op")))
 		if ((s = metric("engine-ns/op")) != "" && f[1] == "round-trips/delete") extra = extra sprintf(", engine alone %s", human(s))
 		if ((s = metric("kernel-writes/storm")) != "") extra = extra sprintf(", p50 %s, kernel writes/storm %s", human(metric("storm-p50-ns")), s)
+		if ((s = metric("floor-open-ns")) != "") extra = extra sprintf(", bare fanotify allow %s", human(s))
 		if ((s = metric("regions")) != "" && f[1] != "large/small") extra = extra sprintf(", %s regions", s)
 		printf "%-50s %-18s %8.3g   %s%s\n", name, f[1], v, parts, extra
 	}

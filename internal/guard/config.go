@@ -14,6 +14,11 @@ type Writers interface {
 	// daemon's own operations, and returns the function that gives it back.
 	// A frozen writer's error wraps ErrWriterFrozen.
 	Acquire(ctx context.Context, rootDecoder string) (release func(), err error)
+	// TryAcquire takes rootDecoder's writer only if nobody holds or waits
+	// for it and its lock file's flock is free, without waiting; ok is
+	// false otherwise (busy, frozen, flocked by another process, or an
+	// error Acquire would report).
+	TryAcquire(rootDecoder string) (release func(), ok bool)
 	// LockPath is the file whose flock(2) is rootDecoder's writer; a
 	// process tree holding it (`cxlregionctl lock`) needs no more.
 	LockPath(rootDecoder string) (string, error)

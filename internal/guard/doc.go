@@ -22,7 +22,10 @@
 // writer is what holds the lock), those of a process tree holding the
 // root decoder's flock (`cxlregionctl lock DECODER -- CMD`, recognized
 // through /proc/locks and the /proc parent chain), and further opens by a
-// process tree the guard already holds the writer for.
+// process tree the guard already holds the writer for. Those /proc files
+// are read only for a busy writer: an idle one (turn and flock free) is
+// taken at once, since a free flock is held by nobody, the opener's tree
+// included.
 //
 // A hold ends when the process has no descriptor of the file left: the
 // close event names the file and the closing process, not the open, so

@@ -122,11 +122,10 @@ const metadataLen = 24 // sizeof(struct fanotify_event_metadata), version 3
 
 var errMetadataVersion = errors.New("fanotify metadata version mismatch")
 
-// parseEvents splits a read of the group into events. Descriptors of the
-// events parsed before an error are still returned so the caller can close
-// them.
-func parseEvents(b []byte) ([]event, error) {
-	var evs []event
+// parseEvents splits a read of the group into events, appended to evs.
+// Descriptors of the events parsed before an error are still returned so
+// the caller can close them.
+func parseEvents(evs []event, b []byte) ([]event, error) {
 	for len(b) >= metadataLen {
 		eventLen := binary.NativeEndian.Uint32(b[0:])
 		if b[4] != unix.FANOTIFY_METADATA_VERSION {

@@ -45,7 +45,7 @@ func TestParseEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseEvents(tt.buf)
+			got, err := parseEvents(nil, tt.buf)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}

@@ -79,7 +79,7 @@ func New(cfg Config) (*Guard, error) {
 		cfg:    c,
 		log:    c.Logger,
 		grp:    grp,
-		proc:   procFS{root: "/proc"},
+		proc:   procFS{root: "/proc", pidfds: true},
 		self:   os.Getpid(),
 		ctx:    ctx,
 		cancel: cancel,
@@ -316,6 +316,7 @@ func (g *Guard) Close() error {
 // readLoop takes events off the group until it is closed.
 func (g *Guard) readLoop() {
 	buf := make([]byte, 4096*metadataLen)
+	var evs []event // reused: a read's events are dispatched before the next
 	for {
 		n, err := g.grp.read(buf)
 		if errors.Is(err, os.ErrClosed) {
@@ -327,7 +328,7 @@ func (g *Guard) readLoop() {
 			g.log.Warn("guard: fanotify read failed; the kernel refused that open", "err", err)
 			continue
 		}
-		evs, err := parseEvents(buf[:n])
+		evs, err = parseEvents(evs[:0], buf[:n])
 		for _, ev := range evs {
 			g.dispatch(ev)
 		}

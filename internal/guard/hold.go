@@ -2,6 +2,7 @@ package guard
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -74,9 +75,12 @@ func (g *Guard) plan(key openKey, lin *lineage, need []string) plan {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	p := plan{joined: make(map[string]*tenancy)}
+	var p plan
 	for _, rd := range need {
 		if t, ok := g.holds[rd]; ok && t.heldBy(tree) {
+			if p.joined == nil {
+				p.joined = make(map[string]*tenancy)
+			}
 			p.joined[rd] = t
 		} else {
 			p.missing = append(p.missing, rd)
@@ -160,7 +164,9 @@ func (g *Guard) drop(rec *openRec, why string) {
 	for _, r := range releases {
 		r()
 	}
-	g.log.Debug("guard: hold ended", "pid", rec.key.pid, "file", rec.target.Path, "held", time.Since(rec.since), "why", why)
+	if g.log.Enabled(g.ctx, slog.LevelDebug) {
+		g.log.Debug("guard: hold ended", "pid", rec.key.pid, "file", rec.target.Path, "held", time.Since(rec.since), "why", why)
+	}
 }
 
 // abandon takes back one open let through for key that never happened.

@@ -29,6 +29,18 @@ func (r registryWriters) Acquire(ctx context.Context, rootDecoder string) (func(
 	return h.Release, nil
 }
 
+func (r registryWriters) TryAcquire(rootDecoder string) (func(), bool) {
+	w, err := r.reg.Writer(rootDecoder)
+	if err != nil {
+		return nil, false
+	}
+	h := w.TryAcquire()
+	if h == nil {
+		return nil, false
+	}
+	return h.Release, true
+}
+
 func (r registryWriters) LockPath(rootDecoder string) (string, error) {
 	w, err := r.reg.Writer(rootDecoder)
 	if err != nil {

@@ -221,6 +221,7 @@ func helperUnprivileged() int {
 type nopWriters struct{}
 
 func (nopWriters) Acquire(context.Context, string) (func(), error) { return func() {}, nil }
+func (nopWriters) TryAcquire(string) (func(), bool)                { return func() {}, true }
 func (nopWriters) LockPath(string) (string, error)                 { return "/nonexistent", nil }
 
 // requireFanotify skips when this kernel or sandbox gives no fanotify

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -55,7 +56,7 @@ func (g *Guard) onOpen(ev event) {
 				g.abandon(openKey{pid: ev.pid, file: id})
 				return
 			}
-			if !g.proc.alive(ev.pid) {
+			if g.proc.gone(ev.pid) {
 				// Either the opener was killed while it waited (the kernel
 				// takes the answer to a cancelled wait without complaint)
 				// and no close will end the hold taken for it, or it has
@@ -74,7 +75,8 @@ func (g *Guard) onOpen(ev event) {
 			g.log.Warn("guard: open refused (EPERM)", "pid", ev.pid, "comm", g.proc.comm(ev.pid),
 				"file", t.Path, "waited", time.Since(start).Round(time.Millisecond), "reason", reason,
 				"held_by", g.describeHolders(g.scope(t)))
-		} else {
+		} else if g.log.Enabled(g.ctx, slog.LevelDebug) {
+			// Guarded: the arguments alone cost allocations on every open.
 			g.log.Debug("guard: open allowed", "pid", ev.pid, "file", t.Path, "result", result,
 				"waited", time.Since(start))
 		}
@@ -104,16 +106,21 @@ func (g *Guard) admit(ctx context.Context, pid int, t Target, file fileID) (stri
 		if p.reentrant {
 			return ResultPassed, nil
 		}
-		missing, err := g.notFlocked(lin, p.missing)
+		waitStart := time.Now()
+		acquired, rest := g.tryAcquire(p.missing)
+		missing, err := g.notFlocked(lin, rest)
 		if err != nil {
+			releaseAll(acquired)
 			return ResultRefused, err
 		}
-		var acquired map[string]func()
-		waitStart := time.Now()
 		if len(missing) > 0 {
-			acquired, err = g.acquire(ctx, missing, t.Kind.perRoot())
+			waited, err := g.acquire(ctx, missing, t.Kind.perRoot())
 			if err != nil {
+				releaseAll(acquired)
 				return ResultRefused, err
+			}
+			for rd, release := range waited {
+				acquired[rd] = release
 			}
 		}
 		if (t.Kind == KindDelete || t.Teardown) && g.cfg.Settled != nil {
@@ -151,6 +158,30 @@ func (g *Guard) admit(ctx context.Context, pid int, t Target, file fileID) (stri
 		// A holder the opener was joining let go meanwhile: start over.
 		releaseAll(acquired)
 	}
+}
+
+// tryAcquire takes, in name order, the writers of rds (sorted) that are
+// free right now, and stops at the first that is not: that one and those
+// after it are returned as rest, for notFlocked and acquire, so every
+// writer is still taken in name order.
+//
+// A writer taken here needs no look at /proc/locks (notFlocked): its
+// flock was free, and an flock is exclusive, so no process held it, the
+// opener's `cxlregionctl lock` included; the opener needs the writer and
+// now has it. Only a writer that is busy (its turn held or queued for, or
+// its flock held elsewhere) can be one the opener's process tree holds
+// already, and only those go to notFlocked. An idle writer, the common
+// case, costs no read of /proc at all.
+func (g *Guard) tryAcquire(rds []string) (acquired map[string]func(), rest []string) {
+	acquired = make(map[string]func(), len(rds))
+	for i, rd := range rds {
+		release, ok := g.cfg.Writers.TryAcquire(rd)
+		if !ok {
+			return acquired, rds[i:]
+		}
+		acquired[rd] = release
+	}
+	return acquired, nil
 }
 
 // notFlocked drops the root decoders whose lock file the opener's process
@@ -245,7 +276,7 @@ func (g *Guard) dropDeadWaiters() {
 	}
 	g.waitMu.Unlock()
 	for _, w := range ws {
-		if !g.proc.alive(w.pid) {
+		if g.proc.gone(w.pid) {
 			w.stop(errOpenerGone)
 		}
 	}

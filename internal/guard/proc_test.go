@@ -2,8 +2,11 @@ package guard
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -169,5 +172,49 @@ func TestHoldingUnreadable(t *testing.T) {
 	}
 	if p.openedByAny(id, 0) {
 		t.Error("openedByAny counted an unreadable table as an opener")
+	}
+}
+
+// TestGone asks the kernel about a real child: running, a zombie (exited,
+// not yet reaped: what alive reads as state Z), reaped. The answer after
+// every open the guard lets through comes from here; a wrong "running"
+// keeps a killed opener's writer until the holder check.
+//
+// Mutation: return (false, true) in pidExited instead of polling the
+// pidfd and the zombie reads as running.
+func TestGone(t *testing.T) {
+	p := procFS{root: "/proc", pidfds: true}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if _, ok := pidExited(pid); !ok {
+		t.Skip("pidfds refused here; gone reads /proc (TestAlive)")
+	}
+	if p.gone(pid) {
+		t.Fatal("a running child is gone")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the child to be a zombie", func() bool {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil {
+			t.Fatal(err) // not reaped: Wait has not been called
+		}
+		state, _, err := parseStat(b)
+		return err == nil && state == "Z"
+	})
+	if !p.gone(pid) {
+		t.Error("a zombie is not gone")
+	}
+	_ = cmd.Wait()
+	if !p.gone(pid) {
+		t.Error("a reaped child is not gone")
+	}
+	if p.gone(os.Getpid()) {
+		t.Error("this process is gone")
 	}
 }

@@ -103,6 +103,27 @@ func lockFile(ctx context.Context, path string, stop <-chan struct{}) (func() er
 	}
 }
 
+// tryLockFile makes one non-blocking attempt at the exclusive flock on path.
+// ok is false when another open file description holds it, when the file
+// cannot be opened (the lock directory gone: lockFile makes it again), or
+// when the file was replaced meanwhile; lockFile, which waits, deals with
+// each of those and reports why.
+func tryLockFile(path string) (unlock func() error, ok bool) {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, false
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		return nil, false
+	}
+	if same, err := samePath(fd, path); err != nil || !same {
+		unix.Close(fd)
+		return nil, false
+	}
+	return fdUnlocker(fd), true
+}
+
 // samePath reports whether fd is still the file at path.
 func samePath(fd int, path string) (bool, error) {
 	var held, now unix.Stat_t

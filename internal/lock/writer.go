@@ -107,6 +107,38 @@ func (w *Writer) Acquire(ctx context.Context) (*Held, error) {
 	return &Held{w: w, release: unlock}, nil
 }
 
+// TryAcquire takes the turn and the flock only if both are free at this
+// moment: nobody holds or waits for the turn, the writer is not frozen, and
+// one non-blocking flock of the lock file succeeds. Otherwise it returns nil
+// at once, queued nowhere and holding nothing; Acquire then waits and says
+// why. The fanotify guard tries it first: a writer taken this way is held
+// by no other open file description, so no `cxlregionctl lock` holds it,
+// and the guard need not read /proc/locks to find out whether the opener
+// runs under one.
+func (w *Writer) TryAcquire() *Held {
+	w.mu.Lock()
+	if w.frozen != nil || w.busy || len(w.queue) > 0 {
+		w.mu.Unlock()
+		return nil
+	}
+	w.busy = true
+	w.mu.Unlock()
+	unlock, ok := tryLockFile(w.path)
+	if !ok {
+		w.passTurn()
+		return nil
+	}
+	// As in Acquire: a freeze that landed while the flock was taken wins.
+	if w.frozenErr() != nil {
+		if err := unlock(); err != nil {
+			w.reg.log.Warn("unlock lock file", "writer", w.name, "path", w.path, "err", err)
+		}
+		w.passTurn()
+		return nil
+	}
+	return &Held{w: w, release: unlock}
+}
+
 // Release drops the flock and hands the turn to the next request. Calling it
 // again does nothing.
 func (h *Held) Release() {

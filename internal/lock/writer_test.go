@@ -500,3 +500,74 @@ func TestLockFileConflictsInProcess(t *testing.T) {
 		t.Errorf("second unlock = %v, want the first's result (nil)", err)
 	}
 }
+
+// TryAcquire takes the writer only when the turn and the flock are both free
+// at once, and otherwise leaves the writer as it found it: not queued, turn
+// given back. The guard relies on a nil from it whenever another process
+// (a `cxlregionctl lock`) holds the flock.
+//
+// Mutation: make TryAcquire skip tryLockFile (a no-op unlock) → it returns a
+// writer while another process holds the flock ("taken while a child held
+// the flock"); drop the passTurn after a failed flock → "turn kept".
+func TestTryAcquire(t *testing.T) {
+	reg, _ := newTestRegistry(t)
+	w := mustWriter(t, reg, "decoder0.0")
+
+	h := w.TryAcquire()
+	if h == nil {
+		t.Fatal("TryAcquire of an idle writer = nil")
+	}
+	if d := w.QueueDepth(); d != 1 {
+		t.Errorf("queue depth %d while tried turn held, want 1", d)
+	}
+	if tryLockInChild(t, w.LockPath()) {
+		t.Error("a child process took the lock while a tried turn held it")
+	}
+	if again := w.TryAcquire(); again != nil {
+		again.Release()
+		t.Fatal("TryAcquire took a writer whose turn was held")
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		h2, err := w.Acquire(context.Background())
+		if err == nil {
+			h2.Release()
+		}
+		waiting <- err
+	}()
+	waitDepth(t, w, 2)
+	h.Release()
+	if err := <-waiting; err != nil {
+		t.Fatalf("the waiter behind a tried turn: %v", err)
+	}
+	waitDepth(t, w, 0)
+
+	child := startLockHolder(t, w.LockPath())
+	if got := w.TryAcquire(); got != nil {
+		got.Release()
+		t.Fatal("TryAcquire: taken while a child held the flock")
+	}
+	if d := w.QueueDepth(); d != 0 {
+		t.Fatalf("queue depth %d after a failed try: turn kept", d)
+	}
+	child.exit(t)
+	h = w.TryAcquire()
+	if h == nil {
+		t.Fatal("TryAcquire = nil after the child let go of the flock")
+	}
+	h.Release()
+
+	w.Freeze(errors.New("root going"))
+	if got := w.TryAcquire(); got != nil {
+		got.Release()
+		t.Fatal("TryAcquire took a frozen writer")
+	}
+	w.Thaw()
+	if h = w.TryAcquire(); h == nil {
+		t.Fatal("TryAcquire = nil after Thaw")
+	}
+	h.Release()
+	if d := w.QueueDepth(); d != 0 {
+		t.Errorf("queue depth %d at the end, want 0", d)
+	}
+}
