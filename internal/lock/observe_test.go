@@ -17,7 +17,8 @@ import (
 // held.
 //
 // Mutation: drop the queueChanged call in passTurn → the depth last seen
-// stays 2 once the turn is handed on.
+// stays 2 once the turn is handed on; drop it from TryAcquire → "turn
+// tried" stays 0.
 func TestObserveQueuesSeesEveryDepth(t *testing.T) {
 	reg, _ := newTestRegistry(t)
 	w := mustWriter(t, reg, "decoder0.0")
@@ -85,6 +86,15 @@ func TestObserveQueuesSeesEveryDepth(t *testing.T) {
 	await("turn handed on", 1)
 	(<-second).Release()
 	await("last release", 0)
+
+	// The guard's fast path takes the turn too (TryAcquire).
+	tried := w.TryAcquire()
+	if tried == nil {
+		t.Fatal("TryAcquire of an idle writer failed")
+	}
+	await("turn tried", 1)
+	tried.Release()
+	await("tried turn released", 0)
 
 	reg.ObserveQueues(nil)
 	_, before := last()

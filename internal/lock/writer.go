@@ -123,6 +123,7 @@ func (w *Writer) TryAcquire() *Held {
 	}
 	w.busy = true
 	w.mu.Unlock()
+	w.queueChanged()
 	unlock, ok := tryLockFile(w.path)
 	if !ok {
 		w.passTurn()
