@@ -2,6 +2,7 @@ package guard
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -25,51 +26,14 @@ func TestLockCommandChildPasses(t *testing.T) {
 	file := r.path("decoder0.0", "delete_region")
 	lockPath := r.writer("decoder0.0").LockPath()
 
-	cmd := exec.Command(os.Args[0], lockPath, file, r.log, "child", "20ms", "2")
-	cmd.Env = helperEnviron("lockrun")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
-		t.Fatalf("lock helper said %q, %v: %s", line, err, stderr.String())
-	}
+	lc := startLockCommand(t, r, lockPath, file)
 
 	daemonDone := make(chan error, 1)
 	go func() { daemonDone <- r.daemonWrite("decoder0.0", "delete_region", "daemon", time.Millisecond) }()
 	w := r.writer("decoder0.0")
 	waitFor(t, "the daemon's operation to hold the turn", func() bool { return w.QueueDepth() == 1 })
 
-	if _, err := stdin.Write([]byte("go\n")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-done:
-		if waitErr != nil {
-			t.Fatalf("lock helper: %v: %s", waitErr, stderr.String())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("the lock command's child is stuck behind the writer its parent holds: %v", readLog(t, r.log))
-	}
+	lc.release(t, r)
 	if err := <-daemonDone; err != nil {
 		t.Fatal(err)
 	}
@@ -115,34 +79,7 @@ func TestLockHolderWithIdleWriter(t *testing.T) {
 			file := r.path("decoder0.0", "delete_region")
 			lockPath := r.writer("decoder0.0").LockPath()
 
-			cmd := exec.Command(os.Args[0], lockPath, file, r.log, "child", "20ms", "2")
-			cmd.Env = helperEnviron("lockrun")
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			var waitErr error
-			go func() {
-				waitErr = cmd.Wait()
-				close(done)
-			}()
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-done
-			})
-			if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
-				t.Fatalf("lock helper said %q, %v: %s", line, err, stderr.String())
-			}
+			lc := startLockCommand(t, r, lockPath, file)
 
 			var s *proc
 			if stranger {
@@ -153,17 +90,7 @@ func TestLockHolderWithIdleWriter(t *testing.T) {
 				})
 				r.assertNotOpened("stranger", 150*time.Millisecond)
 			}
-			if _, err := stdin.Write([]byte("go\n")); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-done:
-				if waitErr != nil {
-					t.Fatalf("lock helper: %v: %s", waitErr, stderr.String())
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("the lock command's child is stuck: %v", readLog(t, r.log))
-			}
+			lc.release(t, r)
 			if s != nil {
 				s.wait(t, 5*time.Second)
 			}
@@ -201,5 +128,65 @@ func TestLockHolderWithIdleWriter(t *testing.T) {
 				t.Errorf("observer saw %d passed opens, want the child's 2 (%s)", n, r.obs)
 			}
 		})
+	}
+}
+
+// lockCommand is the helper process standing in for `cxlregionctl lock
+// decoder0.0 -- CMD`: it holds the writer's flock, then on "go" runs its
+// child's opens of the guarded file and exits.
+type lockCommand struct {
+	stdin   io.WriteCloser
+	stderr  *strings.Builder
+	done    chan struct{}
+	waitErr error // set before done is closed
+}
+
+// startLockCommand starts the lock command and returns once it holds the
+// flock.
+func startLockCommand(t *testing.T, r *rig, lockPath, file string) *lockCommand {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], lockPath, file, r.log, "child", "20ms", "2")
+	cmd.Env = helperEnviron("lockrun")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := &lockCommand{stdin: stdin, stderr: &strings.Builder{}, done: make(chan struct{})}
+	cmd.Stderr = lc.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		lc.waitErr = cmd.Wait()
+		close(lc.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-lc.done
+	})
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
+		t.Fatalf("lock helper said %q, %v: %s", line, err, lc.stderr.String())
+	}
+	return lc
+}
+
+// release lets the lock command's child run and waits for it to finish:
+// a child stuck behind the writer its parent holds fails the test.
+func (lc *lockCommand) release(t *testing.T, r *rig) {
+	t.Helper()
+	if _, err := lc.stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lc.done:
+		if lc.waitErr != nil {
+			t.Fatalf("lock helper: %v: %s", lc.waitErr, lc.stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the lock command's child is stuck behind the writer its parent holds: %v", readLog(t, r.log))
 	}
 }
