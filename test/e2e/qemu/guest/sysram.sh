@@ -239,9 +239,17 @@ scenario_sysram_offline_ebusy() {
 	# put there for it once did (6.1 and 6.12, 1 run of 5 each, before
 	# pin-node dropped its binding before READY: racer/pinnode.go). Page
 	# tables can also be freed a little after the exit, so the offline is
-	# retried until it succeeds, for up to 30 s.
-	sr_wait 30 sh -c "echo offline >$mem/$last/state" 2>/dev/null && echo online_movable >"$mem/$last/state" ||
-		fail_check "could not make $last Movable again: $(dmesg | grep -c 'unmovable page') unmovable page report(s) in dmesg"
+	# retried until it succeeds, for up to 60 s. This is the harness's
+	# setup for the next scenario, not a verdict on the daemon: a block the
+	# kernel keeps unmovable pages on longer (a ZONE_NORMAL block takes any
+	# kernel allocation; CI once saw 301 reports over 30 s on 6.1) is noted
+	# and left Normal, and sysram-offline-delete, whose delete --offline
+	# retries for up to 300 s, judges what it meets.
+	if ! sr_wait 60 sh -c "echo offline >$mem/$last/state" 2>/dev/null; then
+		NOTE="$last left in ZONE_NORMAL: $(dmesg | grep -c 'unmovable page') unmovable page report(s) in dmesg"
+	elif ! echo online_movable >"$mem/$last/state"; then
+		fail_check "could not online $last as Movable after offlining it"
+	fi
 	sr_put || fail_check "could not copy the pattern back onto node $SR_NODE"
 	sr_on_node || fail_check "the pattern is not back on node $SR_NODE (Shmem $(sr_shmem) kB)"
 	CYCLES_RUN=1
