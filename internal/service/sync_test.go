@@ -36,17 +36,7 @@ func TestSyncCoalesces(t *testing.T) {
 	asked := s.syncAsked.Load()
 	var wg sync.WaitGroup
 	for i := range callers {
-		wg.Go(func() {
-			name := fmt.Sprintf("region%d", i)
-			eng.mu.Lock()
-			eng.addRegionLocked(name)
-			eng.mu.Unlock()
-			s.sync()
-			p, _ := api.RegionPath(name)
-			if _, ok := s.tree.get(p, api.RegionInterface); !ok {
-				t.Errorf("sync returned before %s was exported", name)
-			}
-		})
+		wg.Go(func() { addAndSync(t, s, eng.fakeEngine, fmt.Sprintf("region%d", i)) })
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for s.syncAsked.Load() < asked+callers {
@@ -73,17 +63,20 @@ func TestSyncCoversConcurrentCallers(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for i := range 200 {
-		wg.Go(func() {
-			name := fmt.Sprintf("region%d", i)
-			eng.mu.Lock()
-			eng.addRegionLocked(name)
-			eng.mu.Unlock()
-			s.sync()
-			p, _ := api.RegionPath(name)
-			if _, ok := s.tree.get(p, api.RegionInterface); !ok {
-				t.Errorf("sync returned before %s was exported", name)
-			}
-		})
+		wg.Go(func() { addAndSync(t, s, eng, fmt.Sprintf("region%d", i)) })
 	}
 	wg.Wait()
+}
+
+// addAndSync adds a region to the engine, syncs, and checks that the
+// region is exported when sync returns.
+func addAndSync(t *testing.T, s *Service, eng *fakeEngine, name string) {
+	eng.mu.Lock()
+	eng.addRegionLocked(name)
+	eng.mu.Unlock()
+	s.sync()
+	p, _ := api.RegionPath(name)
+	if _, ok := s.tree.get(p, api.RegionInterface); !ok {
+		t.Errorf("sync returned before %s was exported", name)
+	}
 }
